@@ -1,0 +1,3 @@
+from storylab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Spec normalisation and the options every corpus source shares (rows, validation, vocab_filter)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict
+
+# Defaults per source: what a bare name like "stories" means.
+SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "stories": {"n_stories": 4000, "validation": 400, "seed": 0},
+    "addition": {"n_problems": 20000, "validation": 2000, "min_operand": 0, "max_operand": 99, "seed": 0},
+    "hmm": {"kind": "random", "n_states": 8, "vocab_size": 16, "concentration": 0.5, "seed": 0,
+            "n_sequences": 2000, "validation": 200, "length": 128},
+    "hub": {"split": "train", "validation": "validation"},
+    "file": {"separator": "eot", "validation": "validation"},  # a split of that name, else 5%
+}
+COMMON_OPTIONS = {"source", "rows", "validation", "vocab_filter"}
+SOURCE_OPTIONS: dict[str, set[str]] = {
+    "stories": {"n_stories", "seed"},
+    "addition": {"n_problems", "min_operand", "max_operand", "seed"},
+    "hmm": {"kind", "n_states", "vocab_size", "concentration", "seed", "path", "n_sequences", "length", "x", "a"},
+    "hub": {"name", "config", "split", "text_column"},
+    "file": {"path", "separator", "text_column", "_mtime_size"},
+}
+SHORTHANDS = {"mess3": {"source": "hmm", "kind": "mess3", "vocab_size": 3, "n_states": 3}}
+
+
+def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
+    """A full, validated spec dict (defaults filled in) from a string or partial dict."""
+    if isinstance(spec, str):
+        spec = _parse_spec_string(spec)
+    elif isinstance(spec, dict):
+        spec = dict(spec)
+        if "source" not in spec:
+            raise ValueError(f"corpus: a dict spec needs a 'source' (one of {sorted(SOURCE_DEFAULTS)}), got keys {sorted(spec)}")
+        if spec["source"] in SHORTHANDS:
+            spec = {**SHORTHANDS[spec.pop("source")], **spec}
+    else:
+        raise ValueError(f"corpus: expected a name, a path or a dict spec, got {type(spec).__name__} {spec!r}")
+    source = spec["source"]
+    if source not in SOURCE_DEFAULTS:
+        raise ValueError(f"corpus: unknown source {source!r}; expected one of {sorted(SOURCE_DEFAULTS)}")
+    unknown = set(spec) - COMMON_OPTIONS - SOURCE_OPTIONS[source]
+    if unknown:
+        allowed = sorted(COMMON_OPTIONS | SOURCE_OPTIONS[source])
+        raise ValueError(f"corpus: unknown option(s) {sorted(unknown)} for source {source!r}; expected some of {allowed}")
+    full = {**SOURCE_DEFAULTS[source], **spec}
+    if source == "file":
+        path = Path(full.get("path", "")).expanduser()
+        if not path.exists():
+            raise ValueError(f"corpus: file {str(path)!r} does not exist")
+        full["path"] = str(path.resolve())
+        stat = path.stat()
+        full["_mtime_size"] = [int(stat.st_mtime), stat.st_size]  # a changed file is a new cache entry
+    if source == "hub" and not full.get("name"):
+        raise ValueError("corpus: a hub spec needs a dataset 'name', e.g. 'hub:roneneldan/TinyStories'")
+    for key in ("rows", "vocab_filter"):
+        if full.get(key) is not None and (not isinstance(full[key], int) or full[key] < 1):
+            raise ValueError(f"corpus: option {key!r} must be a positive integer or null, got {full[key]!r}")
+    return full
+
+
+def _parse_spec_string(text: str) -> dict[str, Any]:
+    if text in SHORTHANDS:
+        return dict(SHORTHANDS[text])
+    if text in SOURCE_DEFAULTS and text not in ("hub", "file"):
+        return {"source": text}
+    if text.startswith("hub:"):
+        return {"source": "hub", "name": text[4:]}
+    if Path(text).expanduser().exists():
+        return {"source": "file", "path": text}
+    raise ValueError(
+        f"corpus: {text!r} is not a known corpus ('stories', 'addition', 'mess3', 'hub:NAME') nor an existing file"
+    )
+
+
+def split_off_validation(texts: list[str], validation: int | float) -> tuple[list[str], list[str]]:
+    """Hold out the LAST stories as validation: a count, or a fraction of the total."""
+    n_val = round(len(texts) * validation) if isinstance(validation, float) and validation < 1 else int(validation)
+    if not 0 < n_val < len(texts):
+        raise ValueError(f"corpus: validation={validation!r} leaves no training or no validation stories out of {len(texts)}")
+    return texts[:-n_val], texts[-n_val:]
+
+
+WORD = re.compile(r"[A-Za-z']+")
+
+
+def top_words(texts: list[str], n: int) -> set[str]:
+    counts = Counter(w.lower() for text in texts for w in WORD.findall(text))
+    return {w for w, _ in counts.most_common(n)}
+
+
+def apply_common_options(dataset: DatasetDict, meta: dict[str, Any], spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+    """`vocab_filter` (top-N words of the training split) then `rows` (first N training stories)."""
+    if spec.get("vocab_filter"):
+        keep = top_words(dataset["train"]["text"], spec["vocab_filter"])
+        covered = lambda row: all(w.lower() in keep for w in WORD.findall(row["text"]))  # noqa: E731
+        before = {split: len(data) for split, data in dataset.items()}
+        dataset = DatasetDict({split: data.filter(covered) for split, data in dataset.items()})
+        meta["vocab_filter_kept"] = {split: f"{len(data)}/{before[split]}" for split, data in dataset.items()}
+        # A filtered sample is no longer the generator's distribution: its entropy is unknown.
+        meta["floor_bits_per_char"] = None
+        for split, data in dataset.items():
+            if len(data) == 0:
+                raise ValueError(f"corpus: vocab_filter={spec['vocab_filter']} keeps no {split} stories; use a larger vocabulary")
+    if spec.get("rows"):
+        train = dataset["train"]
+        dataset = DatasetDict({**dataset, "train": train.select(range(min(spec["rows"], len(train))))})
+    return dataset, meta
+
+
+def texts_to_dataset(train: list[str], validation: list[str], **columns: tuple[list, list]) -> DatasetDict:
+    """A DatasetDict from text lists plus optional extra columns given as (train, validation) pairs."""
+    def split(index: int, texts: list[str]) -> Dataset:
+        return Dataset.from_dict({"text": texts, **{name: pair[index] for name, pair in columns.items()}})
+
+    return DatasetDict({"train": split(0, train), "validation": split(1, validation)})

@@ -1,0 +1,181 @@
+"""The corpus sources: each turns a normalised spec into (DatasetDict, metadata).
+
+Generated sources (stories, addition, hmm) know the exact probability of what they
+print, so their metadata carries `floor_bits_per_char` of the validation split.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import socket
+from contextlib import contextmanager
+from urllib.parse import urlparse
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from datasets import Dataset, DatasetDict, load_from_disk
+
+from storylab.corpora.options import split_off_validation, texts_to_dataset
+
+EOT_MARKER = "<|endoftext|>"
+
+
+def floor_bits_per_char(neg_log2_probs, texts: list[str]) -> float:
+    """Σ −log2 p(story) / Σ characters: the entropy rate of the text, per character."""
+    return float(np.sum(neg_log2_probs) / sum(len(t) for t in texts))
+
+
+def stories_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+    from storylab.corpora.stories import generate_stories
+
+    # Separate seeded streams, so growing the training set never changes the validation set.
+    train, train_bits = generate_stories(spec["n_stories"], seed=2 * spec["seed"])
+    val, val_bits = generate_stories(spec["validation"], seed=2 * spec["seed"] + 1)
+    dataset = texts_to_dataset(train, val, neg_log2_prob=(list(map(float, train_bits)), list(map(float, val_bits))))
+    return dataset, {"floor_bits_per_char": floor_bits_per_char(val_bits, val),
+                     "train_floor_bits_per_char": floor_bits_per_char(train_bits, train)}
+
+
+def addition_problems(n: int, low: int, high: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    problems = []
+    for _ in range(n):
+        a, b = rng.randint(low, high), rng.randint(low, high)
+        problems.append(f"{a} + {b} = {a + b};")
+    return problems
+
+
+def addition_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+    low, high = spec["min_operand"], spec["max_operand"]
+    if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high):
+        raise ValueError(f"corpus: addition needs integers 0 <= min_operand <= max_operand, got {low!r}, {high!r}")
+    train = addition_problems(spec["n_problems"], low, high, seed=2 * spec["seed"])
+    val = addition_problems(spec["validation"], low, high, seed=2 * spec["seed"] + 1)
+    # Only the two operands are random (each uniform), and the text shows both.
+    bits_per_problem = 2 * math.log2(high - low + 1)
+    return texts_to_dataset(train, val), {"floor_bits_per_char": floor_bits_per_char([bits_per_problem] * len(val), val)}
+
+
+def hmm_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+    from storylab.corpora.hmm_source import build_hmm_corpus
+
+    built = build_hmm_corpus(spec)
+    dataset = texts_to_dataset(
+        built["train"]["text"], built["validation"]["text"],
+        states=(built["train"]["states"], built["validation"]["states"]),
+    )
+    return dataset, {"floor_bits_per_char": built["floor_bits_per_char"], "alphabet": built["alphabet"]}
+
+
+def hub_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+    import datasets
+
+    name = spec["name"]
+    try:
+        with _offline_unless_hub_reachable():
+            loaded = datasets.load_dataset(name, spec.get("config"))
+    except Exception as error:  # the hub raises many types: connection, offline mode, not found
+        raise ValueError(
+            f"corpus: could not load {name!r} from the Hugging Face hub ({type(error).__name__}: "
+            f"{str(error).splitlines()[0][:160] if str(error) else 'no message'}); the hub is unreachable or the dataset is unknown. "
+            f"Download it where there is network (datasets.load_dataset({name!r}).save_to_disk('DIR')) and use "
+            f"corpus={{'source': 'file', 'path': 'DIR'}}"
+        ) from None
+    return _dataset_from_loaded(loaded, spec), {}
+
+
+@contextmanager
+def _offline_unless_hub_reachable(timeout_s: float = 3.0):
+    """Without a route to the hub, switch datasets to offline mode: a copy in the local HF cache
+    still loads, and a missing one fails at once instead of after a minute of retries."""
+    import datasets
+    import huggingface_hub.constants as hub
+
+    host = urlparse(hub.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    saved = (datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE)
+    if not reachable:
+        datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved
+
+
+def file_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+    path = Path(spec["path"])
+    if path.is_dir():
+        loaded = load_from_disk(str(path))
+    else:
+        loaded = Dataset.from_dict({"text": _read_texts(path, spec)})
+    return _dataset_from_loaded(loaded, spec), {}
+
+
+def _read_texts(path: Path, spec: dict[str, Any]) -> list[str]:
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    column = spec.get("text_column") or "text"
+    if suffix == ".txt":
+        return split_text_file(path.read_text(encoding="utf-8"), spec["separator"])
+    if suffix in (".jsonl", ".json", ".parquet"):
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_json(path, lines=suffix == ".jsonl")
+        if column not in frame.columns:
+            raise ValueError(f"corpus: file {str(path)!r} has no {column!r} column (columns: {list(frame.columns)}); set text_column")
+        return [str(t) for t in frame[column].tolist()]
+    raise ValueError(f"corpus: file {str(path)!r}: expected .txt, .jsonl, .json, .parquet or a save_to_disk folder")
+
+
+def split_text_file(text: str, separator: str) -> list[str]:
+    """Stories from a .txt: separated by `<|endoftext|>` lines ("eot") or by blank lines ("blank")."""
+    if separator == "eot":
+        parts = text.split(EOT_MARKER)
+    elif separator == "blank":
+        parts = [p for p in text.replace("\r\n", "\n").split("\n\n")]
+    else:
+        raise ValueError(f"corpus: separator must be 'eot' or 'blank', got {separator!r}")
+    stories = [p.strip() for p in parts if p.strip()]
+    if not stories:
+        raise ValueError("corpus: the file holds no stories")
+    return stories
+
+
+def _dataset_from_loaded(loaded: Dataset | DatasetDict, spec: dict[str, Any]) -> DatasetDict:
+    """Pick a train and a validation split out of whatever a file or the hub gave us."""
+    column = spec.get("text_column") or "text"
+    validation = spec["validation"]
+    if isinstance(loaded, DatasetDict):
+        train_split = spec.get("split", "train") if spec.get("split") in loaded else "train"
+        if isinstance(validation, str) and validation in loaded:
+            pair = (loaded[train_split], loaded[validation])
+        else:
+            loaded = loaded[train_split] if train_split in loaded else next(iter(loaded.values()))
+            pair = None
+    else:
+        pair = None
+    if pair is None:
+        if column not in loaded.column_names:
+            raise ValueError(f"corpus: the data has no {column!r} column (columns: {loaded.column_names}); set text_column")
+        if isinstance(validation, str):
+            validation = 0.05
+        train, val = split_off_validation(list(loaded[column]), validation)
+        return texts_to_dataset(train, val)
+    return texts_to_dataset(*(list(map(str, part[column])) for part in pair))
+
+
+SOURCES: dict[str, Callable[[dict[str, Any]], tuple[DatasetDict, dict]]] = {
+    "stories": stories_source,
+    "addition": addition_source,
+    "hmm": hmm_source,
+    "hub": hub_source,
+    "file": file_source,
+}

@@ -1,0 +1,64 @@
+"""Unit conversions between nats/token and bits/char, and metrics.json I/O.
+
+A model's validation cost is the sum over validation stories of −ln p(each token of the
+story and the end-of-text token after it). Divided by the number of characters it
+becomes bits per character, which does not depend on the tokenizer and sits on the
+same axis as the corpus floor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+from storylab.cache import write_json_atomic
+from storylab.paths import run_dir
+
+LN2 = math.log(2)
+
+
+def bits_per_char(total_nats: float, n_chars: int) -> float:
+    return float(total_nats) / LN2 / n_chars
+
+
+def nats_per_token(total_nats: float, n_tokens: int) -> float:
+    return float(total_nats) / n_tokens
+
+
+def perplexity(total_nats: float, n_tokens: int) -> float:
+    return math.exp(nats_per_token(total_nats, n_tokens))
+
+
+def validation_summary(total_nats: float, n_tokens: int, n_chars: int, floor_bits_per_char: float | None) -> dict[str, Any]:
+    """The standard validation figures of a language model, gap to the floor included."""
+    val_bits_per_char = bits_per_char(total_nats, n_chars)
+    return {
+        "val_nats_per_token": nats_per_token(total_nats, n_tokens),
+        "val_perplexity": perplexity(total_nats, n_tokens),
+        "val_bits_per_char": val_bits_per_char,
+        "floor_bits_per_char": floor_bits_per_char,
+        "gap_to_floor_bits_per_char": None if floor_bits_per_char is None else val_bits_per_char - floor_bits_per_char,
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def read_metrics(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_metrics(metrics: dict[str, Any], folder: str | Path | None = None) -> Path:
+    """Merge `metrics` into `<run folder>/metrics.json` (atomically) and return its path."""
+    folder = Path(folder) if folder is not None else run_dir()
+    merged = {**read_metrics(folder), **metrics}
+    write_json_atomic(folder / "metrics.json", merged)
+    return folder / "metrics.json"

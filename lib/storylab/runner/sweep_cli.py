@@ -1,0 +1,1 @@
+"""Sweep and status subcommands (registered into `storylab.cli`)."""

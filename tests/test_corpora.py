@@ -1,0 +1,108 @@
+"""Corpus sources on small data the tests make themselves, the shared options and the floor."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+from datasets import Dataset, DatasetDict
+
+from storylab.corpora import corpus_spec, load_corpus, normalize_spec
+from storylab.corpora.sources import split_text_file
+
+STORIES = [f"Story {i}. Tim saw a {'red' if i % 2 else 'blue'} ball.\nIt was fun." for i in range(40)]
+
+
+def test_addition_lines_and_exact_floor():
+    corpus = load_corpus({"source": "addition", "n_problems": 50, "validation": 20, "min_operand": 0, "max_operand": 9})
+    texts = corpus.texts("validation")
+    assert len(texts) == 20 and len(corpus.texts("train")) == 50
+    for line in texts:
+        left, right = line.rstrip(";").split(" = ")
+        a, b = map(int, left.split(" + "))
+        assert 0 <= a <= 9 and 0 <= b <= 9 and int(right) == a + b and line.endswith(";")
+    # Two operands uniform over 10 values: log2(100) bits per problem.
+    expected = 20 * math.log2(100) / sum(len(t) for t in texts)
+    assert corpus.floor_bits_per_char == pytest.approx(expected, rel=1e-12)
+    assert corpus.meta["n_stories"] == {"train": 50, "validation": 20}
+
+
+def test_generated_corpus_is_deterministic_and_cached(isolated_outputs):
+    spec = {"source": "addition", "n_problems": 30, "validation": 10, "seed": 3}
+    first, second = load_corpus(spec), load_corpus(dict(spec))
+    assert first.texts("train") == second.texts("train")
+    other = load_corpus({**spec, "seed": 4})
+    assert other.texts("train") != first.texts("train")
+    assert not list((isolated_outputs / "cache" / "corpus").glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("separator, joiner", [("eot", "\n<|endoftext|>\n"), ("blank", "\n\n")])
+def test_txt_file_source(tmp_path, separator, joiner):
+    stories = [s.replace("\n", " ") for s in STORIES] if separator == "blank" else STORIES
+    path = tmp_path / "stories.txt"
+    path.write_text(joiner.join(stories))
+    corpus = load_corpus({"source": "file", "path": str(path), "separator": separator, "validation": 10})
+    assert corpus.texts("train") + corpus.texts("validation") == stories
+    assert corpus.floor_bits_per_char is None
+
+
+def test_jsonl_json_parquet_and_saved_folder(tmp_path):
+    frame = pd.DataFrame({"text": STORIES, "id": range(len(STORIES))})
+    frame.to_json(tmp_path / "s.jsonl", orient="records", lines=True)
+    frame.to_json(tmp_path / "s.json", orient="records")
+    frame.to_parquet(tmp_path / "s.parquet")
+    DatasetDict({"train": Dataset.from_dict({"text": STORIES[:30]}),
+                 "validation": Dataset.from_dict({"text": STORIES[30:]})}).save_to_disk(str(tmp_path / "saved"))
+    for name in ("s.jsonl", "s.json", "s.parquet"):
+        corpus = load_corpus({"source": "file", "path": str(tmp_path / name), "validation": 5})
+        assert corpus.texts("train") == STORIES[:35] and corpus.texts("validation") == STORIES[35:]
+    saved = load_corpus(str(tmp_path / "saved"))  # a bare path works as a spec
+    assert saved.texts("validation") == STORIES[30:]
+
+
+def test_rows_and_vocab_filter():
+    texts = ["the cat sat", "the dog sat", "a zebra quietly sat", "the cat ran", "the dog ran"] * 4
+    spec = {"source": "file", "path": None}
+    del spec["path"]
+    corpus = load_corpus({"source": "addition", "n_problems": 100, "validation": 10, "rows": 7})
+    assert len(corpus.texts("train")) == 7 and len(corpus.texts("validation")) == 10
+    # vocab_filter: only stories whose words are all among the top-N training words survive.
+    from storylab.corpora.options import apply_common_options, texts_to_dataset
+
+    dataset, meta = apply_common_options(texts_to_dataset(texts, texts[:5]), {"floor_bits_per_char": 1.0}, {"vocab_filter": 5})
+    assert all("zebra" not in t for t in dataset["train"]["text"])
+    assert len(dataset["train"]) == 16 and meta["floor_bits_per_char"] is None
+
+
+def test_txt_separators():
+    assert split_text_file("a\n<|endoftext|>\nb c\n<|endoftext|>\n", "eot") == ["a", "b c"]
+    assert split_text_file("a\nb\n\n\nc\n", "blank") == ["a\nb", "c"]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no-such-corpus", "not a known corpus"),
+        ({"source": "nope"}, "unknown source"),
+        ({"source": "stories", "n_storys": 3}, "unknown option"),
+        ({"source": "addition", "rows": 0}, "'rows' must be a positive integer"),
+        ({"source": "file", "path": "/does/not/exist.txt"}, "does not exist"),
+        (42, "expected a name, a path or a dict"),
+    ],
+)
+def test_bad_specs_are_one_line_errors(spec, message):
+    with pytest.raises(ValueError, match=message) as error:
+        normalize_spec(spec)
+    assert "\n" not in str(error.value)
+
+
+def test_hub_offline_is_a_clear_error(isolated_outputs):
+    with pytest.raises(ValueError, match="hub is unreachable") as error:
+        load_corpus("hub:roneneldan/TinyStories")
+    assert "\n" not in str(error.value) and "save_to_disk" in str(error.value)
+    assert not list((isolated_outputs / "cache").glob("corpus/.tmp-*"))
+
+
+def test_corpus_spec_applies_notebook_options():
+    assert corpus_spec("addition", rows=5, vocab_filter=None)["rows"] == 5
+    assert "vocab_filter" not in corpus_spec("addition", vocab_filter=None) or corpus_spec("addition")["vocab_filter"] is None

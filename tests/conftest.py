@@ -24,3 +24,13 @@ def fresh_outputs(tmp_path, monkeypatch):
     folder = tmp_path / "outputs"
     monkeypatch.setenv("STORYLAB_OUTPUTS", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(isolated_outputs):
+    """Run params/smoke.yaml once per test session; {notebook stem: RunResult}."""
+    from storylab.paths import PARAMS_DIR
+    from storylab.runner.pipeline import run_pipeline
+
+    results = run_pipeline(PARAMS_DIR / "smoke.yaml", progress=False)
+    return {result.folder.parent.name: result for result in results}

@@ -56,9 +56,39 @@ def read_metrics(folder: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def save_metrics(metrics: dict[str, Any], folder: str | Path | None = None) -> Path:
-    """Merge `metrics` into `<run folder>/metrics.json` (atomically) and return its path."""
+def save_metrics(metrics: dict[str, Any], folder: str | Path | None = None) -> None:
+    """Merge `metrics` into `<run folder>/metrics.json`, atomically."""
     folder = Path(folder) if folder is not None else run_dir()
     merged = {**read_metrics(folder), **metrics}
     write_json_atomic(folder / "metrics.json", merged)
-    return folder / "metrics.json"
+
+
+MODEL_FAMILIES = ("unigram", "bigram", "neural bigram", "hmm", "transformer")
+
+
+def model_record(family: str, label: str, *, tokenizer: str, vocab_size: int, corpus: dict[str, Any],
+                 params: int, train_tokens: int, train_flops: float, elapsed_s: float,
+                 val_total_nats: float, val_tokens: int, val_chars: int, floor_bits_per_char: float | None,
+                 **extra: Any) -> dict[str, Any]:
+    """One language model's row for 05_compare: what it is, what it cost, how well it does.
+
+    Runs list these under `metrics.json["models"]`; `train_flops` is an estimate of the
+    arithmetic spent training (6·params·tokens for a transformer, the EM matmuls for an
+    HMM, one pass of counting for n-grams), for a bits/char-vs-compute plot.
+    """
+    if family not in MODEL_FAMILIES:
+        raise ValueError(f"family: expected one of {MODEL_FAMILIES}, got {family!r}")
+    return {
+        "family": family, "model": label, "tokenizer": tokenizer, "vocab_size": int(vocab_size), "corpus": corpus,
+        "params": int(params), "train_tokens": int(train_tokens), "train_flops": float(train_flops),
+        "elapsed_s": float(elapsed_s), "peak_rss_mb": peak_rss_mb(),
+        **validation_summary(val_total_nats, val_tokens, val_chars, floor_bits_per_char),
+        **extra,
+    }
+
+
+def tokenizer_label(spec: str | dict[str, Any]) -> str:
+    """"bpe:512" for {"kind": "bpe", "vocab_size": 512}; "byte" for {"kind": "byte"}."""
+    if isinstance(spec, str):
+        return spec
+    return spec["kind"] + (f":{spec['vocab_size']}" if "vocab_size" in spec else "")

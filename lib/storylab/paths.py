@@ -32,3 +32,13 @@ def run_dir() -> Path:
     path = Path(os.environ.get("STORYLAB_RUN_DIR", outputs_dir() / "interactive"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def checkpoint_dir(kind: str, key: str) -> Path:
+    """`outputs/checkpoints/<kind>/<key>/`: where long fits checkpoint.
+
+    It lives outside the run folder on purpose: a run folder is built under a temporary
+    name and discarded if the run is killed, but its checkpoints must survive so that
+    running the same parameters again resumes instead of starting over.
+    """
+    return outputs_dir() / "checkpoints" / kind / key

@@ -123,9 +123,11 @@ def _execute(notebook: Path, folder: Path, params: dict, overrides: dict, name: 
         "notebook": notebook.stem, "name": name, "overrides": overrides, "host": socket.gethostname(),
         "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
     }
-    # The kernel inherits this environment: notebooks find their run folder through it.
-    previous = os.environ.get("STORYLAB_RUN_DIR")
-    os.environ["STORYLAB_RUN_DIR"] = str(folder)
+    # The kernel inherits this environment: notebooks find their run folder through it,
+    # and progress bars print a line every 20 s instead of filling the report.
+    kernel_env = {"STORYLAB_RUN_DIR": str(folder), "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", "20")}
+    previous = {name: os.environ.get(name) for name in kernel_env}
+    os.environ.update(kernel_env)
     try:
         papermill.execute_notebook(
             str(notebook), str(folder / "notebook.ipynb"), parameters=overrides, kernel_name=KERNEL_NAME,
@@ -141,10 +143,11 @@ def _execute(notebook: Path, folder: Path, params: dict, overrides: dict, name: 
         status["error"] = {"cell": None, "ename": type(error).__name__, "evalue": str(error),
                            "message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
     finally:
-        if previous is None:
-            os.environ.pop("STORYLAB_RUN_DIR", None)
-        else:
-            os.environ["STORYLAB_RUN_DIR"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     status["ended"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     status["elapsed_s"] = round(time.time() - started, 2)
     if (folder / "notebook.ipynb").exists():

@@ -1,0 +1,451 @@
+"""The engine behind the embedded story corpus: one story program, run two ways.
+
+A story is written once, as a plain Python function of a *writer* `w`. Every random
+choice is a choice of TEXT made at the point where that text is printed:
+
+    w.say("{He} found {a_toy} under the {spot}.", a_toy=A_TOYS, spot=FURNITURE)
+    w.say_one(("{hero} smiled.", "{hero} laughed."))      # one of several sentences
+    w.branch((lost_toy, new_friend))                      # one of several story paths
+    w.paragraph()                                         # the next sentence starts a paragraph
+
+A `{name}` slot takes a fixed string, an `Options` list to choose from (or `Without`: the
+list minus some entries), or a function of the slots filled so far in the sentence; names
+not passed in come from the writer's context, set with `w.bind`.
+
+`SampleWriter` runs the program with a seeded `random.Random`: each choice is drawn from
+an explicit finite distribution (uniform, or integer weights, drawn exactly by rejection
+sampling as `randrange` does) and recorded as (index, log2 probability).
+
+`ParseWriter` runs the SAME program against a finished text. At every choice it tries
+each option against the text at the cursor and requires that exactly one fits: a slot
+option must match followed by a non-word character (or the end), a sentence template
+must match to its end, a story path must run to its end. Zero fits is a mismatch
+(backtracking one level up); two fits is an error (`AmbiguousText`). A successful parse
+is therefore a proof that the text determines every choice: if another choice sequence
+printed the same text (or a text of which this one is a prefix), at its first divergence
+its option would also have fitted. Three rules make that argument hold, and are enforced
+here: all text goes through templates; a slot is always followed by a literal that starts
+with a non-word character or by the end of its sentence (sentences are joined by " " or
+"\n\n"); and options are non-empty and distinct.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from bisect import bisect_right
+from functools import lru_cache
+from typing import Any, Callable, NamedTuple, Sequence
+
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_WORD_RUN = re.compile(r"[A-Za-z0-9]+")
+_SLOT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+_LOG2 = [0.0] + [math.log2(n) for n in range(1, 4097)]
+
+
+class Mismatch(Exception):
+    """The text at the cursor cannot come from this option (normal during a parse)."""
+
+
+class AmbiguousText(ValueError):
+    """Two different choices print the same text: the story grammar has a bug."""
+
+
+_FIRST_WORDS: dict[int, re.Pattern] = {}
+
+
+def _first_words(text: str, pos: int, count: int) -> tuple[str, ...]:
+    """The first `count` runs of word characters from `pos` on (fewer if the text ends)."""
+    pattern = _FIRST_WORDS.get(count)
+    if pattern is None:
+        pattern = _FIRST_WORDS[count] = re.compile(r"[^A-Za-z0-9]*([A-Za-z0-9]+)" * count)
+    match = pattern.match(text, pos)
+    return match.groups() if match else ()
+
+
+class Weighted:
+    """A finite distribution over `values`: uniform, or proportional to integer `weights`."""
+
+    __slots__ = ("values", "n", "bits", "_cumulative", "_total", "_total_bits")
+
+    def __init__(self, values: Sequence[Any], weights: Sequence[int] | None = None):
+        self.values = tuple(values)
+        self.n = len(self.values)
+        if self.n == 0:
+            raise ValueError("options: expected at least one option, got none")
+        if weights is None:
+            self.bits = (_LOG2[self.n] if self.n < len(_LOG2) else math.log2(self.n),) * self.n
+            self._cumulative = None
+            self._total = self.n
+        else:
+            if len(weights) != self.n or any(not isinstance(x, int) or x <= 0 for x in weights):
+                raise ValueError(f"options: weights must be {self.n} positive integers, got {weights!r}")
+            self._total = sum(weights)
+            self.bits = tuple(math.log2(self._total / x) for x in weights)
+            running, self._cumulative = 0, []
+            for x in weights:
+                running += x
+                self._cumulative.append(running)
+        self._total_bits = self._total.bit_length()
+
+    def draw(self, rng: random.Random) -> int:
+        # Exactly uniform over range(total) by rejection, as random.randrange does (inlined for
+        # speed), so the recorded probability of each option is exact.
+        r = rng.getrandbits(self._total_bits)
+        while r >= self._total:
+            r = rng.getrandbits(self._total_bits)
+        return r if self._cumulative is None else bisect_right(self._cumulative, r)
+
+
+class Options(Weighted):
+    """Texts to print at a slot, each carrying a value handed back to the story code.
+
+    `Options(["a ball", "an apple"], values=["ball", "apple"])` prints "an apple" and
+    returns "apple". Texts must be distinct, non-empty and ASCII.
+    """
+
+    __slots__ = ("texts", "_key_words", "_by_key")
+
+    def __init__(self, texts: Sequence[str], values: Sequence[Any] | None = None,
+                 weights: Sequence[int] | None = None):
+        texts = tuple(texts)
+        super().__init__(texts if values is None else values, weights)
+        if len(texts) != self.n:
+            raise ValueError(f"options: got {len(texts)} texts but {self.n} values")
+        if len(set(texts)) != len(texts):
+            dupes = sorted({t for t in texts if texts.count(t) > 1})
+            raise ValueError(f"options: texts must be distinct, repeated: {dupes[:5]}")
+        for t in texts:
+            if not t or not t.isascii() or "{" in t or not _WORD_RUN.search(t):
+                raise ValueError(f"options: each text must be non-empty ASCII with a word and no braces, got {t!r}")
+        self.texts = texts
+        self._by_key = None  # built on the first parse; sampling never needs it
+
+    def index_of(self, value: Any) -> int:
+        return self.values.index(value)
+
+    def without(self, *values: Any) -> "Without":
+        """The same options minus some values (e.g. a friend's name other than the hero's)."""
+        return Without(self, {self.index_of(v) for v in values})
+
+    def match(self, text: str, pos: int, excluded: frozenset | tuple = ()) -> int:
+        """The index of the one option printed at `pos`; Mismatch if none, AmbiguousText if several."""
+        if self._by_key is None:
+            self._key_words = min(len(_WORD_RUN.findall(t)) for t in self.texts)
+            self._by_key = {}
+            for i, t in enumerate(self.texts):
+                self._by_key.setdefault(_first_words(t, 0, self._key_words), []).append(i)
+        # A fitting option's first words equal the text's first words at pos (the option's
+        # last word is complete because a non-word character or the end must follow it).
+        found = -1
+        for i in self._by_key.get(_first_words(text, pos, self._key_words), ()):
+            t = self.texts[i]
+            end = pos + len(t)
+            if i not in excluded and text.startswith(t, pos) and (end == len(text) or text[end] not in _WORD_CHARS):
+                if found >= 0:
+                    raise AmbiguousText(f"options {self.texts[found]!r} and {t!r} both fit at {text[pos:pos + 40]!r}")
+                found = i
+        if found < 0:
+            raise Mismatch
+        return found
+
+
+@lru_cache(maxsize=8192)  # bounded: some stories build lists from their own earlier choices
+def one_of(*texts: str) -> Options:
+    """Uniform options written inline: `w.say("It was {adj}.", adj=one_of("big", "small"))`."""
+    return Options(texts)
+
+
+class Without:
+    """Options minus some excluded indices; uniform over the rest (indices stay those of the full list)."""
+
+    __slots__ = ("options", "excluded", "bits", "_sorted", "_n", "_n_bits")
+
+    def __init__(self, options: Options, excluded: set[int]):
+        if options._cumulative is not None or options.n - len(excluded) < 1:
+            raise ValueError("options: `without` needs uniform options with at least one entry left")
+        self.options, self.excluded = options, frozenset(excluded)
+        self._sorted = sorted(excluded)
+        self._n = options.n - len(excluded)
+        self._n_bits = self._n.bit_length()
+        self.bits = math.log2(self._n)
+
+    def draw(self, rng: random.Random) -> int:
+        i = rng.getrandbits(self._n_bits)  # exactly uniform over the others, as in Weighted.draw
+        while i >= self._n:
+            i = rng.getrandbits(self._n_bits)
+        for skipped in self._sorted:  # the i-th index that is not excluded
+            if i >= skipped:
+                i += 1
+        return i
+
+
+def compile_template(template: str) -> tuple:
+    """Split a template into literal strings and slot names (as 1-tuples), checking the slot rule."""
+    cached = _TEMPLATES.get(template)
+    if cached is not None:
+        return cached
+    parts: list = []
+    pos = 0
+    for match in _SLOT.finditer(template):
+        if match.start() > pos:
+            parts.append(template[pos:match.start()])
+        parts.append((match.group(1),))
+        pos = match.end()
+    if pos < len(template):
+        parts.append(template[pos:])
+    for before, after in zip(parts, parts[1:]):
+        if isinstance(before, tuple) and (isinstance(after, tuple) or after[0] in _WORD_CHARS):
+            raise ValueError(f"template: a slot must be followed by a non-word character, in {template!r}")
+    if not template.isascii() or not parts:
+        raise ValueError(f"template: expected non-empty ASCII, got {template!r}")
+    _TEMPLATES[template] = compiled = tuple(parts)
+    return compiled
+
+
+_TEMPLATES: dict[str, tuple] = {}
+_GROUPS: dict[tuple, Weighted] = {}
+
+
+def _as_weighted(choices: Sequence | Weighted) -> Weighted:
+    if isinstance(choices, Weighted):
+        return choices
+    group = _GROUPS.get(choices)
+    if group is None:
+        group = _GROUPS[choices] = Weighted(choices)
+    return group
+
+
+class _Writer:
+    """What both writers share: the context of named values and paragraph bookkeeping."""
+
+    def bind(self, **values: str) -> None:
+        """Name values for later templates (`{Hero}`, `{toy}`, ...), for the rest of this story path."""
+        self.ctx.update(values)
+
+    def paragraph(self) -> None:
+        if self.sep:
+            self.sep = "\n\n"
+
+
+class SampleWriter(_Writer):
+    """Runs a story program with random choices, recording each index and its log2 probability."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.out: list[str] = []
+        self.choices: list[int] = []
+        self.bits = 0.0
+        self.ctx: dict[str, Any] = {}
+        self.sep = ""
+
+    def _pick(self, options) -> int:
+        i = options.draw(self.rng)
+        self.choices.append(i)
+        self.bits += options.bits if isinstance(options, Without) else options.bits[i]
+        return i
+
+    def say(self, template: str, **slots) -> dict[str, Any]:
+        """Print one sentence (or a few) from a template; returns the values of its slots."""
+        # The hot loop of corpus generation, so lookups are hoisted into locals.
+        out, ctx = self.out, self.ctx
+        out.append(self.sep)
+        self.sep = " "
+        values: dict[str, Any] = {}
+        printed: dict[str, str] = {}
+        for part in _TEMPLATES.get(template) or compile_template(template):
+            if part.__class__ is str:
+                out.append(part)
+                continue
+            name = part[0]
+            text = printed.get(name)  # a slot used twice in one template prints the same text twice
+            if text is None:
+                spec = slots[name] if name in slots else ctx[name]
+                kind = spec.__class__
+                if kind is not str and kind is not Options and kind is not Without:
+                    spec = spec(values)
+                    kind = spec.__class__
+                if kind is str:
+                    text = values[name] = spec
+                else:
+                    i = spec.draw(self.rng)
+                    self.choices.append(i)
+                    if kind is Without:
+                        self.bits += spec.bits
+                        spec = spec.options
+                    else:
+                        self.bits += spec.bits[i]
+                    text = spec.texts[i]
+                    values[name] = spec.values[i]
+                printed[name] = text
+            out.append(text)
+        return values
+
+    def say_one(self, templates: Sequence[str] | Weighted, **slots) -> dict[str, Any]:
+        """Print one of several templates (uniform, or a `Weighted` of templates)."""
+        group = _as_weighted(templates)
+        return self.say(group.values[self._pick(group)], **slots)
+
+    def branch(self, paths: Sequence[Callable] | Weighted, *args):
+        """Continue the story down one of several paths: `path(w, *args)`; returns its result."""
+        group = _as_weighted(paths)
+        return group.values[self._pick(group)](self, *args)
+
+    def text(self) -> str:
+        return "".join(self.out)
+
+
+class ParseWriter(_Writer):
+    """Runs a story program against a finished text, taking at each choice the one option that fits."""
+
+    def __init__(self, text: str, pos: int = 0):
+        self.text = text
+        self.pos = pos
+        self.choices: list[int] = []
+        self.bits = 0.0
+        self.ctx: dict[str, Any] = {}
+        self.sep = ""
+
+    def _fork(self) -> "ParseWriter":
+        child = ParseWriter(self.text, self.pos)
+        child.ctx = dict(self.ctx)
+        child.sep = self.sep
+        return child
+
+    def _adopt(self, child: "ParseWriter") -> None:
+        self.pos, self.ctx, self.sep = child.pos, child.ctx, child.sep
+        self.choices += child.choices
+        self.bits += child.bits
+
+    def _match(self, template: str, slots: dict, pos: int):
+        """Match one template at `pos`: (end, choices, bits, values), or raise Mismatch."""
+        text, ctx = self.text, self.ctx
+        choices: list[int] = []
+        bits = 0.0
+        values: dict[str, Any] = {}
+        printed: dict[str, str] = {}
+        for part in _TEMPLATES.get(template) or compile_template(template):
+            if part.__class__ is str:
+                if not text.startswith(part, pos):
+                    raise Mismatch
+                pos += len(part)
+                continue
+            name = part[0]
+            spec = printed.get(name)
+            if spec is None:
+                spec = slots[name] if name in slots else ctx[name]
+                kind = spec.__class__
+                if kind is not str and kind is not Options and kind is not Without:
+                    spec = spec(values)
+                    kind = spec.__class__
+                if kind is str:
+                    printed[name] = values[name] = spec
+                else:
+                    if kind is Without:
+                        i = spec.options.match(text, pos, spec.excluded)
+                        bits += spec.bits
+                        spec = spec.options
+                    else:
+                        i = spec.match(text, pos)
+                        bits += spec.bits[i]
+                    choices.append(i)
+                    printed[name] = spec.texts[i]
+                    values[name] = spec.values[i]
+                    pos += len(printed[name])
+                    continue
+            if not text.startswith(spec, pos):
+                raise Mismatch
+            pos += len(spec)
+        return pos, choices, bits, values
+
+    def _commit(self, pos: int, choices: list[int], bits: float) -> None:
+        self.pos, self.sep = pos, " "
+        self.choices += choices
+        self.bits += bits
+
+    def say(self, template: str, **slots) -> dict[str, Any]:
+        if not self.text.startswith(self.sep, self.pos):
+            raise Mismatch
+        pos, choices, bits, values = self._match(template, slots, self.pos + len(self.sep))
+        self._commit(pos, choices, bits)
+        return values
+
+    def say_one(self, templates: Sequence[str] | Weighted, **slots) -> dict[str, Any]:
+        if not self.text.startswith(self.sep, self.pos):
+            raise Mismatch
+        group = _as_weighted(templates)
+        start, text = self.pos + len(self.sep), self.text
+        fit = None
+        for i, template in enumerate(group.values):
+            first = (_TEMPLATES.get(template) or compile_template(template))[0]
+            if first.__class__ is str and not text.startswith(first, start):
+                continue  # cheap pre-check: its opening words are not at the cursor
+            try:
+                pos, choices, bits, values = self._match(template, slots, start)
+            except Mismatch:
+                continue
+            if fit is not None:
+                raise AmbiguousText(f"templates {fit[0]!r} and {template!r} both fit {text[start:start + 60]!r}")
+            fit = (template, pos, [i] + choices, group.bits[i] + bits, values)
+        if fit is None:
+            raise Mismatch
+        _, pos, choices, bits, values = fit
+        self._commit(pos, choices, bits)
+        return values
+
+    def branch(self, paths: Sequence[Callable] | Weighted, *args):
+        group = _as_weighted(paths)
+        fits = []
+        for i, path in enumerate(group.values):
+            child = self._fork()
+            child.choices.append(i)
+            child.bits += group.bits[i]
+            try:
+                result = path(child, *args)
+            except Mismatch:
+                continue
+            fits.append((child, result))
+        if not fits:
+            raise Mismatch
+        if len(fits) > 1:
+            raise AmbiguousText(f"{len(fits)} story paths fit the text at {self.text[self.pos:self.pos + 60]!r}")
+        child, result = fits[0]
+        self._adopt(child)
+        return result
+
+
+class Sampled(NamedTuple):
+    text: str
+    choices: list[int]
+    neg_log2_prob: float
+    result: Any  # whatever the program returned
+
+
+class Parsed(NamedTuple):
+    choices: list[int]
+    neg_log2_prob: float
+    result: Any
+
+
+def sample(program: Callable, rng: random.Random) -> Sampled:
+    """Run `program(w)` with random choices drawn from `rng`."""
+    w = SampleWriter(rng)
+    result = program(w)
+    return Sampled(w.text(), w.choices, w.bits, result)
+
+
+def parse(program: Callable, text: str) -> Parsed:
+    """Recover the choices with which `program` printed `text`, and its −log2 probability.
+
+    Raises ValueError if the program cannot print this text, AmbiguousText (a ValueError)
+    if it could print it with two different choice sequences.
+    """
+    w = ParseWriter(text)
+    try:
+        result = program(w)
+    except Mismatch:
+        raise ValueError(f"parse: the text is not one this story program can print: {text[:60]!r}...") from None
+    if w.pos != len(text):
+        raise ValueError(f"parse: the story ends at character {w.pos} but the text goes on: {text[w.pos:w.pos + 40]!r}")
+    return Parsed(w.choices, w.bits, result)

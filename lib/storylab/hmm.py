@@ -1,0 +1,371 @@
+"""`CategoricalHMM`: a fast, exact hidden Markov model over token ids.
+
+    hmm = CategoricalHMM(n_states=100, vocab_size=1024, seed=0)
+    history = hmm.fit(enc.train, n_iter=50, val=enc.validation, checkpoint=run_dir() / "hmm")
+    hmm.log_likelihood(enc.validation)          # nats per sequence
+
+Baum–Welch EM with the batched, scaled forward–backward of `hmm_engine` (matmul-bound,
+float32, any sequence length, memory set by a per-batch token budget), plus the
+inference a researcher asks of a fitted model: smoothed posteriors, filtered belief
+states, Viterbi paths, sampling, generation and next-token distributions.
+
+Conventions. The model has no end state: `log_likelihood` is ln p(x_1..x_T). Sequences
+from an encoded split already end in the end-of-text token, which the HMM scores as an
+ordinary token; `start` is the distribution of the state emitting a story's first token,
+which plays the role the preceding end-of-text token plays for the bigram baseline.
+Probabilities are float32 tensors on the model's device (`hmm.start`, `hmm.trans`,
+`hmm.emit`); sufficient statistics and log-likelihoods are accumulated in float64.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from storylab import hmm_engine as engine
+from storylab import hmm_io
+from storylab.devices import resolve_device
+from storylab.token_sequences import as_token_sequences
+
+INITS = ("random", "unigram")
+UNIGRAM_NOISE = 0.5  # ± multiplicative noise on unigram emissions, enough to break state symmetry
+
+
+class FitHistory(list):
+    """One dict per EM iteration (a plain list), with `.to_dataframe()` for plotting."""
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(list(self))
+
+
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_non_negative(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value >= 0:
+        raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
+    return float(value)
+
+
+class CategoricalHMM:
+    """A hidden Markov model with `n_states` hidden states emitting tokens in [0, vocab_size)."""
+
+    def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0):
+        self.n_states = _check_positive_int("n_states", n_states)
+        self.vocab_size = _check_positive_int("vocab_size", vocab_size)
+        self.seed = _check_positive_int("seed", seed, minimum=0)
+        if init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+        if isinstance(concentration, bool) or not isinstance(concentration, (int, float)) or not concentration > 0:
+            raise ValueError(f"concentration: expected a number > 0, got {concentration!r}")
+        self.init, self.concentration = init, float(concentration)
+        self.device = resolve_device(device)
+        self.history = FitHistory()
+        self._data_fingerprint: dict | None = None
+        rng = np.random.default_rng(self.seed)
+        ones = np.full(self.n_states, self.concentration)
+        self._set_params(
+            _dirichlet(rng, ones, 1)[0],
+            _dirichlet(rng, ones, self.n_states),
+            _dirichlet(rng, np.full(self.vocab_size, self.concentration), self.n_states),
+        )
+
+    # ----------------------------------------------------------------- parameters
+    @property
+    def start(self) -> torch.Tensor:
+        return self._start
+
+    @property
+    def trans(self) -> torch.Tensor:
+        return self._trans
+
+    @property
+    def emit(self) -> torch.Tensor:
+        return self._emit
+
+    def _set_params(self, start, trans, emit) -> None:
+        def table(value):
+            value = torch.as_tensor(value, dtype=torch.float64).to(self.device)
+            # renormalise in float64 so float32 rows sum to 1 as closely as they can
+            return (value / value.sum(dim=-1, keepdim=True)).float().contiguous()
+
+        self._start, self._trans, self._emit = table(start), table(trans), table(emit)
+
+    @classmethod
+    def from_params(cls, start, trans, emit, device: str = "auto") -> "CategoricalHMM":
+        """A model with the given probabilities: start (K,), trans (K,K), emit (K,V)."""
+        start, trans, emit = (torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double().cpu() for x in (start, trans, emit))
+        hmm_io.check_params(start, trans, emit)
+        hmm = cls(n_states=start.shape[0], vocab_size=emit.shape[1], device=device)
+        hmm._set_params(start, trans, emit)
+        return hmm
+
+    def __repr__(self) -> str:
+        return f"CategoricalHMM(n_states={self.n_states}, vocab_size={self.vocab_size}, device='{self.device}', iterations={len(self.history)})"
+
+    # ----------------------------------------------------------------- fitting
+    def fit(
+        self,
+        sequences,
+        n_iter: int = 50,
+        tol: float = 1e-4,
+        val=None,
+        progress: bool = True,
+        smoothing: float = 0.0,
+        batch_tokens: int | None = None,
+        checkpoint: str | Path | None = None,
+    ) -> FitHistory:
+        """Baum–Welch EM; returns the history (one dict per iteration).
+
+        Each row holds the train (and `val`) log-likelihood of the parameters the
+        iteration's E-step saw, per token too, plus `elapsed_s` and `tokens_per_s` of the
+        E+M step. Stops after `n_iter` iterations or when the relative improvement of the
+        train log-likelihood per token falls below `tol`. `smoothing` adds Dirichlet
+        pseudo-counts in the M-step (so no probability becomes 0). `batch_tokens` bounds
+        the tokens per E-step batch (memory ≈ 12 bytes × n_states per token).
+        With `checkpoint` (a folder) every iteration is saved there and a later call
+        resumes from it; `n_iter` then counts the checkpoint's iterations too.
+        """
+        n_iter = _check_positive_int("n_iter", n_iter, minimum=0)
+        tol = _check_non_negative("tol", tol)
+        smoothing = _check_non_negative("smoothing", smoothing)
+        if batch_tokens is not None:
+            batch_tokens = _check_positive_int("batch_tokens", batch_tokens)
+        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
+        val_seqs = as_token_sequences(val, self.vocab_size, "val") if val is not None else None
+        fingerprint = {"n_sequences": len(seqs), "n_tokens": int(sum(len(s) for s in seqs))}
+
+        target = len(self.history) + n_iter
+        if checkpoint is not None and (Path(checkpoint) / hmm_io.WEIGHTS_FILE).exists():
+            self._resume(Path(checkpoint), fingerprint)
+            target = n_iter
+        elif not self.history and self.init == "unigram":
+            self._init_from_unigram(seqs)
+        self._data_fingerprint = fingerprint
+
+        batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
+        batches = engine.make_batches(seqs, batch_tokens, self.device)
+        val_batches = engine.make_batches(val_seqs, batch_tokens, self.device) if val_seqs else None
+        workspace = engine.Workspace(self.device)
+        converged = bool(self.history) and self.history[-1].get("converged", False)
+        bar = tqdm(total=target, initial=min(len(self.history), target), disable=not progress, desc="EM", unit="iter")
+        while len(self.history) < target and not converged:
+            seen_params = (self._start, self._trans, self._emit)
+            row = self._em_iteration(batches, smoothing, workspace)
+            if val_batches is not None:
+                val_ll = self._total_log_likelihood(val_batches, seen_params, workspace)
+                row["val_log_likelihood"] = val_ll
+                row["val_nats_per_token"] = -val_ll / sum(len(s) for s in val_seqs)
+            converged = self._check_convergence(row, tol)
+            self.history.append(row)
+            if checkpoint is not None:
+                self.save(checkpoint)
+            bar.update(1)
+            bar.set_postfix(train_nats_per_token=f"{row['train_nats_per_token']:.4f}")
+        bar.close()
+        return self.history
+
+    def _em_iteration(self, batches: list[engine.Batch], smoothing: float, workspace: engine.Workspace) -> dict:
+        started = time.perf_counter()
+        stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device)
+        emit_t = self._emit.T.contiguous()
+        with torch.no_grad():
+            for batch in batches:
+                engine.accumulate_batch(stats, batch, self._start, self._trans, emit_t, workspace)
+            self._start, self._trans, self._emit = engine.m_step(stats, smoothing, (self._start, self._trans, self._emit))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elapsed_s = time.perf_counter() - started
+        return {
+            "iteration": len(self.history) + 1,
+            "train_log_likelihood": stats.log_likelihood,
+            "train_nats_per_token": -stats.log_likelihood / stats.n_tokens,
+            "elapsed_s": elapsed_s,
+            "tokens_per_s": stats.n_tokens / elapsed_s,
+        }
+
+    def _check_convergence(self, row: dict, tol: float) -> bool:
+        if not self.history:
+            row["relative_improvement"] = None
+            row["converged"] = False
+            return False
+        previous = -self.history[-1]["train_nats_per_token"]
+        current = -row["train_nats_per_token"]
+        improvement = (current - previous) / max(abs(previous), 1e-300)
+        row["relative_improvement"] = improvement
+        row["converged"] = bool(improvement < tol)
+        return row["converged"]
+
+    def _total_log_likelihood(self, batches: list[engine.Batch], params, workspace: engine.Workspace) -> float:
+        start, trans, emit = params
+        emit_t = emit.T.contiguous()
+        with torch.no_grad():
+            return float(sum(engine.forward(b, start, trans, emit_t, workspace)[3].sum() for b in batches))
+
+    def _init_from_unigram(self, seqs: list[np.ndarray]) -> None:
+        counts = np.bincount(np.concatenate(seqs), minlength=self.vocab_size).astype(np.float64) + 1.0
+        rng = np.random.default_rng([self.seed, 1])  # a stream apart from the random init's
+        noise = rng.uniform(1 - UNIGRAM_NOISE, 1 + UNIGRAM_NOISE, size=(self.n_states, self.vocab_size))
+        self._set_params(self._start, self._trans, counts[None, :] * noise)
+
+    def _resume(self, folder: Path, fingerprint: dict) -> None:
+        tensors, meta = hmm_io.load_params(folder)
+        if (meta["n_states"], meta["vocab_size"]) != (self.n_states, self.vocab_size):
+            raise ValueError(f"checkpoint: {folder} holds {meta['n_states']} states x {meta['vocab_size']} tokens, this model is {self.n_states} x {self.vocab_size}")
+        if meta.get("data_fingerprint") not in (None, fingerprint):
+            raise ValueError(f"checkpoint: {folder} was written for other training data ({meta['data_fingerprint']}, now {fingerprint})")
+        self._set_params(tensors["start"], tensors["trans"], tensors["emit"])
+        self.history = FitHistory(meta.get("history", []))
+
+    # ----------------------------------------------------------------- inference
+    def log_likelihood(self, sequences, batch_tokens: int | None = None) -> np.ndarray:
+        """Natural-log p(x) per sequence (no end state), in the order given."""
+        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
+        batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
+        result = np.empty(len(seqs), dtype=np.float64)
+        emit_t, workspace = self._emit.T.contiguous(), engine.Workspace(self.device)
+        with torch.no_grad():
+            for batch in engine.make_batches(seqs, batch_tokens, self.device):
+                result[batch.index] = engine.forward(batch, self._start, self._trans, emit_t, workspace)[3].cpu().numpy()
+        return result
+
+    def _single_batch(self, seq, name: str = "seq") -> engine.Batch:
+        """One sequence as a batch: its packed order is its time order."""
+        (array,) = as_token_sequences([seq], self.vocab_size, name)
+        return engine.make_batches([array], len(array), self.device)[0]
+
+    def posteriors(self, seq) -> np.ndarray:
+        """(T, K) smoothed marginals p(state_t | x_1..x_T)."""
+        with torch.no_grad():
+            gamma = engine.smoothed_marginals(self._single_batch(seq), self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device))
+        return gamma.cpu().numpy().astype(np.float64)
+
+    def beliefs(self, seq) -> np.ndarray:
+        """(T, K) filtered belief states p(state_t | x_1..x_t)."""
+        with torch.no_grad():
+            alpha = engine.forward(self._single_batch(seq), self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device))[0]
+        return alpha.cpu().numpy().astype(np.float64)
+
+    def viterbi(self, seq) -> np.ndarray:
+        """The most likely state path (T,) as int64 (log-space max-product)."""
+        (tokens,) = as_token_sequences([seq], self.vocab_size, "seq")
+        with torch.no_grad():
+            log_trans = self._trans.double().log()
+            log_emit = self._emit.double().log().T[torch.as_tensor(tokens, device=self.device)]  # (T, K)
+            score = self._start.double().log() + log_emit[0]
+            backpointers = torch.empty(len(tokens), self.n_states, dtype=torch.long, device=self.device)
+            for t in range(1, len(tokens)):
+                score, backpointers[t] = (score[:, None] + log_trans).max(dim=0)
+                score = score + log_emit[t]
+            path = np.empty(len(tokens), dtype=np.int64)
+            path[-1] = int(score.argmax())
+            pointers = backpointers.cpu().numpy()
+            for t in range(len(tokens) - 1, 0, -1):
+                path[t - 1] = pointers[t, path[t]]
+        return path
+
+    def sample(self, n: int, length: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """`(tokens, states)`, each (n, length) int64; deterministic for `seed` on any device."""
+        n, length = _check_positive_int("n", n), _check_positive_int("length", length)
+        generator = torch.Generator().manual_seed(_check_positive_int("seed", seed, minimum=0))
+        start, trans, emit = (p.double().cpu() for p in (self._start, self._trans, self._emit))
+        states = torch.empty(n, length, dtype=torch.long)
+        tokens = torch.empty(n, length, dtype=torch.long)
+        states[:, 0] = torch.multinomial(start.expand(n, -1), 1, replacement=True, generator=generator)[:, 0]
+        for t in range(1, length):
+            states[:, t] = torch.multinomial(trans[states[:, t - 1]], 1, generator=generator)[:, 0]
+        for t in range(length):
+            tokens[:, t] = torch.multinomial(emit[states[:, t]], 1, generator=generator)[:, 0]
+        return tokens.numpy(), states.numpy()
+
+    def _predictive_state(self, prompt_ids) -> torch.Tensor:
+        """p(state of the next token | prompt), float64 on CPU; `start` for an empty prompt."""
+        prompt = np.asarray(prompt_ids if not isinstance(prompt_ids, torch.Tensor) else prompt_ids.cpu().numpy())
+        if prompt.size == 0:
+            return self._start.double().cpu()
+        belief = torch.as_tensor(self.beliefs(prompt)[-1])
+        return belief @ self._trans.double().cpu()
+
+    def next_token_distribution(self, prompt_ids, candidates=None) -> np.ndarray:
+        """p(next token | prompt) over all V tokens, or the (not renormalised) probabilities of `candidates`."""
+        probs = (self._predictive_state(prompt_ids) @ self._emit.double().cpu()).numpy()
+        if candidates is None:
+            return probs
+        candidates = np.asarray(candidates, dtype=np.int64)
+        if candidates.ndim != 1 or (candidates < 0).any() or (candidates >= self.vocab_size).any():
+            raise ValueError(f"candidates: expected a 1-D list of token ids in [0, {self.vocab_size}), got {candidates.tolist()}")
+        return probs[candidates]
+
+    def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0, eos_id: int | None = None) -> np.ndarray:
+        """Prompt followed by up to `max_new_tokens` sampled tokens (stopping after `eos_id` if given)."""
+        from storylab.sampling import pick_next_token
+
+        max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens, minimum=0)
+        prompt = [int(t) for t in np.asarray(prompt_ids).reshape(-1)]
+        if prompt:
+            as_token_sequences([np.asarray(prompt)], self.vocab_size, "prompt_ids")
+        generator = torch.Generator().manual_seed(_check_positive_int("seed", seed, minimum=0))
+        trans, emit = self._trans.double().cpu(), self._emit.double().cpu()
+        state = self._predictive_state(prompt)
+        out = list(prompt)
+        for _ in range(max_new_tokens):
+            token = pick_next_token(state @ emit, temperature=temperature, top_k=top_k, greedy=greedy, generator=generator)
+            out.append(token)
+            if eos_id is not None and token == eos_id:
+                break
+            belief = state * emit[:, token]
+            state = (belief / belief.sum()) @ trans
+        return np.asarray(out, dtype=np.int64)
+
+    # ----------------------------------------------------------------- files and peers
+    def save(self, path: str | Path) -> Path:
+        """Write `path/hmm.safetensors` + `path/hmm.json` (settings, history, iteration)."""
+        meta = {
+            "n_states": self.n_states,
+            "vocab_size": self.vocab_size,
+            "seed": self.seed,
+            "init": self.init,
+            "concentration": self.concentration,
+            "iteration": len(self.history),
+            "data_fingerprint": self._data_fingerprint,
+            "history": list(self.history),
+        }
+        return hmm_io.save_params(Path(path), self._start, self._trans, self._emit, meta)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> "CategoricalHMM":
+        """A model saved with `save`; a missing, corrupted or wrong-shaped file is a ValueError."""
+        tensors, meta = hmm_io.load_params(Path(path))
+        hmm = cls(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0), device=device, init=meta.get("init", "random"), concentration=meta.get("concentration", 1.0))
+        # exact round trip: the saved float32 tables are used as they are, not renormalised
+        hmm._start, hmm._trans, hmm._emit = (tensors[k].to(hmm.device).contiguous() for k in ("start", "trans", "emit"))
+        hmm.history = FitHistory(meta.get("history", []))
+        hmm._data_fingerprint = meta.get("data_fingerprint")
+        return hmm
+
+    def to_pomegranate(self):
+        """A pomegranate `DenseHMM` with the full vocabulary width (see `hmm_io.to_pomegranate`)."""
+        return hmm_io.to_pomegranate(self._start, self._trans, self._emit)
+
+    @classmethod
+    def from_pomegranate(cls, model, vocab_size: int, device: str = "auto") -> "CategoricalHMM":
+        """From a pomegranate `DenseHMM`; `vocab_size` is given explicitly, never inferred."""
+        start, trans, emit = hmm_io.from_pomegranate(model, vocab_size)
+        return cls.from_params(start, trans, emit, device=device)
+
+
+def _dirichlet(rng: np.random.Generator, concentration: np.ndarray, n_rows: int) -> np.ndarray:
+    rows = rng.dirichlet(concentration, size=n_rows)
+    # a tiny concentration can give exact zeros, which EM could never move away from
+    rows = np.maximum(rows, 1e-12)
+    return rows / rows.sum(axis=1, keepdims=True)

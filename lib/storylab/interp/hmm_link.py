@@ -1,0 +1,73 @@
+"""Targets from hidden Markov models for probing the residual stream.
+
+- Belief states (Shai et al. 2024): for a transformer trained on an `hmm` corpus, the
+  filtered state distribution p(s_t | x_1..x_t) of the TRUE generating HMM at every story
+  position, computed by `CategoricalHMM.beliefs` after mapping tokenizer ids to HMM ids.
+- Viterbi states: for a transformer and an HMM fitted (notebook 02) on the same tokenized
+  text, the HMM's most likely state at every position.
+
+Both return targets aligned with a `ResidualSample` built from `story_sequences`: position 0
+(the leading end-of-text token) and the trailing end-of-text token get no target, so the
+functions also return the boolean mask of positions that have one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from storylab.interp.activations import ResidualSample
+from storylab.interp.tokens import alphabet_id_map
+
+
+def true_hmm(corpus):
+    """The HMM that generated an `hmm` corpus (rebuilt from its spec), or None for other sources."""
+    if corpus.meta.get("source") != "hmm":
+        return None
+    from storylab.corpora.hmm_source import DEFAULTS, source_model
+
+    # the same option merge build_hmm_corpus does, without sampling the corpus again
+    return source_model({**DEFAULTS, **{k: v for k, v in corpus.spec.items() if v is not None}})
+
+
+def belief_targets(hmm, sample: ResidualSample, tokenizer, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
+    """`(beliefs (M, K), mask (N,))`: the true HMM's filtered beliefs at the M positions of `sample`
+    that hold an HMM token (story characters), in sample order."""
+    id_map = alphabet_id_map(tokenizer, alphabet)
+    hmm_ids = id_map[sample.token_ids]
+    mask = hmm_ids >= 0
+    beliefs = np.empty((int(mask.sum()), hmm.n_states))
+    filled = 0
+    for seq in np.unique(sample.sequence_index):
+        rows = (sample.sequence_index == seq) & mask
+        ids = hmm_ids[rows]
+        if len(ids):
+            # the story's HMM tokens start right after the leading end-of-text token
+            beliefs[filled : filled + len(ids)] = hmm.beliefs(ids)
+            filled += len(ids)
+    return beliefs, mask
+
+
+def viterbi_targets(hmm, sample: ResidualSample) -> tuple[np.ndarray, np.ndarray]:
+    """`(states (M,), mask (N,))`: the HMM's Viterbi state at every position after the leading
+    end-of-text token (story tokens and the closing end-of-text token, as the HMM was fitted)."""
+    if hmm.vocab_size <= int(sample.token_ids.max()):
+        raise ValueError(f"hmm_run: the HMM's vocab_size={hmm.vocab_size} does not cover the model's token ids "
+                         f"(max {int(sample.token_ids.max())}); it was fitted with another tokenizer")
+    mask = sample.positions > 0
+    states = []
+    for seq in np.unique(sample.sequence_index):
+        rows = (sample.sequence_index == seq) & mask
+        if rows.any():
+            states.append(hmm.viterbi(sample.token_ids[rows]))
+    return np.concatenate(states), mask
+
+
+def find_saved_hmm(run_folder: str | Path) -> Path:
+    """The folder holding `hmm.safetensors` inside a 02_hmm run (the shallowest one, if several)."""
+    run_folder = Path(run_folder)
+    found = sorted(run_folder.rglob("hmm.safetensors"), key=lambda p: (len(p.parts), str(p)))
+    if not found:
+        raise ValueError(f"hmm_run: no saved HMM (hmm.safetensors) under {str(run_folder)!r}")
+    return found[0].parent

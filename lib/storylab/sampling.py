@@ -1,0 +1,28 @@
+"""Pick the next token from a probability vector: temperature, top-k, greedy.
+
+Shared by the HMM and the n-gram baselines so every model's `generate` means the same
+thing by `temperature`, `top_k` and `greedy`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def pick_next_token(probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, generator: torch.Generator | None = None) -> int:
+    """One token id drawn from `probs` (V,), reshaped by `temperature` and `top_k`."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"temperature: expected a number > 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
+    probs = probs.detach().double().cpu().clamp_min(0)
+    if greedy:
+        return int(probs.argmax())
+    # p ** (1/T) is softmax(log p / T) without the -inf arithmetic for zero-probability tokens
+    weights = probs ** (1.0 / temperature)
+    if top_k is not None and top_k < weights.shape[0]:
+        threshold = torch.topk(weights, top_k).values[-1]
+        weights = torch.where(weights >= threshold, weights, torch.zeros_like(weights))
+    if not weights.sum() > 0:
+        return int(probs.argmax())
+    return int(torch.multinomial(weights / weights.sum(), 1, generator=generator))

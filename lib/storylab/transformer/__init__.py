@@ -1,0 +1,49 @@
+"""Small decoder-only transformers: configure, train, sample, and open in TransformerLens.
+
+- `config`: `ModelConfig` (shape) and `TrainConfig` (recipe), checked on creation
+- `model`: `StoryTransformer`, the plain PyTorch module that is trained (fused attention, no hooks)
+- `data`: random training windows and `evaluate` (every validation token scored once)
+- `schedule`: warm-up + cosine learning rate
+- `checkpoint`: atomic safetensors checkpoints with optimizer and RNG state
+- `training`: `train(...) -> TrainResult`, resumable
+- `runs`: `load_model` / `load_run` from a run folder
+- `bridge`: `to_bridge`, a TransformerLens 4 `TransformerBridge` over the same weights
+- `generation`: `generate`, `next_token_table`, `next_token_distribution`, `addition_accuracy`
+"""
+
+from storylab.transformer.bridge import to_bridge
+from storylab.transformer.config import ModelConfig, TrainConfig
+from storylab.transformer.data import evaluate
+from storylab.transformer.generation import (
+    TokenTable,
+    addition_accuracy,
+    addition_predictions,
+    generate,
+    next_token_distribution,
+    next_token_probs,
+    next_token_table,
+)
+from storylab.transformer.model import StoryTransformer
+from storylab.transformer.runs import load_model, load_run
+from storylab.transformer.schedule import learning_rate
+from storylab.transformer.training import TrainResult, train
+
+__all__ = [
+    "ModelConfig",
+    "TrainConfig",
+    "StoryTransformer",
+    "TrainResult",
+    "train",
+    "evaluate",
+    "learning_rate",
+    "load_model",
+    "load_run",
+    "to_bridge",
+    "generate",
+    "next_token_probs",
+    "next_token_table",
+    "next_token_distribution",
+    "TokenTable",
+    "addition_accuracy",
+    "addition_predictions",
+]

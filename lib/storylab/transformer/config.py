@@ -1,0 +1,151 @@
+"""The two small configs of a transformer run: the model's shape and the training recipe.
+
+Both are plain dataclasses that round-trip through a dict (and so through the run
+folder's `config.yaml`), and both check their own values, so a bad parameter fails with
+a one-line ValueError naming it before any compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+ACT_FNS = ("gelu", "gelu_new", "relu", "silu")  # the activations the TL-native model also has
+NORMALIZATIONS = ("LN", "RMS", None)
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+
+
+def _check_non_negative(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
+
+
+def _from_dict(cls, data: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a decoder-only transformer (pre-norm, learned positions, untied unembedding).
+
+    `d_head` defaults to d_model // n_heads and `d_mlp` to 4 * d_model; `d_vocab` is the
+    tokenizer's `len(tokenizer)` and is filled in by `train` when left as None.
+    `normalization` is "LN" (LayerNorm), "RMS" (RMSNorm) or None (no normalization).
+    """
+
+    n_layers: int = 2
+    d_model: int = 128
+    n_heads: int = 4
+    d_head: int | None = None
+    d_mlp: int | None = None
+    n_ctx: int = 256
+    act_fn: str = "gelu_new"
+    normalization: str | None = "LN"
+    d_vocab: int | None = None
+    eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "n_ctx"):
+            _check_positive_int(name, getattr(self, name))
+        if self.d_head is None:
+            if self.d_model % self.n_heads:
+                raise ValueError(
+                    f"d_head: d_model={self.d_model} is not divisible by n_heads={self.n_heads}; give d_head explicitly"
+                )
+            object.__setattr__(self, "d_head", self.d_model // self.n_heads)
+        if self.d_mlp is None:
+            object.__setattr__(self, "d_mlp", 4 * self.d_model)
+        for name in ("d_head", "d_mlp"):
+            _check_positive_int(name, getattr(self, name))
+        if self.d_vocab is not None:
+            _check_positive_int("d_vocab", self.d_vocab)
+        if self.act_fn not in ACT_FNS:
+            raise ValueError(f"act_fn: expected one of {ACT_FNS}, got {self.act_fn!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization: expected one of {NORMALIZATIONS}, got {self.normalization!r}")
+        if not (isinstance(self.eps, (int, float)) and self.eps > 0):
+            raise ValueError(f"eps: expected a positive number, got {self.eps!r}")
+
+    def with_vocab(self, d_vocab: int) -> "ModelConfig":
+        """This config with `d_vocab` set; an already-set, different value is an error."""
+        if self.d_vocab is not None and self.d_vocab != d_vocab:
+            raise ValueError(f"vocab_size: the model config says d_vocab={self.d_vocab} but vocab_size={d_vocab}")
+        return replace(self, d_vocab=d_vocab)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe: AdamW, linear warm-up then cosine decay to `min_lr`, clipping.
+
+    The run stops at `max_steps` or after `max_minutes` of training, whichever comes
+    first (at least one must be set). Weight decay applies to the matrices that multiply
+    activations (attention, MLP, unembedding) and not to embeddings, norms or biases,
+    which shrinking would only distort. `max_grad_norm=0` turns clipping off.
+    `bf16_autocast` runs the forward pass in bfloat16 on CUDA and is ignored on the CPU.
+    """
+
+    batch_size: int = 32
+    base_lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 100
+    decay_steps: int = 2000
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    max_grad_norm: float = 1.0
+    max_steps: int | None = 2000
+    max_minutes: float | None = None
+    eval_every: int = 200
+    eval_tokens: int | None = 65536
+    save_every: int = 500
+    seed: int = 0
+    bf16_autocast: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive_int("batch_size", self.batch_size)
+        for name in ("base_lr", "min_lr", "weight_decay", "beta1", "beta2", "max_grad_norm"):
+            _check_non_negative(name, getattr(self, name))
+        if self.min_lr > self.base_lr:
+            raise ValueError(f"min_lr: expected <= base_lr={self.base_lr}, got {self.min_lr}")
+        for name in ("warmup_steps", "decay_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta1/beta2: expected values in [0, 1), got {self.beta1}, {self.beta2}")
+        if self.max_steps is None and self.max_minutes is None:
+            raise ValueError("max_steps: set max_steps, max_minutes or both (both are None)")
+        if self.max_steps is not None:
+            _check_positive_int("max_steps", self.max_steps)
+        if self.max_minutes is not None and not (
+            isinstance(self.max_minutes, (int, float)) and self.max_minutes > 0
+        ):
+            raise ValueError(f"max_minutes: expected a positive number or None, got {self.max_minutes!r}")
+        for name in ("eval_every", "save_every"):
+            _check_positive_int(name, getattr(self, name))
+        if self.eval_tokens is not None:
+            _check_positive_int("eval_tokens", self.eval_tokens)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: expected an integer >= 0, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return _from_dict(cls, data)

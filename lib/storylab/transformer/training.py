@@ -1,0 +1,328 @@
+"""Train a `StoryTransformer` on a flat token stream, with logs, evaluation and checkpoints.
+
+```python
+result = train(ModelConfig(n_layers=4, d_model=128), TrainConfig(max_steps=2000),
+               enc.train.stream(), enc.validation.stream(), out_dir=run_dir() / "model",
+               tokenizer=enc.tokenizer)
+result.log.plot(x="step", y="train_loss"); result.val_bits_per_char(enc.validation.n_chars)
+```
+
+The run folder (`out_dir`) receives `config.yaml`, `tokenizer/`, `train_log.jsonl`
+(one line per step), `eval_log.jsonl` (one line per evaluation), `checkpoints/` and,
+at the end, `result.json`. Calling `train` again on the same folder resumes from the
+last checkpoint and ends with the same weights as an unbroken run (same device).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from storylab.cache import atomic_dir, write_json_atomic, write_text_atomic
+from storylab.devices import resolve_device
+from storylab.metrics import LN2, peak_rss_mb
+from storylab.transformer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from storylab.transformer.config import ModelConfig, TrainConfig
+from storylab.transformer.data import check_stream, evaluate, train_batch
+from storylab.transformer.model import StoryTransformer
+from storylab.transformer.schedule import learning_rate
+
+TRAIN_LOG = "train_log.jsonl"
+EVAL_LOG = "eval_log.jsonl"
+# fields that change when or how often a run stops, logs or saves, not what it computes:
+# a resumed run may change them (e.g. to train a finished run for longer)
+_RESUMABLE_CHANGES = {"max_steps", "max_minutes", "eval_every", "eval_tokens", "save_every"}
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the model, its logs as DataFrames and summary figures."""
+
+    model: StoryTransformer
+    model_config: ModelConfig
+    train_config: TrainConfig
+    out_dir: Path
+    log: pd.DataFrame  # one row per step: step, train_loss, lr, grad_norm, tokens_seen, elapsed_s, tokens_per_s,
+    # peak_rss_mb (and peak_gpu_mb on CUDA)
+    eval_log: pd.DataFrame  # one row per evaluation: step, tokens_seen, elapsed_s, val_loss
+    val_total_nats: float  # over the whole validation stream, each token once
+    val_n_tokens: int
+    n_params: int
+    train_tokens: int
+    train_tokens_per_s: float  # optimizer steps only (no evaluation or saving), this session
+    elapsed_s: float  # wall clock over all sessions of the run
+    peak_rss_mb: float  # of this process, host memory
+    peak_gpu_mb: float | None = None  # CUDA memory allocated at the peak, on CUDA only
+
+    @property
+    def val_loss(self) -> float:
+        """Validation nats per token (the end-of-text tokens included)."""
+        return self.val_total_nats / self.val_n_tokens
+
+    def val_bits_per_char(self, n_chars: int) -> float:
+        """Validation bits per character, given the validation split's character count."""
+        return self.val_total_nats / LN2 / n_chars
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "val_nats_per_token": self.val_loss,
+            "val_total_nats": self.val_total_nats,
+            "val_n_tokens": self.val_n_tokens,
+            "n_params": self.n_params,
+            "train_tokens": self.train_tokens,
+            "train_tokens_per_s": self.train_tokens_per_s,
+            "elapsed_s": self.elapsed_s,
+            "peak_rss_mb": self.peak_rss_mb,
+            "peak_gpu_mb": self.peak_gpu_mb,
+        }
+
+
+def make_optimizer(model: StoryTransformer, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on the activation-multiplying matrices only (see TrainConfig)."""
+    decayed, plain = [], []
+    for name, param in model.named_parameters():
+        is_matrix = param.ndim == 2 and not name.startswith(("tok_embed", "pos"))
+        (decayed if is_matrix else plain).append(param)
+    groups = [
+        {"params": decayed, "weight_decay": config.weight_decay},
+        {"params": plain, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.base_lr, betas=(config.beta1, config.beta2))
+
+
+def write_run_config(out_dir: Path, model_config: ModelConfig, train_config: TrainConfig) -> None:
+    text = yaml.safe_dump({"model": model_config.to_dict(), "train": train_config.to_dict()}, sort_keys=False)
+    write_text_atomic(out_dir / "config.yaml", text)
+
+
+def read_run_config(out_dir: str | Path) -> tuple[ModelConfig, TrainConfig]:
+    path = Path(out_dir) / "config.yaml"
+    if not path.exists():
+        raise ValueError(f"path: {str(out_dir)!r} is not a transformer run folder (no config.yaml)")
+    data = yaml.safe_load(path.read_text())
+    return ModelConfig.from_dict(data["model"]), TrainConfig.from_dict(data["train"])
+
+
+def _check_resumable(out_dir: Path, model_config: ModelConfig, train_config: TrainConfig) -> None:
+    saved_model, saved_train = read_run_config(out_dir)
+    if saved_model != model_config:
+        raise ValueError(f"model_config: {out_dir} holds a run of a different model {saved_model}; use another out_dir")
+    changed = {k for k, v in asdict(train_config).items() if asdict(saved_train)[k] != v} - _RESUMABLE_CHANGES
+    if changed:
+        raise ValueError(
+            f"train_config: {out_dir} holds a run with different {sorted(changed)}; resuming may only change "
+            f"{sorted(_RESUMABLE_CHANGES)}; use another out_dir"
+        )
+
+
+def _read_jsonl(path: Path, up_to_step: int | None = None) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows if up_to_step is None else [row for row in rows if row["step"] <= up_to_step]
+
+
+def _truncate_log(path: Path, up_to_step: int) -> None:
+    """Drop log lines written after the checkpoint a resumed run restarts from."""
+    rows = _read_jsonl(path, up_to_step)
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _save_tokenizer(out_dir: Path, tokenizer) -> None:
+    if tokenizer is not None:
+        atomic_dir(out_dir / "tokenizer", tokenizer.save_pretrained)
+
+
+def _peak_memory(device: torch.device) -> dict[str, float]:
+    memory = {"peak_rss_mb": peak_rss_mb()}
+    if device.type == "cuda":
+        memory["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return memory
+
+
+def _check_inputs(model_config, train_config, train_stream, val_stream, vocab_size, tokenizer, eot_id):
+    """The model config with its vocabulary, the eot id and the streams as arrays, all checked."""
+    if not isinstance(model_config, ModelConfig):
+        raise ValueError(f"model_config: expected a ModelConfig, got {type(model_config).__name__}")
+    if not isinstance(train_config, TrainConfig):
+        raise ValueError(f"train_config: expected a TrainConfig, got {type(train_config).__name__}")
+    if vocab_size is None:
+        vocab_size = len(tokenizer) if tokenizer is not None else model_config.d_vocab
+    if vocab_size is None:
+        raise ValueError("vocab_size: expected the vocabulary size (or a tokenizer), got None")
+    if tokenizer is not None and len(tokenizer) != vocab_size:
+        raise ValueError(f"vocab_size: {vocab_size} differs from len(tokenizer)={len(tokenizer)}")
+    if eot_id is None and tokenizer is not None:
+        eot_id = tokenizer.eos_token_id
+    if eot_id is not None and not 0 <= eot_id < vocab_size:
+        raise ValueError(f"eot_id: expected a token id in [0, {vocab_size}), got {eot_id}")
+    model_config = model_config.with_vocab(vocab_size)
+    train_stream = check_stream("train_stream", train_stream, vocab_size, model_config.n_ctx + 1)
+    val_stream = check_stream("val_stream", val_stream, vocab_size, 1)
+    return model_config, eot_id, train_stream, val_stream
+
+
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    train_stream,
+    val_stream,
+    out_dir: str | Path,
+    vocab_size: int | None = None,
+    tokenizer=None,
+    eot_id: int | None = None,
+    device: str | torch.device = "auto",
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume training) a transformer; see the module docstring for the run folder.
+
+    `vocab_size` defaults to `len(tokenizer)`; `eot_id` (the end-of-text id put before
+    the validation stream so its first token is scored too) to `tokenizer.eos_token_id`.
+    With `resume=False` an `out_dir` that already holds checkpoints is an error rather
+    than being overwritten.
+    """
+    model_config, eot_id, train_stream, val_stream = _check_inputs(
+        model_config, train_config, train_stream, val_stream, vocab_size, tokenizer, eot_id
+    )
+    n_ctx = model_config.n_ctx
+    device = resolve_device(device)
+    out_dir = Path(out_dir)
+    checkpoint = latest_checkpoint(out_dir)
+    if checkpoint is not None:
+        if not resume:
+            raise ValueError(f"out_dir: {out_dir} already holds a run; pass resume=True or choose an empty folder")
+        _check_resumable(out_dir, model_config, train_config)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_run_config(out_dir, model_config, train_config)
+    _save_tokenizer(out_dir, tokenizer)
+    model = StoryTransformer(model_config, seed=train_config.seed).to(device)
+    optimizer = make_optimizer(model, train_config)
+    state = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0}
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, model, optimizer)
+    for log_name in (TRAIN_LOG, EVAL_LOG):
+        _truncate_log(out_dir / log_name, state["step"])
+
+    loop = _TrainingLoop(model, optimizer, train_config, train_stream, val_stream, eot_id, device, out_dir, state)
+    loop.run(progress)
+    total_nats, n_tokens = evaluate(model, val_stream, n_ctx, eot_id=eot_id)
+    result = TrainResult(
+        model=model.eval(),
+        model_config=model_config,
+        train_config=train_config,
+        out_dir=out_dir,
+        log=pd.DataFrame(_read_jsonl(out_dir / TRAIN_LOG)),
+        eval_log=pd.DataFrame(_read_jsonl(out_dir / EVAL_LOG)),
+        val_total_nats=total_nats,
+        val_n_tokens=n_tokens,
+        n_params=model.n_params,
+        train_tokens=loop.state["tokens_seen"],
+        train_tokens_per_s=loop.session_tokens / loop.session_train_s if loop.session_train_s else float("nan"),
+        elapsed_s=loop.state["elapsed_s"],
+        **_peak_memory(device),
+    )
+    write_json_atomic(out_dir / "result.json", {"step": loop.state["step"], **result.summary()})
+    return result
+
+
+class _TrainingLoop:
+    """The step loop of `train`, holding the progress that checkpoints save."""
+
+    def __init__(self, model, optimizer, config: TrainConfig, train_stream, val_stream, eot_id, device, out_dir, state):
+        self.model, self.optimizer, self.config = model, optimizer, config
+        self.train_stream, self.val_stream, self.eot_id = train_stream, val_stream, eot_id
+        self.device, self.out_dir, self.state = device, out_dir, state
+        self.n_ctx = model.config.n_ctx
+        self.session_tokens, self.session_train_s = 0, 0.0
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if config.bf16_autocast and device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+
+    def _finished(self, elapsed_s: float) -> bool:
+        config = self.config
+        if config.max_steps is not None and self.state["step"] >= config.max_steps:
+            return True
+        return config.max_minutes is not None and elapsed_s >= 60 * config.max_minutes
+
+    def step(self) -> dict[str, float]:
+        config, step = self.config, self.state["step"]
+        lr = learning_rate(step, config.base_lr, config.min_lr, config.warmup_steps, config.decay_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = train_batch(self.train_stream, self.n_ctx, config.batch_size, config.seed, step).to(self.device)
+        with self.autocast:
+            logits = self.model(batch[:, :-1])
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.max_grad_norm > 0:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm))
+        else:
+            grad_norm = math.nan
+        self.optimizer.step()
+        return {"train_loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
+
+    def evaluate(self) -> float:
+        total_nats, n_tokens = evaluate(
+            self.model, self.val_stream, self.n_ctx, eot_id=self.eot_id, max_tokens=self.config.eval_tokens
+        )
+        return total_nats / n_tokens
+
+    def run(self, progress: bool) -> None:
+        config, state = self.config, self.state
+        tokens_per_step = config.batch_size * self.n_ctx
+        session_start, elapsed_before = time.perf_counter(), state["elapsed_s"]
+        bar = tqdm(total=config.max_steps, initial=state["step"], disable=not progress, desc="train", unit="step")
+        train_log = open(self.out_dir / TRAIN_LOG, "a")
+        eval_log = open(self.out_dir / EVAL_LOG, "a")
+        try:
+            while not self._finished(elapsed_before + time.perf_counter() - session_start):
+                step_start = time.perf_counter()
+                row = self.step()
+                step_s = time.perf_counter() - step_start
+                state["step"] += 1
+                state["tokens_seen"] += tokens_per_step
+                state["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
+                self.session_tokens += tokens_per_step
+                self.session_train_s += step_s
+                row = {
+                    "step": state["step"],
+                    **row,
+                    "tokens_seen": state["tokens_seen"],
+                    "elapsed_s": state["elapsed_s"],
+                    "tokens_per_s": tokens_per_step / step_s,
+                    **_peak_memory(self.device),
+                }
+                train_log.write(json.dumps(row) + "\n")
+                train_log.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
+                last = self._finished(state["elapsed_s"])
+                if state["step"] % config.eval_every == 0 or last:
+                    val_loss = self.evaluate()
+                    eval_row = {k: state[k] for k in ("step", "tokens_seen", "elapsed_s")}
+                    eval_log.write(json.dumps({**eval_row, "val_loss": val_loss}) + "\n")
+                    eval_log.flush()
+                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{val_loss:.3f}")
+                if state["step"] % config.save_every == 0 or last:
+                    state["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
+                    save_checkpoint(self.out_dir, self.model, self.optimizer, dict(state))
+        finally:
+            bar.close()
+            train_log.close()
+            eval_log.close()

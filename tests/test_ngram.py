@@ -1,0 +1,98 @@
+"""Unigram, bigram and neural bigram baselines: exact counts, proper distributions, smoothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from storylab.ngram import BigramModel, NeuralBigram, UnigramModel
+
+EOT = 0
+# two tiny "stories" over vocab {0: eot, 1: a, 2: b, 3: c, 4: never seen}; each ends with eot
+STORIES = [np.array([1, 2, 1, 0]), np.array([2, 2, 0])]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny tensors: extra threads only add synchronisation on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_unigram_counts_and_probabilities_are_exact():
+    model = UnigramModel(vocab_size=5, k=0).fit(STORIES)
+    assert model.counts.tolist() == [2, 2, 3, 0, 0]
+    assert np.allclose(model.probs, [2 / 7, 2 / 7, 3 / 7, 0, 0])
+    expected = np.log([2 / 7 * 3 / 7 * 2 / 7 * 2 / 7, 3 / 7 * 3 / 7 * 2 / 7])
+    assert np.allclose(model.log_likelihood(STORIES), expected)
+
+
+def test_bigram_counts_condition_the_first_token_on_eot():
+    model = BigramModel(vocab_size=5, eot_id=EOT, k=0).fit(STORIES)
+    expected = np.zeros((5, 5), dtype=int)
+    for prev, nxt in [(0, 1), (1, 2), (2, 1), (1, 0), (0, 2), (2, 2), (2, 0)]:
+        expected[prev, nxt] += 1
+    assert np.array_equal(model.counts, expected)
+    # p(story 2) = p(2|eot) p(2|2) p(0|2) = 1/2 * 1/3 * 1/3
+    assert model.log_likelihood([STORIES[1]])[0] == pytest.approx(np.log(1 / 18))
+
+
+@pytest.mark.parametrize("make", [lambda: UnigramModel(5, k=0.5), lambda: BigramModel(5, EOT, k=0.5), lambda: NeuralBigram(5, EOT, steps=50)])
+def test_next_token_distributions_sum_to_one(make):
+    model = make().fit(STORIES)
+    for prompt in ([], [1], [2, 2]):
+        probs = model.next_token_distribution(prompt)
+        assert probs.shape == (5,) and probs.sum() == pytest.approx(1.0)
+    assert np.allclose(model.next_token_distribution([1], candidates=[4, 2]), model.next_token_distribution([1])[[4, 2]])
+
+
+def test_smoothing_gives_unseen_tokens_nonzero_probability():
+    unseen = [np.array([3, 4, 0])]
+    assert np.isneginf(BigramModel(5, EOT, k=0).fit(STORIES).log_likelihood(unseen)[0])
+    assert np.isfinite(BigramModel(5, EOT, k=0.1).fit(STORIES).log_likelihood(unseen)[0])
+    assert np.isfinite(UnigramModel(5, k=0.1).fit(STORIES).log_likelihood(unseen)[0])
+    assert BigramModel(5, EOT, k=0.1).fit(STORIES).next_token_distribution([4]).min() > 0
+
+
+def test_neural_bigram_approaches_the_count_bigram():
+    rng = np.random.default_rng(0)
+    table = rng.dirichlet(np.full(8, 0.3), size=8)
+    seqs = []
+    for _ in range(60):  # a random bigram source, each sequence ending in eot
+        seq = [int(rng.choice(8, p=table[EOT]))]
+        while seq[-1] != EOT and len(seq) < 30:
+            seq.append(int(rng.choice(8, p=table[seq[-1]])))
+        seqs.append(np.array(seq[:-1] + [EOT]))
+    n_tokens = sum(len(s) for s in seqs)
+    counted = -BigramModel(8, EOT, k=0).fit(seqs).log_likelihood(seqs).sum() / n_tokens
+    neural = NeuralBigram(8, EOT, steps=300, lr=0.3).fit(seqs)
+    learned = -neural.log_likelihood(seqs).sum() / n_tokens
+    assert learned == pytest.approx(counted, rel=0.02)  # the count bigram is the training optimum
+    assert neural.history[-1]["train_nats_per_token"] < neural.history[0]["train_nats_per_token"]
+    minibatch = NeuralBigram(8, EOT, steps=300, lr=0.3, batch_size=256).fit(seqs)
+    assert -minibatch.log_likelihood(seqs).sum() / n_tokens == pytest.approx(counted, rel=0.05)
+
+
+def test_generate_is_deterministic_and_stops_at_eos():
+    model = BigramModel(5, EOT, k=0.1).fit(STORIES)
+    out = model.generate([1], max_new_tokens=10, seed=4)
+    assert out[0] == 1 and np.array_equal(out, model.generate([1], max_new_tokens=10, seed=4))
+    greedy = model.generate([2], max_new_tokens=10, greedy=True, eos_id=EOT)
+    expected = [2]
+    while len(expected) < 11 and (len(expected) == 1 or expected[-1] != EOT):
+        expected.append(int(np.argmax(model.probs[expected[-1]])))
+    assert list(greedy) == expected and greedy[-1] == EOT
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="sequences: token id 7"):
+        BigramModel(5, EOT).fit([np.array([1, 7])])
+    with pytest.raises(ValueError, match="eot_id"):
+        BigramModel(5, eot_id=5)
+    with pytest.raises(ValueError, match="k:"):
+        UnigramModel(5, k=-1)
+    with pytest.raises(ValueError, match="candidates"):
+        UnigramModel(5).fit(STORIES).next_token_distribution([], candidates=[9])

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in papermill reports
 
 from storylab import hmm_engine as engine
 from storylab import hmm_io

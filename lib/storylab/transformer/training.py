@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 import yaml
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in papermill reports
 
 from storylab.cache import atomic_dir, write_json_atomic, write_text_atomic
 from storylab.devices import resolve_device

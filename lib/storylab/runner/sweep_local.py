@@ -1,0 +1,122 @@
+"""Run a sweep on this machine: up to N notebook runs at once, each its own process and kernel.
+
+Each run is `python -m storylab run NOTEBOOK -f <params file> --name NAME` in a child
+process (own session, so a terminal Ctrl-C reaches only the sweep, which then interrupts
+every child exactly once and waits: the runner removes its temporary folder and no
+half-written run is left). Starts are staggered, and a run whose kernel failed to start
+is started again.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+import yaml
+
+from storylab.cache import write_text_atomic
+from storylab.runner.sweep import PlannedRun, Sweep
+from storylab.runner.sweep_state import is_kernel_start_failure, now_iso, read_run_status, write_state
+
+STAGGER_S = 1.0          # between two kernel starts
+KERNEL_START_ATTEMPTS = 3
+INTERRUPT_GRACE_S = 60   # how long an interrupted child may take to clean up
+POLL_S = 0.2
+
+
+def run_local(sweep: Sweep, todo: list[PlannedRun], state: dict, jobs: int = 1, progress: bool = True) -> dict:
+    """Run `todo` with up to `jobs` at once; record each outcome in `state` (jobs.json)."""
+    from tqdm.auto import tqdm
+
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    queue: deque[PlannedRun] = deque(todo)
+    running: dict[subprocess.Popen, PlannedRun] = {}
+    last_start = 0.0
+    bar = tqdm(total=len(todo), desc=sweep.name, unit="run", disable=not progress or not todo)
+    try:
+        while queue or running:
+            if queue and len(running) < jobs and time.monotonic() - last_start >= STAGGER_S:
+                run = queue.popleft()
+                running[_start(sweep, run, state)] = run
+                last_start = time.monotonic()
+            for process in [p for p in running if p.poll() is not None]:
+                run = running.pop(process)
+                if _finish(sweep, run, process, state):
+                    bar.update(1)
+                    bar.set_postfix_str(f"{run.name}: {state['runs'][run.name]['state']}", refresh=True)
+                else:
+                    queue.appendleft(run)
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        _interrupt(sweep, running, state)
+        raise
+    finally:
+        bar.close()
+    return state
+
+
+def _start(sweep: Sweep, run: PlannedRun, state: dict) -> subprocess.Popen:
+    params_file = sweep.folder / "params" / f"{run.name}.yaml"
+    write_text_atomic(params_file, yaml.safe_dump(run.overrides, sort_keys=False))
+    log = _log_path(sweep, run)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "storylab", "run", str(sweep.notebook), "-f", str(params_file), "--name", run.name]
+    with open(log, "ab") as log_file:
+        log_file.write(f"\n=== {now_iso()} {' '.join(command)}\n".encode())
+        log_file.flush()
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    entry = state["runs"][run.name]
+    entry.update(state="running", pid=process.pid, attempts=entry.get("attempts", 0) + 1, log=str(log),
+                 started_at=time.time())
+    write_state(sweep.folder, state)
+    return process
+
+
+def _finish(sweep: Sweep, run: PlannedRun, process: subprocess.Popen, state: dict) -> bool:
+    """Record a child's outcome; False when it should be started again (its kernel never started)."""
+    entry = state["runs"][run.name]
+    status_file = sweep.run_folder(run) / "status.json"
+    # written by this attempt, not left by an earlier run of the same name
+    fresh = status_file.exists() and status_file.stat().st_mtime >= entry["started_at"]
+    status = read_run_status(sweep.run_folder(run)) if fresh else {}
+    if fresh and is_kernel_start_failure(status) and entry["attempts"] < KERNEL_START_ATTEMPTS:
+        entry.update(state="pending", error=status["error"]["message"])
+        write_state(sweep.folder, state)
+        time.sleep(STAGGER_S)
+        return False
+    if fresh:
+        entry.update(state=status["status"], error=(status.get("error") or {}).get("message"))
+    else:  # the child died before the runner could write a status (killed, out of memory, ...)
+        entry.update(state="failed", error=f"the run's process exited with status {process.returncode} "
+                                           f"without writing its run; see {_log_path(sweep, run)}")
+    entry["pid"] = None
+    write_state(sweep.folder, state)
+    return True
+
+
+def _interrupt(sweep: Sweep, running: dict[subprocess.Popen, PlannedRun], state: dict) -> None:
+    """Interrupt every child once and wait while each removes its temporary run folder."""
+    for process in running:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + INTERRUPT_GRACE_S
+    for process, run in running.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        state["runs"][run.name].update(state="interrupted", pid=None, error="interrupted (Ctrl-C)")
+    for run in [r for r in sweep.runs if state["runs"][r.name]["state"] == "pending"]:
+        state["runs"][run.name].update(state="interrupted", error="not started: the sweep was interrupted")
+    write_state(sweep.folder, state)
+
+
+def _log_path(sweep: Sweep, run: PlannedRun) -> Path:
+    return sweep.folder / "logs" / f"{run.name}.log"

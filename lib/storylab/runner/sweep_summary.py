@@ -1,0 +1,171 @@
+"""A sweep's summary: `outputs/sweeps/<sweep>/summary.csv` and `summary.html`.
+
+One row per run (status, swept values, numeric metrics, elapsed time) and, in the HTML,
+one plot per key metric against each swept parameter, a line per combination of the
+other swept values. Offline: the page shares `outputs/assets/plotly.min.js` with reports.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from storylab.cache import write_text_atomic
+from storylab.paths import outputs_dir, runs_dir
+from storylab.runner.sweep import render_value
+from storylab.runner.sweep_state import read_run_status, standings
+from storylab.runs import read_run
+
+MAX_METRICS_PLOTTED = 12
+
+
+def summary_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, (standing, error) in standings(state).items():
+        folder = runs_dir() / state["notebook"] / name
+        run = read_run(folder) if (folder / "status.json").exists() else None
+        metrics = {k: v for k, v in (run.metrics if run else {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        rows.append({"run": name, "status": standing, "swept": state["runs"][name].get("swept", {}),
+                     "metrics": metrics if standing == "finished" else {},
+                     "elapsed_s": read_run_status(folder).get("elapsed_s"), "error": error or "",
+                     "report": folder / "report.html" if (folder / "report.html").exists() else None})
+    return rows
+
+
+def metric_names(rows: list[dict[str, Any]]) -> list[str]:
+    """Numeric metrics of finished runs, the index's key metrics first."""
+    from storylab.runner.report import KEY_METRICS
+
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row["metrics"]))
+    return [m for m in KEY_METRICS if m in seen] + sorted(m for m in seen if m not in KEY_METRICS)
+
+
+def write_summary(state: dict[str, Any]) -> tuple[Path, Path]:
+    folder = outputs_dir() / "sweeps" / state["sweep"]
+    rows = summary_rows(state)
+    metrics = metric_names(rows)
+    swept = state.get("swept", [])
+    write_text_atomic(folder / "summary.csv", _csv(rows, swept, metrics))
+    write_text_atomic(folder / "summary.html", _html(state, rows, swept, metrics, folder))
+    return folder / "summary.csv", folder / "summary.html"
+
+
+def _csv(rows: list[dict], swept: list[str], metrics: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["run", "status", *swept, *_metric_headers(metrics, swept), "run_elapsed_s", "error"])
+    for r in rows:
+        values = [_plain(r["swept"].get(p)) for p in swept]
+        writer.writerow([r["run"], r["status"], *values, *(r["metrics"].get(m, "") for m in metrics),
+                         r["elapsed_s"] if r["elapsed_s"] is not None else "", r["error"]])
+    return out.getvalue()
+
+
+def _metric_headers(metrics: list[str], swept: list[str]) -> list[str]:
+    """A metric named like a swept parameter (an HMM reporting its n_states) gets a `metrics.` prefix."""
+    return [f"metrics.{m}" if m in swept else m for m in metrics]
+
+
+def _plain(value: Any) -> Any:
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else value
+
+
+def figures(rows: list[dict], swept: list[str], metrics: list[str]) -> list:
+    """One figure per (metric that varies, swept parameter)."""
+    import plotly.graph_objects as go
+
+    finished = [r for r in rows if r["metrics"]]
+    out = []
+    for metric in metrics[:MAX_METRICS_PLOTTED]:
+        values = {r["metrics"].get(metric) for r in finished} - {None}
+        if len(values) < 2 or metric in swept:  # a constant says nothing; a swept value against itself neither
+            continue
+        for parameter in swept:
+            if len({render_value(r["swept"].get(parameter)) for r in finished}) < 2:
+                continue  # a value this variant does not vary (a trimmed smoke grid)
+            others = [p for p in swept if p != parameter]
+            numeric = all(isinstance(r["swept"].get(parameter), (int, float)) for r in finished)
+            groups: dict[str, list[tuple[Any, float]]] = {}
+            for r in finished:
+                if metric in r["metrics"]:
+                    label = ",".join(f"{p}={render_value(r['swept'].get(p))}" for p in others) or metric
+                    x = r["swept"].get(parameter) if numeric else render_value(r["swept"].get(parameter))
+                    groups.setdefault(label, []).append((x, r["metrics"][metric]))
+            fig = go.Figure()
+            for label, points in groups.items():
+                if numeric:
+                    points.sort(key=lambda p: p[0])
+                fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], name=label,
+                                         mode="lines+markers"))
+            xs = [r["swept"].get(parameter) for r in finished]
+            log_x = numeric and min(xs) > 0 and max(xs) / min(xs) >= 20
+            fig.update_layout(title=f"{metric} vs {parameter}", xaxis_title=parameter, yaxis_title=metric,
+                              xaxis_type="log" if log_x else ("-" if numeric else "category"),
+                              template="plotly_white", height=380, showlegend=len(groups) > 1)
+            out.append(fig)
+    return out
+
+
+def _html(state: dict, rows: list[dict], swept: list[str], metrics: list[str], folder: Path) -> str:
+    from storylab.runner.report import plotly_script_tag
+
+    header = ["run", "status", *swept, *_metric_headers(metrics, swept), "run_elapsed_s"]
+    lines = []
+    for r in rows:
+        link = html.escape(r["run"])
+        if r["report"]:
+            link = f'<a href="{html.escape(os.path.relpath(r["report"], folder))}">{link}</a>'
+        status = html.escape(r["status"]) + (f'<div class="error">{html.escape(r["error"])}</div>' if r["error"] else "")
+        cells = [link, status, *(html.escape(str(_plain(r["swept"].get(p)))) for p in swept),
+                 *(_number(r["metrics"].get(m)) for m in metrics), _number(r["elapsed_s"])]
+        lines.append(f'<tr class="{html.escape(r["status"])}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    plots = "\n".join(f'<div class="figure">{f.to_html(full_html=False, include_plotlyjs=False, default_width="100%")}</div>'
+                      for f in figures(rows, swept, metrics))
+    counts = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    index = os.path.relpath(outputs_dir() / "index.html", folder)
+    return SUMMARY_TEMPLATE.format(
+        title=html.escape(state["sweep"]), script=plotly_script_tag(folder), index=html.escape(index),
+        notebook=html.escape(state["notebook"]), counts=html.escape(", ".join(f"{v} {k}" for k, v in counts.items())),
+        header="".join(f"<th>{html.escape(h)}</th>" for h in header), rows="\n".join(lines),
+        plots=f'<div class="plots">{plots}</div>' if plots else "<p>No metric varies across finished runs yet.</p>")
+
+
+def _number(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+
+
+SUMMARY_TEMPLATE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>sweep {title}</title>
+{script}
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; font-size: 14px; margin-bottom: 2em; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #f4f4f4; }}
+tr.failed td {{ background: #fff0f0; }}
+.error {{ color: #a00; font-size: 12px; max-width: 40em; }}
+.plots {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1em; }}
+</style></head>
+<body>
+<p><a href="{index}">← all runs</a></p>
+<h1>sweep {title}</h1>
+<p>notebook {notebook}: {counts}. Also as <a href="summary.csv">summary.csv</a>.</p>
+<table><thead><tr>{header}</tr></thead><tbody>
+{rows}
+</tbody></table>
+{plots}
+</body></html>
+"""

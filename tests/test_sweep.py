@@ -1,0 +1,266 @@
+"""Sweeps: expansion and names, checks before launch, local and submitit backends, summaries."""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from storylab.paths import PARAMS_DIR
+from storylab.runner.params import ParameterError
+from storylab.runner.sweep import expand, load_sweep, render_value, run_names, run_sweep
+
+# The toy notebook avoids importing storylab (and with it torch) to keep each run short;
+# it fails while the file named by `fail_if_exists` exists, so a test can "fix" a failure.
+PARAMETERS = '''rows = 10                 # a swept integer
+lr = 0.001                # a swept float
+label = "a"               # a swept string
+fail_if_exists = ""       # raise while this file exists
+sleep_s = 0.0             # wait this long (to interrupt a sweep mid-run)
+'''
+BODY = '''import json, os, pathlib, time
+time.sleep(sleep_s)
+if fail_if_exists and os.path.exists(fail_if_exists):
+    raise RuntimeError("planned failure")
+run_dir = pathlib.Path(os.environ["STORYLAB_RUN_DIR"])
+(run_dir / "metrics.json").write_text(json.dumps({"val_bits_per_char": 1.0 + 1.0 / rows + lr, "rows_seen": rows}))
+'''
+
+
+@pytest.fixture
+def toy(tmp_path):
+    """A toy notebook and a writer of sweep files for it."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(BODY)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = tmp_path / "toy.ipynb"
+    nbformat.write(nb, str(notebook))
+
+    def write(name: str, **spec) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"notebook": str(notebook), **spec}, sort_keys=False))
+        return path
+
+    return write
+
+
+def test_grid_is_a_product_and_zip_goes_in_parallel():
+    combos = expand({"a": [1, 2], "b": ["x", "y"]}, {"c": [10, 20], "d": [True, False]})
+    assert len(combos) == 8
+    assert combos[0] == {"a": 1, "b": "x", "c": 10, "d": True}
+    assert combos[1] == {"a": 1, "b": "x", "c": 20, "d": False}  # zipped values stay together
+    assert {(c["c"], c["d"]) for c in combos} == {(10, True), (20, False)}
+    assert expand({}, {"c": [1, 2]}) == [{"c": 1}, {"c": 2}]
+
+
+@pytest.mark.parametrize("grid, zipped, message", [
+    ({"a": []}, {}, "grid.a must be a non-empty list"),
+    ({"a": 3}, {}, "grid.a must be a non-empty list"),
+    ({}, {"a": [1, 2], "b": [1]}, "zip lists must have equal lengths"),
+    ({"a": [1]}, {"a": [2]}, "'a' is in both grid and zip"),
+])
+def test_bad_grids_are_one_line_errors(grid, zipped, message):
+    with pytest.raises(ParameterError, match=message):
+        expand(grid, zipped)
+
+
+def test_run_names_are_readable_safe_and_unique():
+    assert render_value({"kind": "bpe", "vocab_size": 500}) == "bpe-500"
+    assert render_value("bpe:500") == "bpe-500"
+    assert render_value([32, 64]) == "32-64"
+    assert render_value("../../etc") == "..-..-etc"
+    names = run_names([{"n_states": 100, "vocab_size": 1024}, {"n_states": 100, "path": "a/b"},
+                       {"n_states": 100, "path": "a:b"}], prefix="smoke-")
+    assert names[0] == "smoke-n_states=100,vocab_size=1024"
+    assert all("/" not in n and ":" not in n for n in names)
+    assert len(set(names)) == 3 and names[1].startswith("smoke-n_states=100,path=a-b-")  # collision → hash
+    long = run_names([{"x": "y" * 500}])[0]
+    assert len(long) <= 120 and long.startswith("x=yyy")
+
+
+def test_every_combination_is_checked_before_launch(toy, fresh_outputs):
+    bad = toy("bad", params={"rows": 5}, grid={"lr": [0.1, "fast"]})
+    with pytest.raises(ParameterError, match=r"run 'lr=fast': toy: parameter 'lr' expects float \| int"):
+        run_sweep(bad, progress=False)
+    assert not (fresh_outputs / "runs").exists() and not (fresh_outputs / "sweeps").exists()
+    typo = toy("typo", grid={"row": [1, 2]})
+    done = subprocess.run([sys.executable, "-m", "storylab", "sweep", str(typo)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("toy: unknown parameter 'row'; did you mean 'rows'?")
+    assert done.stderr.count("\n") == 1 and not (fresh_outputs / "runs").exists()
+    with pytest.raises(ParameterError, match="--smoke needs a 'smoke:' block"):
+        load_sweep(toy("nosmoke", grid={"rows": [1]}), smoke=True)
+    with pytest.raises(ParameterError, match=r"slurm.partitoin: unknown setting"):
+        run_sweep(toy("slurmtypo", grid={"rows": [1]}, slurm={"partitoin": "gpu"}), backend="slurm", cluster="local",
+                  progress=False)
+
+
+def test_smoke_variant_updates_params_and_replaces_the_grid(toy):
+    path = toy("s", params={"rows": 100, "lr": 0.5}, grid={"rows": [1000, 5000], "label": ["a", "b"]},
+               smoke={"params": {"lr": 0.1}, "grid": {"rows": [2]}})
+    full, smoke = load_sweep(path), load_sweep(path, smoke=True)
+    assert len(full.runs) == 4 and full.name == "s"
+    assert smoke.name == "s-smoke" and [r.name for r in smoke.runs] == ["smoke-rows=2"]
+    assert smoke.runs[0].overrides == {"rows": 2, "lr": 0.1}
+
+
+@pytest.mark.slow
+def test_local_sweep_survives_a_failure_skips_done_runs_and_retries_failed(toy, tmp_path, fresh_outputs):
+    marker = tmp_path / "broken"
+    marker.touch()
+    path = toy("local", zip={"rows": [2, 3], "fail_if_exists": ["", str(marker)]})
+    done = subprocess.run([sys.executable, "-m", "storylab", "sweep", str(path), "--jobs", "2"],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 1, done.stderr  # one run failed
+    runs = fresh_outputs / "runs" / "toy"
+    names = sorted(p.name for p in runs.iterdir())
+    assert len(names) == 2 and not any(n.startswith(".") for n in names)
+    statuses = {n: json.loads((runs / n / "status.json").read_text()) for n in names}
+    failed = [n for n, s in statuses.items() if s["status"] == "failed"]
+    assert len(failed) == 1 and "rows=3" in failed[0] and statuses[failed[0]]["error"]["evalue"] == "planned failure"
+    assert "1 finished, 1 failed" in done.stdout and "planned failure" in done.stdout
+
+    summary = list(csv.DictReader((fresh_outputs / "sweeps" / "local" / "summary.csv").open()))
+    assert [r["status"] for r in summary] == ["finished", "failed"]
+    assert float(summary[0]["val_bits_per_char"]) == pytest.approx(1.0 + 1 / 2 + 0.001)
+    index = (fresh_outputs / "index.html").read_text()
+    assert "planned failure" in index and "sweeps/local/summary.html" in index
+
+    ended = {n: s["ended"] for n, s in statuses.items()}
+    again = run_sweep(path, jobs=2, progress=False)  # nothing to do: finished skipped, failed left alone
+    assert again.launched == [] and set(again.skipped.values()) == {"finished", "failed"}
+
+    marker.unlink()  # "fix the bug", then rerun only what failed
+    retried = run_sweep(path, jobs=2, retry_failed=True, progress=False)
+    assert retried.launched == failed and retried.count("finished") == 2
+    for name in names:
+        status = json.loads((runs / name / "status.json").read_text())
+        assert status["status"] == "finished"
+        assert (status["ended"] == ended[name]) == (name not in failed)  # the others were not touched
+    page = (fresh_outputs / "sweeps" / "local" / "summary.html").read_text()
+    assert "val_bits_per_char vs rows" in page and "../../assets/plotly.min.js" in page
+
+
+@pytest.mark.slow
+def test_ctrl_c_interrupts_every_run_and_leaves_no_half_written_run(toy, fresh_outputs):
+    path = toy("sleepy", params={"sleep_s": 120}, grid={"rows": [1, 2]})
+    sweep = subprocess.Popen([sys.executable, "-m", "storylab", "sweep", str(path), "--jobs", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    runs = fresh_outputs / "runs" / "toy"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(list(runs.glob(".tmp-*")) if runs.exists() else []) < 2:
+        time.sleep(0.2)
+    assert len(list(runs.glob(".tmp-*"))) == 2, "both runs should have started"
+    time.sleep(1.0)
+    sweep.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
+    _, stderr = sweep.communicate(timeout=90)
+    assert sweep.returncode == 130 and "interrupted" in stderr
+    assert list(runs.iterdir()) == []  # no run folder, finished or half-written
+    state = json.loads((fresh_outputs / "sweeps" / "sleepy" / "jobs.json").read_text())
+    assert {e["state"] for e in state["runs"].values()} == {"interrupted"}
+    again = load_sweep(path)
+    from storylab.runner.sweep_state import select_runs
+    assert [r.name for r in select_runs(again)[0]] == ["rows=1", "rows=2"]  # a rerun starts them again
+
+
+@pytest.mark.slow
+def test_slurm_backend_through_submitits_local_executor(toy, fresh_outputs):
+    path = toy("cluster", grid={"label": ["x", "y"]}, params={"rows": 3},
+               slurm={"partition": "gpu", "time_min": 10, "mem_gb": 4, "cpus_per_task": 1, "gpus_per_node": 0,
+                      "array_parallelism": 2, "additional": {"reservation": "none"}})
+    outcome = run_sweep(path, backend="slurm", cluster="local", progress=False)
+    assert outcome.count("finished") == 2 and sorted(outcome.launched) == ["label=x", "label=y"]
+    state = json.loads((fresh_outputs / "sweeps" / "cluster" / "jobs.json").read_text())
+    assert state["backend"] == "slurm" and all(e["job_id"] for e in state["runs"].values())
+    for name in ("label=x", "label=y"):
+        assert json.loads((fresh_outputs / "runs" / "toy" / name / "status.json").read_text())["status"] == "finished"
+    done = subprocess.run([sys.executable, "-m", "storylab", "status", "cluster"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "cluster: 2 finished (of 2)" in done.stdout
+    assert "label=x  finished" in done.stdout
+
+
+def test_slurm_block_maps_to_submitit_parameters():
+    from storylab.runner.sweep_slurm import executor_parameters
+
+    parameters = executor_parameters({"partition": "gpu", "time_min": 90, "mem_gb": 16, "cpus_per_task": 4,
+                                      "gpus_per_node": 1, "array_parallelism": 8, "qos": "high",
+                                      "additional": {"reservation": "ml"}}, "s")
+    assert parameters == {"timeout_min": 90, "name": "storylab-s", "slurm_partition": "gpu", "mem_gb": 16,
+                          "cpus_per_task": 4, "gpus_per_node": 1, "slurm_array_parallelism": 8, "slurm_qos": "high",
+                          "slurm_additional_parameters": {"reservation": "ml"}}
+
+
+@pytest.mark.parametrize("path", sorted((PARAMS_DIR / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_sweeps_validate_in_full_and_smoke(path):
+    full, smoke = load_sweep(path), load_sweep(path, smoke=True)
+    assert len(full.runs) >= 2 and 1 <= len(smoke.runs) <= 3
+    assert all(r.name.startswith("smoke-") for r in smoke.runs)
+
+
+def _fake_run(outputs: Path, notebook: str, name: str, params: dict, status: str = "finished") -> Path:
+    folder = outputs / "runs" / notebook / name
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    (folder / "status.json").write_text(json.dumps({"status": status, "ended": "2026-01-01T00:00:00+00:00"}))
+    return folder
+
+
+def test_a_run_of_another_sweep_is_never_replaced(toy, fresh_outputs):
+    from storylab.runner.execute import effective_parameters
+
+    path = toy("mine", params={"lr": 0.5}, grid={"rows": [1, 2]})
+    sweep = load_sweep(path)
+    theirs = effective_parameters(sweep.notebook, {"rows": 1})  # same name, other parameters
+    _fake_run(fresh_outputs, "toy", "rows=1", theirs)
+    other = fresh_outputs / "sweeps" / "theirs"
+    other.mkdir(parents=True)
+    (other / "jobs.json").write_text(json.dumps({"notebook": "toy", "runs": {"rows=1": {}}}))
+    with pytest.raises(ParameterError, match=r"run 'rows=1' would replace the run of sweep 'theirs'.*prefix"):
+        run_sweep(path, progress=False)
+    assert not (fresh_outputs / "sweeps" / "mine").exists()
+
+
+def test_status_tells_pending_running_finished_failed_and_dead_jobs(fresh_outputs):
+    import os
+
+    from storylab.runner.sweep_state import run_standing
+
+    _fake_run(fresh_outputs, "toy", "done", {})
+    _fake_run(fresh_outputs, "toy", "old", {}, status="failed")  # ended before this launch: a retry is pending
+    (fresh_outputs / "runs" / "toy" / ".tmp-busy-0123abcd").mkdir()
+    later = "2026-06-01T00:00:00+00:00"
+    state = {"backend": "local", "notebook": "toy", "runs": {
+        "done": {"submitted": None, "state": "finished"},
+        "busy": {"submitted": later, "state": "running", "pid": os.getpid()},
+        "old": {"submitted": later, "state": "running", "pid": os.getpid()},
+        "dead": {"submitted": later, "state": "running", "pid": 2 ** 22 + 12345},
+    }}
+    assert run_standing(state, "done") == ("finished", None)
+    assert run_standing(state, "busy") == ("running", None)
+    assert run_standing(state, "old") == ("pending", None)
+    standing, error = run_standing(state, "dead")
+    assert standing == "failed" and "ended without writing the run" in error
+
+
+@pytest.mark.parametrize("error, retried", [
+    ({"cell": None, "ename": "RuntimeError", "message": "RuntimeError: Kernel died before replying to kernel_info"}, True),
+    ({"cell": None, "ename": "ZMQError", "message": "ZMQError: Address already in use (addr='tcp://127.0.0.1:5555')"}, True),
+    ({"cell": None, "ename": "RuntimeError", "message": "RuntimeError: Kernel didn't respond in 60 seconds"}, True),
+    ({"cell": 3, "ename": "RuntimeError", "message": "cell [3] RuntimeError: Kernel died"}, False),  # the notebook's own
+    ({"cell": None, "ename": "FileNotFoundError", "message": "FileNotFoundError: x.ipynb"}, False),
+])
+def test_only_kernel_start_failures_are_started_again(error, retried):
+    from storylab.runner.sweep_state import is_kernel_start_failure
+
+    assert is_kernel_start_failure({"status": "failed", "error": error}) is retried

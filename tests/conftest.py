@@ -18,6 +18,18 @@ def isolated_outputs(tmp_path_factory):
         os.environ["STORYLAB_OUTPUTS"] = previous
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """The tests use tiny tensors: extra threads only add synchronisation, and on a busy
+    2-core machine torch's threads spin-wait on each other (a 10x slowdown)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def fresh_outputs(tmp_path, monkeypatch):
     """An empty outputs folder for one test (runs, cache and index start empty)."""

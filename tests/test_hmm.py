@@ -12,15 +12,6 @@ import torch
 from storylab.hmm import CategoricalHMM
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: extra threads only add synchronisation on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_hmm(n_states=3, vocab_size=4, seed=0, concentration=1.0):
     return CategoricalHMM(n_states, vocab_size, seed=seed, device="cpu", concentration=concentration)
 

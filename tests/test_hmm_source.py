@@ -6,21 +6,11 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from storylab.corpora.hmm_source import ALPHABET, build_hmm_corpus, ids_to_text, mess3_params, text_to_ids
 from storylab.hmm import CategoricalHMM
 
 SMALL = {"n_sequences": 12, "validation": 6, "length": 25}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: extra threads only add synchronisation on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def numpy_log2_prob(start, trans, emit, tokens):

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from storylab.ngram import BigramModel, NeuralBigram, UnigramModel
 
 EOT = 0
 # two tiny "stories" over vocab {0: eot, 1: a, 2: b, 3: c, 4: never seen}; each ends with eot
 STORIES = [np.array([1, 2, 1, 0]), np.array([2, 2, 0])]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: extra threads only add synchronisation on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_unigram_counts_and_probabilities_are_exact():

@@ -31,16 +31,6 @@ TEXTS = ["12 + 30 = 42;", "7 + 8 = 15;", "Once upon a time, Lily ran.", "Tim sat
 TINY = ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy shared machine torch's threads
-    spin-wait on each other (a 10x slowdown); one thread keeps these tests fast."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return train_tokenizer("char", TEXTS)

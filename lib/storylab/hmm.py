@@ -30,6 +30,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in pape
 from storylab import hmm_engine as engine
 from storylab import hmm_io
 from storylab.devices import resolve_device
+from storylab.sampling import candidate_probabilities, pick_next_token
 from storylab.token_sequences import as_token_sequences
 
 INITS = ("random", "unigram")
@@ -299,16 +300,10 @@ class CategoricalHMM:
     def next_token_distribution(self, prompt_ids, candidates=None) -> np.ndarray:
         """p(next token | prompt) over all V tokens, or the (not renormalised) probabilities of `candidates`."""
         probs = (self._predictive_state(prompt_ids) @ self._emit.double().cpu()).numpy()
-        if candidates is None:
-            return probs
-        candidates = np.asarray(candidates, dtype=np.int64)
-        if candidates.ndim != 1 or (candidates < 0).any() or (candidates >= self.vocab_size).any():
-            raise ValueError(f"candidates: expected a 1-D list of token ids in [0, {self.vocab_size}), got {candidates.tolist()}")
-        return probs[candidates]
+        return candidate_probabilities(probs, candidates, self.vocab_size)
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0, eos_id: int | None = None) -> np.ndarray:
         """Prompt followed by up to `max_new_tokens` sampled tokens (stopping after `eos_id` if given)."""
-        from storylab.sampling import pick_next_token
 
         max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens, minimum=0)
         prompt = [int(t) for t in np.asarray(prompt_ids).reshape(-1)]

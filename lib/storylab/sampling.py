@@ -6,6 +6,7 @@ thing by `temperature`, `top_k` and `greedy`.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -26,3 +27,13 @@ def pick_next_token(probs: torch.Tensor, temperature: float = 1.0, top_k: int | 
     if not weights.sum() > 0:
         return int(probs.argmax())
     return int(torch.multinomial(weights / weights.sum(), 1, generator=generator))
+
+
+def candidate_probabilities(probs: np.ndarray, candidates, vocab_size: int) -> np.ndarray:
+    """`probs` at the candidate token ids (not renormalised), or all of `probs` for None."""
+    if candidates is None:
+        return probs
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if candidates.ndim != 1 or (candidates < 0).any() or (candidates >= vocab_size).any():
+        raise ValueError(f"candidates: expected a 1-D list of token ids in [0, {vocab_size}), got {candidates.tolist()}")
+    return probs[candidates]

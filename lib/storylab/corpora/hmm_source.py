@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from storylab.corpora.options import SOURCE_DEFAULTS
 from storylab.hmm import CategoricalHMM
 
 # no whitespace (a sequence stays one "word") and none of <|> (so text never spells a special token)
 ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits + "!#$%&()*+,-./:;=?@[]^_{}~"
 KINDS = ("random", "mess3", "saved")
-DEFAULTS = {"kind": "random", "n_states": 8, "vocab_size": 16, "concentration": 0.5, "seed": 0, "n_sequences": 2000, "validation": 200, "length": 128, "x": 0.15, "a": 0.6}
+DEFAULTS = SOURCE_DEFAULTS["hmm"]  # one set of defaults for load_corpus and for rebuilding the true model
 
 
 def text_to_ids(text: str, alphabet: str = ALPHABET) -> np.ndarray:

@@ -14,7 +14,7 @@ SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "stories": {"n_stories": 4000, "validation": 400, "seed": 0},
     "addition": {"n_problems": 20000, "validation": 2000, "min_operand": 0, "max_operand": 99, "seed": 0},
     "hmm": {"kind": "random", "n_states": 8, "vocab_size": 16, "concentration": 0.5, "seed": 0,
-            "n_sequences": 2000, "validation": 200, "length": 128},
+            "n_sequences": 2000, "validation": 200, "length": 128, "x": 0.15, "a": 0.6},
     "hub": {"split": "train", "validation": "validation"},
     "file": {"separator": "eot", "validation": "validation"},  # a split of that name, else 5%
 }

@@ -162,8 +162,10 @@ def encode_texts(tokenizer: PreTrainedTokenizerFast, texts: list[str], batch_siz
 
 
 def describe_tokenizer(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> dict[str, Any]:
-    """Vocabulary size, chars per token, token-per-story percentiles and `<unk>` coverage."""
+    """Vocabulary size, chars per token, token-per-story percentiles, `<unk>` coverage, encoding speed."""
+    started = time.perf_counter()
     ids = encode_texts(tokenizer, texts)
+    encode_s = time.perf_counter() - started
     lengths = np.array([len(x) for x in ids])
     n_tokens = int(lengths.sum())
     unk_id = tokenizer.unk_token_id
@@ -174,6 +176,7 @@ def describe_tokenizer(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> 
         "tokens": n_tokens,
         "chars_per_token": sum(len(t) for t in texts) / max(n_tokens, 1),
         "coverage": 1 - n_unk / max(n_tokens, 1),
+        "encode_tokens_per_s": n_tokens / max(encode_s, 1e-9),
         "tokens_per_story": {"q1": float(q[0]), "median": float(q[1]), "q3": float(q[2]), "p90": float(q[3]),
                              "p99": float(q[4]), "max": int(lengths.max()) if len(lengths) else 0},
     }

@@ -172,7 +172,7 @@ class CategoricalHMM:
             if checkpoint is not None:
                 self.save(checkpoint)
             bar.update(1)
-            bar.set_postfix(train_nats_per_token=f"{row['train_nats_per_token']:.4f}")
+            bar.set_postfix(train_nats_per_token=f"{row['train_nats_per_token']:.4f}", refresh=False)  # bars redraw at mininterval, not every update
         bar.close()
         return self.history
 

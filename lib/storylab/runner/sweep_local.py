@@ -9,6 +9,7 @@ is started again.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -30,7 +31,7 @@ POLL_S = 0.2
 
 def run_local(sweep: Sweep, todo: list[PlannedRun], state: dict, jobs: int = 1, progress: bool = True) -> dict:
     """Run `todo` with up to `jobs` at once; record each outcome in `state` (jobs.json)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
@@ -42,7 +43,7 @@ def run_local(sweep: Sweep, todo: list[PlannedRun], state: dict, jobs: int = 1, 
         while queue or running:
             if queue and len(running) < jobs and time.monotonic() - last_start >= STAGGER_S:
                 run = queue.popleft()
-                running[_start(sweep, run, state)] = run
+                running[_start(sweep, run, state, threads_per_run(jobs))] = run
                 last_start = time.monotonic()
             for process in [p for p in running if p.poll() is not None]:
                 run = running.pop(process)
@@ -60,7 +61,13 @@ def run_local(sweep: Sweep, todo: list[PlannedRun], state: dict, jobs: int = 1, 
     return state
 
 
-def _start(sweep: Sweep, run: PlannedRun, state: dict) -> subprocess.Popen:
+def threads_per_run(jobs: int) -> int:
+    """Cores shared out between concurrent runs: oversubscribed torch threads spin-wait on
+    each other and can make every run several times slower."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _start(sweep: Sweep, run: PlannedRun, state: dict, threads: int) -> subprocess.Popen:
     params_file = sweep.folder / "params" / f"{run.name}.yaml"
     write_text_atomic(params_file, yaml.safe_dump(run.overrides, sort_keys=False))
     log = _log_path(sweep, run)
@@ -69,8 +76,10 @@ def _start(sweep: Sweep, run: PlannedRun, state: dict) -> subprocess.Popen:
     with open(log, "ab") as log_file:
         log_file.write(f"\n=== {now_iso()} {' '.join(command)}\n".encode())
         log_file.flush()
+        env = {**os.environ}
+        env.setdefault("OMP_NUM_THREADS", str(threads))  # the run's kernel inherits it; torch reads it at start
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+                                   start_new_session=True, env=env)
     entry = state["runs"][run.name]
     entry.update(state="running", pid=process.pid, attempts=entry.get("attempts", 0) + 1, log=str(log),
                  started_at=time.time())

@@ -100,7 +100,7 @@ def submit(sweep: Sweep, todo: list[PlannedRun], state: dict, cluster: str = "sl
 
 def wait(sweep: Sweep, todo: list[PlannedRun], jobs: list, state: dict, progress: bool = True) -> dict:
     """Wait for every job, recording each run's outcome as it ends."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     pending = dict(zip([r.name for r in todo], jobs))
     with tqdm(total=len(pending), desc=sweep.name, unit="run", disable=not progress or not pending) as bar:

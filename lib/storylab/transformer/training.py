@@ -311,14 +311,14 @@ class _TrainingLoop:
                 train_log.write(json.dumps(row) + "\n")
                 train_log.flush()
                 bar.update(1)
-                bar.set_postfix(loss=f"{row['train_loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
+                bar.set_postfix(loss=f"{row['train_loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
                 last = self._finished(state["elapsed_s"])
                 if state["step"] % config.eval_every == 0 or last:
                     val_loss = self.evaluate()
                     eval_row = {k: state[k] for k in ("step", "tokens_seen", "elapsed_s")}
                     eval_log.write(json.dumps({**eval_row, "val_loss": val_loss}) + "\n")
                     eval_log.flush()
-                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{val_loss:.3f}")
+                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{val_loss:.3f}", refresh=False)
                 if state["step"] % config.save_every == 0 or last:
                     state["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
                     save_checkpoint(self.out_dir, self.model, self.optimizer, dict(state))

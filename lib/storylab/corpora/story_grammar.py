@@ -229,6 +229,16 @@ class _Writer:
             self.sep = "\n\n"
 
 
+def resolve_slot(name: str, slots: dict, ctx: dict, values: dict):
+    """What a template slot prints from: a string, `Options` or `Without`, from the call's
+    slots or the story's context; a callable is called on the slot values so far."""
+    spec = slots[name] if name in slots else ctx[name]
+    kind = spec.__class__
+    if kind is not str and kind is not Options and kind is not Without:
+        spec = spec(values)
+    return spec
+
+
 class SampleWriter(_Writer):
     """Runs a story program with random choices, recording each index and its log2 probability."""
 
@@ -261,11 +271,8 @@ class SampleWriter(_Writer):
             name = part[0]
             text = printed.get(name)  # a slot used twice in one template prints the same text twice
             if text is None:
-                spec = slots[name] if name in slots else ctx[name]
+                spec = resolve_slot(name, slots, ctx, values)
                 kind = spec.__class__
-                if kind is not str and kind is not Options and kind is not Without:
-                    spec = spec(values)
-                    kind = spec.__class__
                 if kind is str:
                     text = values[name] = spec
                 else:
@@ -334,11 +341,8 @@ class ParseWriter(_Writer):
             name = part[0]
             spec = printed.get(name)
             if spec is None:
-                spec = slots[name] if name in slots else ctx[name]
+                spec = resolve_slot(name, slots, ctx, values)
                 kind = spec.__class__
-                if kind is not str and kind is not Options and kind is not Without:
-                    spec = spec(values)
-                    kind = spec.__class__
                 if kind is str:
                     printed[name] = values[name] = spec
                 else:

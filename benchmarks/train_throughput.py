@@ -35,7 +35,6 @@ from storylab.devices import resolve_device
 from storylab.transformer import ModelConfig, StoryTransformer, TrainConfig, train
 from storylab.transformer.bridge import tl_config
 from storylab.transformer.data import train_batch
-from storylab.transformer.training import make_optimizer
 
 
 # wall clock by default; --clock cpu counts only this process's CPU time, which on a busy

@@ -1,6 +1,5 @@
 """Corpus sources on small data the tests make themselves, the shared options and the floor."""
 
-import json
 import math
 
 import pandas as pd

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 import yaml
 from transformer_lens import FactoredMatrix
 

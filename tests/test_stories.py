@@ -12,7 +12,7 @@ import pytest
 from storylab.corpora import story_arcs, story_grammar, story_options, story_words
 from storylab.corpora.stories import (ARC_NAMES, STORY_ARCS, distinct_words, generate_stories, parse_story,
                                       sample_story, story_arc, story_neg_log2_prob)
-from storylab.corpora.story_grammar import AmbiguousText, Options, ParseWriter, compile_template, one_of
+from storylab.corpora.story_grammar import AmbiguousText, Options, compile_template, one_of
 
 N_CORPUS = 3000  # stories for the corpus-level checks (vocabulary, lengths, arcs)
 N_PARSED = 1500  # stories whose choices are recovered from their text

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in pape
 
 from storylab import hmm_engine as engine
 from storylab import hmm_io
+from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
 from storylab.sampling import candidate_probabilities, pick_next_token
 from storylab.token_sequences import as_token_sequences
@@ -46,30 +46,16 @@ class FitHistory(list):
         return pd.DataFrame(list(self))
 
 
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_non_negative(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value >= 0:
-        raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
-    return float(value)
-
-
 class CategoricalHMM:
     """A hidden Markov model with `n_states` hidden states emitting tokens in [0, vocab_size)."""
 
     def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0):
-        self.n_states = _check_positive_int("n_states", n_states)
-        self.vocab_size = _check_positive_int("vocab_size", vocab_size)
-        self.seed = _check_positive_int("seed", seed, minimum=0)
+        self.n_states = check_int("n_states", n_states, minimum=1)
+        self.vocab_size = check_int("vocab_size", vocab_size, minimum=1)
+        self.seed = check_int("seed", seed)
         if init not in INITS:
             raise ValueError(f"init: expected one of {INITS}, got {init!r}")
-        if isinstance(concentration, bool) or not isinstance(concentration, (int, float)) or not concentration > 0:
-            raise ValueError(f"concentration: expected a number > 0, got {concentration!r}")
-        self.init, self.concentration = init, float(concentration)
+        self.init, self.concentration = init, check_number("concentration", concentration, strict=True)
         self.device = resolve_device(device)
         self.history = FitHistory()
         self._data_fingerprint: dict | None = None
@@ -137,11 +123,11 @@ class CategoricalHMM:
         With `checkpoint` (a folder) every iteration is saved there and a later call
         resumes from it; `n_iter` then counts the checkpoint's iterations too.
         """
-        n_iter = _check_positive_int("n_iter", n_iter, minimum=0)
-        tol = _check_non_negative("tol", tol)
-        smoothing = _check_non_negative("smoothing", smoothing)
+        n_iter = check_int("n_iter", n_iter)
+        tol = check_number("tol", tol)
+        smoothing = check_number("smoothing", smoothing)
         if batch_tokens is not None:
-            batch_tokens = _check_positive_int("batch_tokens", batch_tokens)
+            batch_tokens = check_int("batch_tokens", batch_tokens, minimum=1)
         seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
         val_seqs = as_token_sequences(val, self.vocab_size, "val") if val is not None else None
         fingerprint = {"n_sequences": len(seqs), "n_tokens": int(sum(len(s) for s in seqs))}
@@ -277,8 +263,8 @@ class CategoricalHMM:
 
     def sample(self, n: int, length: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """`(tokens, states)`, each (n, length) int64; deterministic for `seed` on any device."""
-        n, length = _check_positive_int("n", n), _check_positive_int("length", length)
-        generator = torch.Generator().manual_seed(_check_positive_int("seed", seed, minimum=0))
+        n, length = check_int("n", n, minimum=1), check_int("length", length, minimum=1)
+        generator = torch.Generator().manual_seed(check_int("seed", seed))
         start, trans, emit = (p.double().cpu() for p in (self._start, self._trans, self._emit))
         states = torch.empty(n, length, dtype=torch.long)
         tokens = torch.empty(n, length, dtype=torch.long)
@@ -305,11 +291,11 @@ class CategoricalHMM:
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0, eos_id: int | None = None) -> np.ndarray:
         """Prompt followed by up to `max_new_tokens` sampled tokens (stopping after `eos_id` if given)."""
 
-        max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens, minimum=0)
+        max_new_tokens = check_int("max_new_tokens", max_new_tokens)
         prompt = [int(t) for t in np.asarray(prompt_ids).reshape(-1)]
         if prompt:
             as_token_sequences([np.asarray(prompt)], self.vocab_size, "prompt_ids")
-        generator = torch.Generator().manual_seed(_check_positive_int("seed", seed, minimum=0))
+        generator = torch.Generator().manual_seed(check_int("seed", seed))
         trans, emit = self._trans.double().cpu(), self._emit.double().cpu()
         state = self._predictive_state(prompt)
         out = list(prompt)

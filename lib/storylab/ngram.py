@@ -23,27 +23,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
 from storylab.sampling import candidate_probabilities, pick_next_token
 from storylab.token_sequences import as_token_sequences
-
-
-def _check_vocab(vocab_size) -> int:
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
-        raise ValueError(f"vocab_size: expected an int >= 1, got {vocab_size!r}")
-    return int(vocab_size)
-
-
-def _check_k(k) -> float:
-    if isinstance(k, bool) or not isinstance(k, (int, float)) or not k >= 0:
-        raise ValueError(f"k: expected a number >= 0 (add-k smoothing), got {k!r}")
-    return float(k)
-
-
-def _check_eot(eot_id, vocab_size: int) -> int:
-    if isinstance(eot_id, bool) or not isinstance(eot_id, (int, np.integer)) or not 0 <= eot_id < vocab_size:
-        raise ValueError(f"eot_id: expected a token id in [0, {vocab_size}), got {eot_id!r}")
-    return int(eot_id)
 
 
 def bigram_pairs(seqs: list[np.ndarray], eot_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +62,7 @@ class _CountModel:
 
     def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0, eos_id: int | None = None) -> np.ndarray:
         """Prompt followed by up to `max_new_tokens` sampled tokens (stopping after `eos_id` if given)."""
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens: expected an int >= 0, got {max_new_tokens!r}")
+        max_new_tokens = check_int("max_new_tokens", max_new_tokens)
         out = self._checked_prompt(prompt_ids).tolist()
         generator = torch.Generator().manual_seed(int(seed))
         for _ in range(max_new_tokens):
@@ -96,7 +78,7 @@ class UnigramModel(_CountModel):
     """p(token) = (count + k) / (N + k·V), whatever came before."""
 
     def __init__(self, vocab_size: int, k: float = 1.0):
-        self.vocab_size, self.k = _check_vocab(vocab_size), _check_k(k)
+        self.vocab_size, self.k = check_int("vocab_size", vocab_size, minimum=1), check_number("k", k)
         self.counts = np.zeros(self.vocab_size, dtype=np.int64)
 
     def fit(self, sequences) -> "UnigramModel":
@@ -124,8 +106,8 @@ class BigramModel(_CountModel):
     """p(next | previous) = (count(previous, next) + k) / (count(previous) + k·V)."""
 
     def __init__(self, vocab_size: int, eot_id: int, k: float = 1.0):
-        self.vocab_size, self.k = _check_vocab(vocab_size), _check_k(k)
-        self.eot_id = _check_eot(eot_id, self.vocab_size)
+        self.vocab_size, self.k = check_int("vocab_size", vocab_size, minimum=1), check_number("k", k)
+        self.eot_id = check_int("eot_id", eot_id, below=self.vocab_size)
         self.counts = np.zeros((self.vocab_size, self.vocab_size), dtype=np.int64)
 
     def fit(self, sequences) -> "BigramModel":
@@ -160,16 +142,11 @@ class NeuralBigram(_CountModel):
     """A V×V logit table trained with AdamW on next-token cross-entropy."""
 
     def __init__(self, vocab_size: int, eot_id: int, steps: int = 300, lr: float = 0.5, weight_decay: float = 0.0, batch_size: int | None = None, seed: int = 0, device: str = "auto"):
-        self.vocab_size = _check_vocab(vocab_size)
-        self.eot_id = _check_eot(eot_id, self.vocab_size)
-        for name, value in (("steps", steps), ("seed", seed)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
-            raise ValueError(f"batch_size: expected None (full batch) or an int >= 1, got {batch_size!r}")
-        if not (isinstance(lr, (int, float)) and lr > 0) or not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
-            raise ValueError(f"lr, weight_decay: expected lr > 0 and weight_decay >= 0, got {lr!r}, {weight_decay!r}")
-        self.steps, self.lr, self.weight_decay, self.batch_size, self.seed = int(steps), float(lr), float(weight_decay), batch_size, int(seed)
+        self.vocab_size = check_int("vocab_size", vocab_size, minimum=1)
+        self.eot_id = check_int("eot_id", eot_id, below=self.vocab_size)
+        self.steps, self.seed = check_int("steps", steps), check_int("seed", seed)
+        self.batch_size = None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
+        self.lr, self.weight_decay = check_number("lr", lr, strict=True), check_number("weight_decay", weight_decay)
         self.device = resolve_device(device)
         self.logits = torch.zeros(self.vocab_size, self.vocab_size, device=self.device)
         self.history: list[dict] = []

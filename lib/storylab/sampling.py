@@ -9,13 +9,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from storylab.checks import check_int, check_number
+
 
 def pick_next_token(probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, generator: torch.Generator | None = None) -> int:
     """One token id drawn from `probs` (V,), reshaped by `temperature` and `top_k`."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"temperature: expected a number > 0, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k: expected None or an int >= 1, got {top_k!r}")
+    check_number("temperature", temperature, strict=True)
+    if top_k is not None:
+        check_int("top_k", top_k, minimum=1)
     probs = probs.detach().double().cpu().clamp_min(0)
     if greedy:
         return int(probs.argmax())

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from storylab.checks import check_int
 from storylab.corpora.options import SOURCE_DEFAULTS
 from storylab.hmm import CategoricalHMM
 
@@ -68,13 +69,6 @@ def mess3_params(x: float = 0.15, a: float = 0.6) -> tuple[np.ndarray, np.ndarra
     return np.full(3, 1 / 3), trans, emit
 
 
-def _positive_int(options: dict, name: str) -> int:
-    value = options[name]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"corpus: hmm option {name!r} must be an int >= 1, got {value!r}")
-    return int(value)
-
-
 def source_model(options: dict[str, Any]) -> CategoricalHMM:
     """The true HMM an `hmm` corpus spec describes."""
     kind = options["kind"]
@@ -87,8 +81,8 @@ def source_model(options: dict[str, Any]) -> CategoricalHMM:
             raise ValueError("corpus: hmm kind 'saved' needs a 'path' to a saved CategoricalHMM folder")
         return CategoricalHMM.load(options["path"], device="cpu")
     return CategoricalHMM(
-        n_states=_positive_int(options, "n_states"),
-        vocab_size=_positive_int(options, "vocab_size"),
+        n_states=check_int("corpus: hmm option 'n_states'", options["n_states"], minimum=1),
+        vocab_size=check_int("corpus: hmm option 'vocab_size'", options["vocab_size"], minimum=1),
         seed=options["seed"],
         concentration=options["concentration"],
         device="cpu",
@@ -102,10 +96,9 @@ def build_hmm_corpus(options: dict[str, Any]) -> dict[str, Any]:
     n_sequences, validation, length (the samples). Other keys (e.g. `source`) are ignored.
     """
     options = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    n_train, n_val, length = (_positive_int(options, name) for name in ("n_sequences", "validation", "length"))
+    n_train, n_val, length = (check_int(f"corpus: hmm option {name!r}", options[name], minimum=1) for name in ("n_sequences", "validation", "length"))
     seed = options["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"corpus: hmm option 'seed' must be an int >= 0, got {seed!r}")
+    check_int("corpus: hmm option 'seed'", seed)
     model = source_model(options)
     if model.vocab_size > len(ALPHABET):
         raise ValueError(f"corpus: hmm vocab_size {model.vocab_size} is larger than the {len(ALPHABET)} printable characters available")

@@ -28,6 +28,7 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
+from storylab.checks import check_int
 from storylab.corpora import story_grammar
 from storylab.corpora.story_arcs import STORY_ARCS, story
 
@@ -43,11 +44,6 @@ class StorySample(NamedTuple):
     choices: tuple[int, ...]  # the index picked at each choice point, in order
     neg_log2_prob: float  # −log2 p(text), in bits
     arc: str  # which of ARC_NAMES the story follows
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
 
 
 def _check_text(text) -> None:
@@ -67,8 +63,8 @@ def generate_stories(n_stories: int, seed: int = 0) -> tuple[list[str], np.ndarr
     Same seed, same stories; the first k stories of a stream do not depend on how many
     are asked for.
     """
-    _check_int("n_stories", n_stories, 0)
-    _check_int("seed", seed, 0)
+    check_int("n_stories", n_stories)
+    check_int("seed", seed)
     rng = random.Random(int(seed))
     texts, bits = [], np.empty(int(n_stories), dtype=np.float64)
     for i in range(int(n_stories)):

@@ -8,7 +8,6 @@ introduction, then a last paragraph with a lesson. Choices are made only through
 
 from __future__ import annotations
 
-from storylab.corpora import story_words as words
 from storylab.corpora.story_grammar import Options, one_of
 from storylab.corpora.story_options import *  # noqa: F403 - the option lists are this module's vocabulary
 from storylab.corpora.story_pieces import (ending, feels, introduction, little_moment, narrate, opening_time,

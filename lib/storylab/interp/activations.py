@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from storylab.checks import check_int
 from storylab.tokenizers import encode_texts
 
 
@@ -24,8 +25,7 @@ def story_sequences(tokenizer, texts: Sequence[str], n_ctx: int, max_stories: in
     if isinstance(texts, str) or not len(texts):
         raise ValueError(f"texts: expected a non-empty list of stories, got {type(texts).__name__}")
     if max_stories is not None:
-        if isinstance(max_stories, bool) or not isinstance(max_stories, int) or max_stories < 1:
-            raise ValueError(f"max_stories: expected a positive integer or None, got {max_stories!r}")
+        check_int("max_stories", max_stories, minimum=1)
         texts = list(texts)[:max_stories]
     eot = tokenizer.eos_token_id
     return [np.asarray([eot, *ids, eot], dtype=np.int64)[:n_ctx] for ids in encode_texts(tokenizer, list(texts))]

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from storylab.checks import check_int
 from storylab.interp.activations import pad_batch
 from storylab.interp.tokens import special_ids
 
@@ -64,8 +65,7 @@ def induction_scores(patterns: torch.Tensor, half_len: int) -> torch.Tensor:
 def repeated_random_tokens(tokenizer, half_len: int, batch: int, seed: int = 0) -> torch.Tensor:
     """(batch, 1 + 2·half_len) ids: end-of-text, then random ordinary tokens, then the same again."""
     for name, value in (("half_len", half_len), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        check_int(name, value, minimum=1)
     specials = set(special_ids(tokenizer))
     ordinary = torch.tensor([i for i in range(len(tokenizer)) if i not in specials])
     if len(ordinary) == 0:

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from storylab.checks import check_int
+
 ORDERS = ("frequency", "cluster", "id")
 
 
@@ -33,9 +35,8 @@ def cosine_similarity_matrix(vectors) -> torch.Tensor:
 
 def block_edges(n: int, n_blocks: int) -> np.ndarray:
     """Boundaries of `n_blocks` contiguous blocks covering range(n), sizes differing by at most one."""
-    if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or not 1 <= n_blocks <= n:
-        raise ValueError(f"n_blocks: expected an integer between 1 and the matrix size {n}, got {n_blocks!r}")
-    return np.linspace(0, n, int(n_blocks) + 1).round().astype(int)
+    n_blocks = check_int("n_blocks", n_blocks, minimum=1, below=n + 1)  # at most the matrix size
+    return np.linspace(0, n, n_blocks + 1).round().astype(int)
 
 
 def coarse_grain(matrix, n_blocks: int, exclude_diagonal: bool = True) -> torch.Tensor:
@@ -95,8 +96,7 @@ def nearest_neighbours(vectors, token_ids: Sequence[int], labels: Sequence[str],
     n = similarity.shape[0]
     if len(labels) != n:
         raise ValueError(f"labels: expected {n} token labels, got {len(labels)}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < n:
-        raise ValueError(f"k: expected an integer between 1 and {n - 1}, got {k!r}")
+    check_int("k", k, minimum=1, below=n)
     rows = []
     for token in token_ids:
         if not 0 <= int(token) < n:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from storylab.checks import check_int
+
 
 @dataclass
 class PCA:
@@ -24,8 +26,7 @@ def pca(vectors: torch.Tensor, n_components: int = 10) -> PCA:
     vectors = torch.as_tensor(vectors).float()
     if vectors.ndim != 2 or vectors.shape[0] < 2:
         raise ValueError(f"vectors: expected an (N ≥ 2, d) matrix, got shape {tuple(vectors.shape)}")
-    if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
-        raise ValueError(f"n_components: expected a positive integer, got {n_components!r}")
+    check_int("n_components", n_components, minimum=1)
     mean = vectors.mean(dim=0)
     # float64 SVD: the small trailing variances of a low-rank stream are otherwise lost in rounding
     _, singular, vh = torch.linalg.svd((vectors - mean).double(), full_matrices=False)

@@ -143,14 +143,19 @@ def _fits(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
-def load_params_file(path: str | Path) -> dict[str, Any]:
+def read_yaml_mapping(path: str | Path, where: str, expected: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (params, pipeline and sweep files); one-line errors."""
     path = Path(path)
     if not path.exists():
-        raise ParameterError(f"-f {str(path)!r}: no such file")
+        raise ParameterError(f"{where}: no such file")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ParameterError(f"-f {str(path)!r}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise ParameterError(f"{where}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise ParameterError(f"-f {str(path)!r}: expected a mapping of parameter names to values")
+        raise ParameterError(f"{where}: expected {expected}")
     return data
+
+
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    return read_yaml_mapping(path, f"-f {str(path)!r}", "a mapping of parameter names to values")

@@ -14,20 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from storylab.paths import PROJECT_ROOT
 from storylab.runner.execute import RunResult, effective_parameters, resolve_notebook, run_notebook
-from storylab.runner.params import ParameterError, load_params_file
+from storylab.runner.params import ParameterError, load_params_file, read_yaml_mapping
 
 
 def load_pipeline(path: str | Path) -> list[dict[str, Any]]:
     """Read and check every step (notebook exists, parameters fit) before running any."""
-    path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"pipeline {str(path)!r}: no such file")
-    data = yaml.safe_load(path.read_text()) or {}
-    steps = data.get("steps") if isinstance(data, dict) else None
+    data = read_yaml_mapping(path, f"pipeline {str(path)!r}", "a mapping with a 'steps' list")
+    steps = data.get("steps")
     if not isinstance(steps, list) or not steps:
         raise ParameterError(f"pipeline {str(path)!r}: expected a non-empty 'steps' list")
     checked = []

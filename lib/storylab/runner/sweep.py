@@ -29,12 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from storylab.cache import spec_hash
 from storylab.paths import outputs_dir, runs_dir
 from storylab.runner.execute import effective_parameters, resolve_notebook
-from storylab.runner.params import ParameterError
+from storylab.runner.params import ParameterError, read_yaml_mapping
 
 SWEEP_KEYS = {"notebook", "description", "params", "grid", "zip", "slurm", "smoke", "prefix"}
 SMOKE_KEYS = {"params", "grid", "zip", "prefix"}
@@ -72,14 +70,7 @@ def load_sweep(path: str | Path, smoke: bool = False) -> Sweep:
     """Read a sweep file, expand it and check every run's parameters; raises ParameterError."""
     path = Path(path)
     where = f"sweep {str(path)!r}"
-    if not path.exists():
-        raise ParameterError(f"{where}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ParameterError(f"{where}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ParameterError(f"{where}: expected a mapping with notebook, params, grid and/or zip")
+    data = read_yaml_mapping(path, where, "a mapping with notebook, params, grid and/or zip")
     _check_keys(data, SWEEP_KEYS, where)
     if "notebook" not in data:
         raise ParameterError(f"{where}: missing 'notebook' (e.g. notebook: 02_hmm)")

@@ -8,20 +8,11 @@ a one-line ValueError naming it before any compute.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+
+from storylab.checks import check_int, check_number
 
 ACT_FNS = ("gelu", "gelu_new", "relu", "silu")  # the activations the TL-native model also has
 NORMALIZATIONS = ("LN", "RMS", None)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-
-
-def _check_non_negative(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
 
 
 def _from_dict(cls, data: dict):
@@ -54,7 +45,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_heads", "n_ctx"):
-            _check_positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), minimum=1)
         if self.d_head is None:
             if self.d_model % self.n_heads:
                 raise ValueError(
@@ -64,9 +55,9 @@ class ModelConfig:
         if self.d_mlp is None:
             object.__setattr__(self, "d_mlp", 4 * self.d_model)
         for name in ("d_head", "d_mlp"):
-            _check_positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), minimum=1)
         if self.d_vocab is not None:
-            _check_positive_int("d_vocab", self.d_vocab)
+            check_int("d_vocab", self.d_vocab, minimum=1)
         if self.act_fn not in ACT_FNS:
             raise ValueError(f"act_fn: expected one of {ACT_FNS}, got {self.act_fn!r}")
         if self.normalization not in NORMALIZATIONS:
@@ -117,31 +108,26 @@ class TrainConfig:
     bf16_autocast: bool = False
 
     def __post_init__(self) -> None:
-        _check_positive_int("batch_size", self.batch_size)
+        check_int("batch_size", self.batch_size, minimum=1)
         for name in ("base_lr", "min_lr", "weight_decay", "beta1", "beta2", "max_grad_norm"):
-            _check_non_negative(name, getattr(self, name))
+            check_number(name, getattr(self, name))
         if self.min_lr > self.base_lr:
             raise ValueError(f"min_lr: expected <= base_lr={self.base_lr}, got {self.min_lr}")
         for name in ("warmup_steps", "decay_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}: expected an integer >= 0, got {value!r}")
+            check_int(name, getattr(self, name))
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ValueError(f"beta1/beta2: expected values in [0, 1), got {self.beta1}, {self.beta2}")
         if self.max_steps is None and self.max_minutes is None:
             raise ValueError("max_steps: set max_steps, max_minutes or both (both are None)")
         if self.max_steps is not None:
-            _check_positive_int("max_steps", self.max_steps)
-        if self.max_minutes is not None and not (
-            isinstance(self.max_minutes, (int, float)) and self.max_minutes > 0
-        ):
-            raise ValueError(f"max_minutes: expected a positive number or None, got {self.max_minutes!r}")
+            check_int("max_steps", self.max_steps, minimum=1)
+        if self.max_minutes is not None:
+            check_number("max_minutes", self.max_minutes, strict=True)
         for name in ("eval_every", "save_every"):
-            _check_positive_int(name, getattr(self, name))
+            check_int(name, getattr(self, name), minimum=1)
         if self.eval_tokens is not None:
-            _check_positive_int("eval_tokens", self.eval_tokens)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed: expected an integer >= 0, got {self.seed!r}")
+            check_int("eval_tokens", self.eval_tokens, minimum=1)
+        check_int("seed", self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)

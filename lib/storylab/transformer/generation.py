@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 import torch
 
+from storylab.checks import check_int
 from storylab.sampling import pick_next_token
 from storylab.transformer.data import model_context_length
 
@@ -60,8 +61,7 @@ def next_token_table(model, tokenizer, prompt: str, k: int = 10, prepend_eot: bo
     Shown as `[(' ', 88.8%), ('}', 0.9%), ...]`; tokens are decoded one by one, so a
     byte-level piece of a multi-byte character may show as a replacement character.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k: expected a positive integer, got {k!r}")
+    check_int("k", k, minimum=1)
     probs = next_token_probs(model, tokenizer, prompt, prepend_eot)
     top = torch.topk(probs, min(k, len(probs)))
     return TokenTable((tokenizer.decode([i]), float(p)) for p, i in zip(top.values, top.indices.tolist()))
@@ -128,8 +128,7 @@ def generate(
     Stops after `max_new_tokens`, at the end-of-text token (not included) when
     `stop_at_eot`, or once the text contains `stop` (included).
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens: expected an integer >= 0, got {max_new_tokens!r}")
+    check_int("max_new_tokens", max_new_tokens)
     pick_next_token(torch.ones(1), temperature, top_k, greedy)  # checks temperature and top_k before any compute
     ids = encode_prompt(tokenizer, prompt, prepend_eot)
     generator = torch.Generator().manual_seed(seed)

@@ -10,8 +10,6 @@ Nothing here unpickles anything.
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from storylab.cache import write_json_atomic
+from storylab.cache import atomic_path, write_json_atomic
 
 WEIGHTS_FILE = "hmm.safetensors"
 META_FILE = "hmm.json"
@@ -31,10 +29,9 @@ def save_params(folder: Path, start: torch.Tensor, trans: torch.Tensor, emit: to
     """Write the three tables and `meta` into `folder`, each file renamed into place."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".tmp-{WEIGHTS_FILE}-{uuid.uuid4().hex[:8]}"
     tensors = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in (("start", start), ("trans", trans), ("emit", emit))}
-    save_file(tensors, str(tmp))
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp))
     write_json_atomic(folder / META_FILE, {"format": FORMAT, **meta})
     return folder
 

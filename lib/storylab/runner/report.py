@@ -17,7 +17,7 @@ from typing import Any
 
 import plotly
 
-from storylab.cache import write_text_atomic
+from storylab.cache import atomic_path, write_text_atomic
 from storylab.paths import outputs_dir
 from storylab.runs import Run, find_runs
 
@@ -33,10 +33,8 @@ def assets_dir() -> Path:
     folder = outputs_dir() / "assets"
     target = folder / "plotly.min.js"
     if not target.exists() or target.stat().st_size != PLOTLY_JS.stat().st_size:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".tmp-plotly-{os.getpid()}.js"
-        shutil.copyfile(PLOTLY_JS, tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(PLOTLY_JS, tmp)
     return folder
 
 

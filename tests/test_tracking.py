@@ -1,0 +1,63 @@
+"""TensorBoard event files carry the logged numbers; W&B stays offline unless logged in."""
+
+import math
+
+import pytest
+
+from storylab.tracking import Tracker, check_tracking, wandb_logged_in
+
+
+def read_scalars(folder):
+    """{tag: [(step, value), ...]} read back with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_scalars_round_trip_through_tensorboard(tmp_path):
+    with Tracker(tmp_path / "tb") as tracker:
+        for step in range(1, 4):
+            tracker.log(step, {"train/loss": 1.0 / step, "lr": 0.1 * step, "note": "text", "bad": math.nan})
+    scalars = read_scalars(tmp_path / "tb")
+    assert set(scalars) == {"train/loss", "lr"}  # text and NaN are skipped
+    assert [s for s, _ in scalars["train/loss"]] == [1, 2, 3]
+    assert [v for _, v in scalars["train/loss"]] == pytest.approx([1.0, 0.5, 1 / 3], rel=1e-6)
+
+
+def test_replay_writes_the_rows_of_a_resumed_run(tmp_path):
+    rows = [{"iteration": i, "train_nats_per_token": 2.0 - 0.1 * i} for i in (1, 2)]
+    with Tracker(tmp_path / "tb") as tracker:
+        tracker.replay(rows, "iteration", {"train_nats_per_token": "em/train_nats_per_token"})
+    replayed = read_scalars(tmp_path / "tb")["em/train_nats_per_token"]
+    assert [s for s, _ in replayed] == [1, 2] and [v for _, v in replayed] == pytest.approx([1.9, 1.8])
+
+
+def test_a_tracker_without_folder_records_nothing(tmp_path):
+    tracker = Tracker(None)
+    tracker.log(1, {"x": 1.0})
+    tracker.close()
+    assert not tracker.active
+
+
+def test_tracking_choices_and_offline_default(monkeypatch, tmp_path):
+    assert check_tracking("none") is False and check_tracking("wandb") is True
+    with pytest.raises(ValueError, match="tracking: expected one of"):
+        check_tracking("tensorboard-and-more")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    assert not wandb_logged_in()
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_logged_in()
+
+
+def test_wandb_runs_offline_without_credentials(monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    with Tracker(tmp_path / "tb", name="02_hmm/test", config={"n_states": 4}, wandb=True) as tracker:
+        assert tracker._wandb_run.settings.mode == "offline"
+        tracker.log(1, {"loss": 0.5})
+    assert list((tmp_path / "tb" / "wandb").glob("offline-run-*"))

@@ -51,6 +51,7 @@ import numpy as np
 
 from storylab.checks import check_int
 from storylab.corpora.hmm_cot import state_after
+from storylab.progress import progress_bar
 from storylab.token_sequences import as_token_sequences
 
 MIN_PROB = 1e-12
@@ -125,7 +126,7 @@ def _model_symbol_probs(model, symbols: np.ndarray, ids: "_TokenIds", cot_every:
     return np.hstack([probs[:, ids.symbol_ids], probs[:, ids.other_ids].sum(axis=1, keepdims=True)])
 
 
-def belief_kl(model, hmm, sequences, token_map=None, cot_every: int | None = None) -> BeliefKL:
+def belief_kl(model, hmm, sequences, token_map=None, cot_every: int | None = None, progress: bool = True) -> BeliefKL:
     """KL(true ‖ model) at every position of every HMM symbol sequence (see the module docstring)."""
     sequences = as_token_sequences(sequences, hmm.vocab_size, "sequences")
     if cot_every is not None:
@@ -133,7 +134,7 @@ def belief_kl(model, hmm, sequences, token_map=None, cot_every: int | None = Non
     ids = _TokenIds(model, hmm.vocab_size, token_map, cot_every)  # a bad map fails before any compute
     shape = (len(sequences), max(len(s) for s in sequences))
     kl, within, other = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
-    for row, symbols in enumerate(sequences):
+    for row, symbols in enumerate(progress_bar(sequences, desc="belief KL", unit="seq", disable=not progress)):
         true = true_next_symbol_probs(hmm, symbols)
         modelled = _model_symbol_probs(model, symbols, ids, cot_every)
         in_alphabet = modelled[:, :-1]
@@ -143,7 +144,7 @@ def belief_kl(model, hmm, sequences, token_map=None, cot_every: int | None = Non
     return BeliefKL(kl, within, other)
 
 
-def corpus_belief_kl(model, corpus, tokenizer, n_sequences: int | None = None) -> BeliefKL:
+def corpus_belief_kl(model, corpus, tokenizer, n_sequences: int | None = None, progress: bool = True) -> BeliefKL:
     """`belief_kl` on the first `n_sequences` validation texts of an `hmm` corpus (all when None),
     for a model over `tokenizer`'s ids (a character-level tokenizer)."""
     from storylab.corpora.hmm_source import text_to_ids
@@ -158,7 +159,7 @@ def corpus_belief_kl(model, corpus, tokenizer, n_sequences: int | None = None) -
     if n_sequences is not None:
         texts = texts[: check_int("n_sequences", n_sequences, minimum=1)]
     token_map = alphabet_id_map(tokenizer, alphabet + corpus.meta.get("state_alphabet", ""))
-    return belief_kl(model, hmm, [text_to_ids(t, alphabet) for t in texts], token_map, corpus.meta.get("cot_every"))
+    return belief_kl(model, hmm, [text_to_ids(t, alphabet) for t in texts], token_map, corpus.meta.get("cot_every"), progress)
 
 
 class _TokenIds:

@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from storylab.corpora.hmm_cot import strip_states
 from storylab.corpora.hmm_source import ALPHABET, build_hmm_corpus, ids_to_text, mess3_params, text_to_ids
 from storylab.hmm import CategoricalHMM
+from storylab.hmm_processes import cyclic_labels
 
 SMALL = {"n_sequences": 12, "validation": 6, "length": 25}
 
@@ -100,6 +102,53 @@ def test_text_ids_round_trip_and_errors():
         ids_to_text([0, 4], "abcd")
 
 
+@pytest.mark.parametrize("emission", ["deterministic", "stochastic"])
+def test_cyclic_source_exact_floor_and_mixing_time(emission):
+    built = build_hmm_corpus({"kind": "cyclic", "emission": emission, "n_states": 6, "vocab_size": 3, "epsilon": 0.1,
+                              "seed": 2, **SMALL})
+    model = built["model"]
+    start, trans, emit = (p.double().numpy() for p in (model.start, model.trans, model.emit))
+    bits = -sum(numpy_log2_prob(start, trans, emit, text_to_ids(t, built["alphabet"])) for t in built["validation"]["text"])
+    assert built["floor_bits_per_char"] == pytest.approx(bits / (6 * 25), rel=1e-6)
+    assert built["meta"]["mixing_time_steps"] == pytest.approx(10.0, rel=1e-9)  # 1/ε
+    assert built["meta"]["second_eigenvalue_modulus"] == pytest.approx(0.9) and built["meta"]["n_states"] == 6
+    if emission == "deterministic":  # every symbol is its state's label
+        labels = cyclic_labels(6, 3, seed=2)
+        for text, states in zip(built["train"]["text"], built["train"]["states"]):
+            assert np.array_equal(text_to_ids(text, built["alphabet"]), labels[states])
+
+
+def test_slower_mixing_lowers_the_floor_of_a_deterministic_cycle():
+    floors = [build_hmm_corpus({"kind": "cyclic", "emission": "deterministic", "n_states": 6, "vocab_size": 3,
+                                "epsilon": eps, **SMALL})["floor_bits_per_char"] for eps in (0.5, 0.05, 0.0)]
+    assert floors[0] > floors[1] > floors[2]
+    assert floors[2] == pytest.approx(math.log2(6) / 25, rel=1e-5)  # only the starting phase is random
+
+
+def test_mess3_and_random_sources_record_their_mixing_times():
+    mess3 = build_hmm_corpus({"kind": "mess3", "x": 0.1, **SMALL})["meta"]
+    assert mess3["mixing_time_steps"] == pytest.approx(1 / 0.3) and mess3["n_states"] == 3
+    built = build_hmm_corpus({"kind": "random", "n_states": 4, "vocab_size": 5, **SMALL})
+    eigenvalues = np.sort(np.abs(np.linalg.eigvals(built["model"].trans.double().numpy())))
+    assert built["meta"]["mixing_time_steps"] == pytest.approx(1 / (1 - eigenvalues[-2]))
+
+
+def test_cot_every_writes_states_into_training_texts_only():
+    options = {"kind": "cyclic", "n_states": 5, "vocab_size": 4, "epsilon": 0.2, "seed": 1, **SMALL}
+    plain, cot = build_hmm_corpus(options), build_hmm_corpus({**options, "cot_every": 4})
+    assert cot["validation"] == plain["validation"] and cot["floor_bits_per_char"] == plain["floor_bits_per_char"]
+    assert cot["meta"]["cot_every"] == 4 and cot["meta"]["state_alphabet"] == ALPHABET[4:9]
+    for text, states, plain_text, plain_states in zip(cot["train"]["text"], cot["train"]["states"],
+                                                      plain["train"]["text"], plain["train"]["states"]):
+        ids = text_to_ids(text)
+        assert len(text) == len(states) == 25 + 24 // 4  # a state after symbols 4, 8, …, 24, none after the last
+        assert ids_to_text(strip_states(ids, 4), plain["alphabet"]) == plain_text
+        written = np.flatnonzero(ids >= 4)
+        assert np.array_equal(written, np.arange(4, 30, 5))  # every fifth character
+        assert np.array_equal(ids[written] - 4, np.asarray(plain_states)[3:24:4])  # the state of the symbol before
+        assert np.array_equal(np.asarray(states)[ids < 4], plain_states)
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -108,6 +157,11 @@ def test_text_ids_round_trip_and_errors():
         ({"kind": "mess3", "x": 0.7}, "x:"),
         ({"kind": "saved"}, "path"),
         ({"length": 0}, "length"),
+        ({"kind": "cyclic", "epsilon": 2}, "epsilon"),
+        ({"kind": "cyclic", "emission": "noisy"}, "emission"),
+        ({"kind": "cyclic", "emission": "deterministic", "n_states": 4, "vocab_size": 8}, "vocab_size"),
+        ({"cot_every": 0}, "cot_every"),
+        ({"n_states": 80, "vocab_size": 10, "cot_every": 4}, r"vocab_size 10 \+ n_states 80"),
     ],
 )
 def test_bad_options_are_clear_errors(options, message):
@@ -123,3 +177,5 @@ def test_load_corpus_keeps_states(tmp_path, monkeypatch):
     row = corpus.dataset["validation"][0]
     assert len(row["text"]) == len(row["states"]) == 25
     assert corpus.meta["floor_bits_per_char"] == pytest.approx(build_hmm_corpus({"n_states": 3, "vocab_size": 4, **SMALL})["floor_bits_per_char"])
+    cyclic = load_corpus({"source": "hmm", "kind": "cyclic", "epsilon": 0.0, "n_states": 3, "vocab_size": 2, **SMALL})
+    assert cyclic.meta["mixing_time_steps"] is None and cyclic.meta["n_states"] == 3  # never mixes: null in meta.json

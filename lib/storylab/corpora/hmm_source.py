@@ -1,8 +1,12 @@
 """The `hmm` corpus source: text sampled from a known hidden Markov model.
 
-Three kinds of model:
+Four kinds of model:
 
-- `random`: a `CategoricalHMM` with Dirichlet(`concentration`) rows, `n_states` x `vocab_size`, from `seed`;
+- `random`: a `CategoricalHMM` with Dirichlet(`concentration`) rows, `n_states` x `vocab_size`, from `seed`
+  (fast mixing);
+- `cyclic`: `n_states` on a cycle left with probability `epsilon` (0: never mixes), emitting
+  by a fixed labelling (`emission: deterministic`) or from Dirichlet rows (`stochastic`);
+  see `storylab.hmm_processes.cyclic_params`;
 - `saved`: a `CategoricalHMM` folder at `path` (e.g. one fitted in 02_hmm);
 - `mess3`: the 3-state, 3-token process of Shai et al. 2024 ("Transformers represent
   belief state geometry in their residual stream"), with parameters `x` (0.15) and `a`
@@ -18,7 +22,14 @@ through the ordinary text pipeline and the `char` tokenizer unchanged. The true 
 states are kept per character for probes. The floor is exact: the forward algorithm on
 the true model gives Σ −log2 p(x) over the validation sequences divided by their
 characters. It does not count an end-of-text token: every sequence has the same length,
-so where a sequence ends carries no information.
+so where a sequence ends carries no information. Beside the floor, the metadata records
+how fast the process mixes: `second_eigenvalue_modulus` of the transition matrix and
+`mixing_time_steps` = 1 / (1 − |λ₂|), the relaxation time (null for a chain that never
+mixes; see `storylab.hmm_processes`), and the true `n_states`.
+
+`cot_every: k` writes the true hidden state into the training texts after every k-th
+symbol (block chain-of-thought; see `storylab.corpora.hmm_cot`); validation texts stay
+plain, and the metadata then adds `cot_every` and `state_alphabet`.
 """
 
 from __future__ import annotations
@@ -30,12 +41,14 @@ from typing import Any
 import numpy as np
 
 from storylab.checks import check_int
+from storylab.corpora.hmm_cot import interleave_states
 from storylab.corpora.options import SOURCE_DEFAULTS
 from storylab.hmm import CategoricalHMM
+from storylab.hmm_processes import cyclic_params, mess3_params, mixing_time_steps, second_eigenvalue_modulus
 
 # no whitespace (a sequence stays one "word") and none of <|> (so text never spells a special token)
 ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits + "!#$%&()*+,-./:;=?@[]^_{}~"
-KINDS = ("random", "mess3", "saved")
+KINDS = ("random", "cyclic", "mess3", "saved")
 DEFAULTS = SOURCE_DEFAULTS["hmm"]  # one set of defaults for load_corpus and for rebuilding the true model
 
 
@@ -56,27 +69,28 @@ def ids_to_text(ids, alphabet: str = ALPHABET) -> str:
     return "".join(alphabet[i] for i in ids)
 
 
-def mess3_params(x: float = 0.15, a: float = 0.6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start, trans, emit) of mess3 as a state-emitting HMM (see the module docstring)."""
-    if not (isinstance(x, (int, float)) and 0 < x < 0.5):
-        raise ValueError(f"x: mess3's switching probability must lie in (0, 0.5), got {x!r}")
-    if not (isinstance(a, (int, float)) and 0 < a < 1):
-        raise ValueError(f"a: mess3's emission weight must lie in (0, 1), got {a!r}")
-    trans = np.full((3, 3), x)
-    np.fill_diagonal(trans, 1 - 2 * x)
-    emit = np.full((3, 3), (1 - a) / 2)
-    np.fill_diagonal(emit, a)
-    return np.full(3, 1 / 3), trans, emit
-
-
-def source_model(options: dict[str, Any]) -> CategoricalHMM:
-    """The true HMM an `hmm` corpus spec describes."""
+def exact_params(options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """float64 (start, trans, emit) of a structured kind (cyclic, mess3); None for random and saved."""
     kind = options["kind"]
     if kind not in KINDS:
         raise ValueError(f"corpus: hmm option 'kind' must be one of {KINDS}, got {kind!r}")
     if kind == "mess3":
-        return CategoricalHMM.from_params(*mess3_params(options["x"], options["a"]), device="cpu")
-    if kind == "saved":
+        return mess3_params(options["x"], options["a"])
+    if kind == "cyclic":
+        return cyclic_params(
+            check_int("corpus: hmm option 'n_states'", options["n_states"], minimum=1),
+            check_int("corpus: hmm option 'vocab_size'", options["vocab_size"], minimum=1),
+            options["epsilon"], options["emission"], options["seed"], options["concentration"],
+        )
+    return None
+
+
+def source_model(options: dict[str, Any]) -> CategoricalHMM:
+    """The true HMM an `hmm` corpus spec describes."""
+    params = exact_params(options)
+    if params is not None:
+        return CategoricalHMM.from_params(*params, device="cpu")
+    if options["kind"] == "saved":
         if not options.get("path"):
             raise ValueError("corpus: hmm kind 'saved' needs a 'path' to a saved CategoricalHMM folder")
         return CategoricalHMM.load(options["path"], device="cpu")
@@ -89,29 +103,54 @@ def source_model(options: dict[str, Any]) -> CategoricalHMM:
     )
 
 
+def mixing_meta(options: dict[str, Any], model: CategoricalHMM) -> dict[str, Any]:
+    """The true `n_states`, |λ₂| and the relaxation time of the process, from its exact tables where known."""
+    params = exact_params(options)
+    trans = params[1] if params is not None else model.trans.double().cpu().numpy()
+    return {"n_states": model.n_states, "second_eigenvalue_modulus": second_eigenvalue_modulus(trans),
+            "mixing_time_steps": mixing_time_steps(trans)}
+
+
 def build_hmm_corpus(options: dict[str, Any]) -> dict[str, Any]:
     """Train and validation texts (+ true states) sampled from the HMM `options` describe.
 
-    Options: kind, n_states, vocab_size, concentration, seed, path, x, a (the model) and
-    n_sequences, validation, length (the samples). Other keys (e.g. `source`) are ignored.
+    Options: kind, n_states, vocab_size, concentration, seed, path, x, a, epsilon, emission
+    (the model), n_sequences, validation, length (the samples) and cot_every. Other keys
+    (e.g. `source`) are ignored. Returns the splits, `floor_bits_per_char`, `alphabet`, the
+    true `model` and `meta` (what the corpus metadata records).
     """
     options = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
     n_train, n_val, length = (check_int(f"corpus: hmm option {name!r}", options[name], minimum=1) for name in ("n_sequences", "validation", "length"))
     seed = options["seed"]
     check_int("corpus: hmm option 'seed'", seed)
+    cot_every = options.get("cot_every")
+    if cot_every is not None:
+        check_int("corpus: hmm option 'cot_every'", cot_every, minimum=1)
     model = source_model(options)
-    if model.vocab_size > len(ALPHABET):
-        raise ValueError(f"corpus: hmm vocab_size {model.vocab_size} is larger than the {len(ALPHABET)} printable characters available")
+    n_chars = model.vocab_size + (model.n_states if cot_every else 0)
+    if n_chars > len(ALPHABET):
+        wanted = f"vocab_size {model.vocab_size}" + (f" + n_states {model.n_states} (cot_every)" if cot_every else "")
+        raise ValueError(f"corpus: hmm {wanted} is larger than the {len(ALPHABET)} printable characters available")
     alphabet = ALPHABET[: model.vocab_size]
     splits = {}
     for split, n, sample_seed in (("train", n_train, 2 * seed + 1), ("validation", n_val, 2 * seed + 2)):
         tokens, states = model.sample(n, length, seed=sample_seed)
         splits[split] = {"text": [ids_to_text(row, alphabet) for row in tokens], "states": states.tolist(), "tokens": tokens}
     val_nats = -model.log_likelihood(splits["validation"].pop("tokens")).sum()
-    splits["train"].pop("tokens")
-    return {
-        **splits,
-        "floor_bits_per_char": float(val_nats / math.log(2) / (n_val * length)),
-        "alphabet": alphabet,
-        "model": model,
-    }
+    train_tokens = splits["train"].pop("tokens")
+    floor = float(val_nats / math.log(2) / (n_val * length))
+    meta = {"floor_bits_per_char": floor, "alphabet": alphabet, **mixing_meta(options, model)}
+    if cot_every:
+        # the same samples, states written in: a CoT run and a plain run see the same symbols
+        splits["train"] = _with_states(train_tokens, splits["train"]["states"], cot_every, model.vocab_size)
+        meta.update(cot_every=cot_every, state_alphabet=ALPHABET[model.vocab_size : n_chars])
+    return {**splits, "floor_bits_per_char": floor, "alphabet": alphabet, "model": model, "meta": meta}
+
+
+def _with_states(tokens: np.ndarray, states: list[list[int]], every: int, vocab_size: int) -> dict[str, list]:
+    texts, aligned = [], []
+    for row_tokens, row_states in zip(tokens, states):
+        ids, row_aligned = interleave_states(row_tokens, row_states, every, vocab_size)
+        texts.append(ids_to_text(ids))  # symbol k is ALPHABET[k], state s is ALPHABET[V + s]
+        aligned.append(row_aligned.tolist())
+    return {"text": texts, "states": aligned}

@@ -14,7 +14,7 @@ SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "stories": {"n_stories": 4000, "validation": 400, "seed": 0},
     "addition": {"n_problems": 20000, "validation": 2000, "min_operand": 0, "max_operand": 99, "seed": 0},
     "hmm": {"kind": "random", "n_states": 8, "vocab_size": 16, "concentration": 0.5, "seed": 0,
-            "n_sequences": 2000, "validation": 200, "length": 128, "x": 0.15, "a": 0.6},
+            "n_sequences": 2000, "validation": 200, "length": 128, "x": 0.15, "a": 0.6, "epsilon": 0.05, "emission": "stochastic", "cot_every": None},
     "hub": {"split": "train", "validation": "validation"},
     "file": {"separator": "eot", "validation": "validation"},  # a split of that name, else 5%
 }
@@ -22,7 +22,7 @@ COMMON_OPTIONS = {"source", "rows", "validation", "vocab_filter"}
 SOURCE_OPTIONS: dict[str, set[str]] = {
     "stories": {"n_stories", "seed"},
     "addition": {"n_problems", "min_operand", "max_operand", "seed"},
-    "hmm": {"kind", "n_states", "vocab_size", "concentration", "seed", "path", "n_sequences", "length", "x", "a"},
+    "hmm": {"kind", "n_states", "vocab_size", "concentration", "seed", "path", "n_sequences", "length", "x", "a", "epsilon", "emission", "cot_every"},
     "hub": {"name", "config", "split", "text_column"},
     "file": {"path", "separator", "text_column", "_mtime_size"},
 }

@@ -66,7 +66,7 @@ def hmm_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
         built["train"]["text"], built["validation"]["text"],
         states=(built["train"]["states"], built["validation"]["states"]),
     )
-    return dataset, {"floor_bits_per_char": built["floor_bits_per_char"], "alphabet": built["alphabet"]}
+    return dataset, built["meta"]  # floor, alphabet, true n_states, mixing time (+ CoT alphabet)
 
 
 def hub_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:

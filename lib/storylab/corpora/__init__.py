@@ -29,10 +29,11 @@ import datasets
 from datasets import DatasetDict, load_from_disk
 
 from storylab.cache import cached_dir, write_json_atomic
+from storylab.corpora.addition import HeldOutPairs, held_out_pairs
 from storylab.corpora.options import apply_common_options, normalize_spec
 from storylab.corpora.sources import SOURCES
 
-__all__ = ["Corpus", "corpus_spec", "load_corpus", "normalize_spec", "SOURCES"]
+__all__ = ["Corpus", "corpus_spec", "load_corpus", "normalize_spec", "held_out_addition_pairs", "HeldOutPairs", "SOURCES"]
 
 
 def corpus_spec(spec: str | dict, **options: Any) -> dict[str, Any]:
@@ -88,6 +89,16 @@ def load_corpus(spec: str | dict | Corpus) -> Corpus:
     return Corpus(dataset=load_from_disk(str(folder / "dataset")), meta=meta)
 
 
+def held_out_addition_pairs(corpus: str | dict | Corpus) -> HeldOutPairs:
+    """How many validation operand pairs of an addition corpus never occur in its training split.
+
+    Works for any corpus of `A + B = C;` problems (the `addition` source, or a file of them);
+    `str(result)` reads "865 of 865 validation operand pairs never seen in training (...)".
+    """
+    corpus = load_corpus(corpus)
+    return held_out_pairs(corpus.texts("train"), corpus.texts("validation"))
+
+
 @contextmanager
 def _quiet_datasets():
     """No 'Saving the dataset' progress bars for a cache write the user did not ask for."""
@@ -104,6 +115,8 @@ def _build(spec: dict[str, Any], folder: Path) -> None:
     source = SOURCES[spec["source"]]
     dataset, meta = source(spec)
     dataset, meta = apply_common_options(dataset, meta, spec)
+    if spec["source"] == "addition":  # counted on the final training split (after `rows`)
+        meta["held_out_pairs"] = held_out_pairs(dataset["train"]["text"], dataset["validation"]["text"]).as_dict()
     meta = {
         "source": spec["source"],
         "n_stories": {split: len(data) for split, data in dataset.items()},

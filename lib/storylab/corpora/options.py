@@ -9,10 +9,13 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict
 
+from storylab.corpora.addition import check_addition_spec
+
 # Defaults per source: what a bare name like "stories" means.
 SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "stories": {"n_stories": 4000, "validation": 400, "seed": 0},
-    "addition": {"n_problems": 20000, "validation": 2000, "min_operand": 0, "max_operand": 99, "seed": 0},
+    "addition": {"n_problems": 20000, "validation": 2000, "min_operand": 0, "max_operand": 99, "seed": 0,
+                 "validation_pairs": 0.1},  # the share of operand pairs held out for validation
     "hmm": {"kind": "random", "n_states": 8, "vocab_size": 16, "concentration": 0.5, "seed": 0,
             "n_sequences": 2000, "validation": 200, "length": 128, "x": 0.15, "a": 0.6},
     "hub": {"split": "train", "validation": "validation"},
@@ -21,7 +24,7 @@ SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
 COMMON_OPTIONS = {"source", "rows", "validation", "vocab_filter"}
 SOURCE_OPTIONS: dict[str, set[str]] = {
     "stories": {"n_stories", "seed"},
-    "addition": {"n_problems", "min_operand", "max_operand", "seed"},
+    "addition": {"n_problems", "min_operand", "max_operand", "seed", "validation_pairs"},
     "hmm": {"kind", "n_states", "vocab_size", "concentration", "seed", "path", "n_sequences", "length", "x", "a"},
     "hub": {"name", "config", "split", "text_column"},
     "file": {"path", "separator", "text_column", "_mtime_size"},
@@ -56,6 +59,8 @@ def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
         full["path"] = str(path.resolve())
         stat = path.stat()
         full["_mtime_size"] = [int(stat.st_mtime), stat.st_size]  # a changed file is a new cache entry
+    if source == "addition":
+        check_addition_spec(full)
     if source == "hub" and not full.get("name"):
         raise ValueError("corpus: a hub spec needs a dataset 'name', e.g. 'hub:roneneldan/TinyStories'")
     for key in ("rows", "vocab_filter"):

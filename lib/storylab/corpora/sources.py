@@ -6,8 +6,6 @@ print, so their metadata carries `floor_bits_per_char` of the validation split.
 
 from __future__ import annotations
 
-import math
-import random
 import socket
 from contextlib import contextmanager
 from urllib.parse import urlparse
@@ -38,24 +36,11 @@ def stories_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
                      "train_floor_bits_per_char": floor_bits_per_char(train_bits, train)}
 
 
-def addition_problems(n: int, low: int, high: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    problems = []
-    for _ in range(n):
-        a, b = rng.randint(low, high), rng.randint(low, high)
-        problems.append(f"{a} + {b} = {a + b};")
-    return problems
-
-
 def addition_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
-    low, high = spec["min_operand"], spec["max_operand"]
-    if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high):
-        raise ValueError(f"corpus: addition needs integers 0 <= min_operand <= max_operand, got {low!r}, {high!r}")
-    train = addition_problems(spec["n_problems"], low, high, seed=2 * spec["seed"])
-    val = addition_problems(spec["validation"], low, high, seed=2 * spec["seed"] + 1)
-    # Only the two operands are random (each uniform), and the text shows both.
-    bits_per_problem = 2 * math.log2(high - low + 1)
-    return texts_to_dataset(train, val), {"floor_bits_per_char": floor_bits_per_char([bits_per_problem] * len(val), val)}
+    from storylab.corpora.addition import addition_splits
+
+    train, val, meta = addition_splits(spec)
+    return texts_to_dataset(train, val), meta
 
 
 def hmm_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:

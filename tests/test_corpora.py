@@ -164,3 +164,25 @@ def test_corpus_spec_applies_notebook_options():
     # A None option leaves the spec as it was: it neither adds the key nor overrides a value.
     assert corpus_spec("addition", rows=None, vocab_filter=None) == normalize_spec("addition")
     assert corpus_spec({"source": "addition", "rows": 3}, rows=None)["rows"] == 3
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("latin1.txt", "Caf\xe9 au lait.".encode("latin-1"), r"latin1.txt' is not UTF-8 \(byte 0xe9 at position 3\); expected UTF-8 text"),
+    ("bom16.txt", "hello".encode("utf-16"), r"bom16.txt' is not UTF-8 \(byte 0xff at position 0\)"),
+    ("broken.jsonl", b'{"text": "a"}\n{oops\n', r"broken.jsonl' could not be read \(ValueError: .*\); expected UTF-8 JSON lines"),
+    ("latin1.jsonl", b'{"text": "caf\xe9"}\n', r"latin1.jsonl' is not UTF-8"),
+    ("broken.parquet", b"garbage", r"broken.parquet' could not be read \(.*\); expected a Parquet table"),
+    ("empty.txt", b"  \n<|endoftext|>\n", r"empty.txt' holds no stories; expected text separated by '<\|endoftext\|>'"),
+])
+def test_unreadable_files_are_one_line_errors_naming_the_file(tmp_path, isolated_outputs, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=message) as error:
+        load_corpus({"source": "file", "path": str(tmp_path / name)})
+    assert "\n" not in str(error.value) and str(tmp_path / name) in str(error.value)
+    assert not list((isolated_outputs / "cache").glob("corpus/.tmp-*"))
+
+
+def test_a_folder_that_is_not_a_dataset_is_named(tmp_path):
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ValueError, match=r"notes' is not a dataset; expected a folder written by"):
+        load_corpus({"source": "file", "path": str(tmp_path / "notes")})

@@ -1,5 +1,7 @@
 """Tokenizer round trips, vocabulary sizes, save/load, and the encoded-corpus cache."""
 
+import warnings
+
 import numpy as np
 import pytest
 from transformers import PreTrainedTokenizerFast
@@ -11,11 +13,15 @@ from storylab.tokenizers import (
     encode_corpus,
     encode_texts,
     get_tokenizer,
+    load_saved_tokenizer,
     normalize_tokenizer_spec,
     show_tokens,
     token_frequencies,
+    tokenizer_dir,
     train_tokenizer,
+    vocab_size_note,
 )
+from storylab.metrics import tokenizer_label
 
 TRAIN = [
     'Once upon a time, Lily found a "shiny" ball.\n\nShe said, "Mom, look!"',
@@ -117,3 +123,61 @@ def test_encoded_corpus_layout_and_cache(isolated_outputs):
     chunks = val.sequences(max_len=4)
     assert max(len(c) for c in chunks) == 4 and np.array_equal(np.concatenate(chunks), stream)
     assert encode_texts(tokenizer, texts[:2]) == [tokenizer.encode(t) for t in texts[:2]]
+
+
+SUMS = {"source": "addition", "n_problems": 40, "validation": 10, "max_operand": 20}
+
+
+def test_a_vocabulary_smaller_than_asked_is_labelled_as_trained_and_said():
+    with pytest.warns(UserWarning, match=r"^tokenizer: asked for bpe:100000000, trained bpe:\d+ \(") as caught:
+        tokenizer = get_tokenizer("bpe:100000000", SUMS)
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    assert len(tokenizer) < 1000  # digits, " + = ;" and their merges: far below the asked size
+    assert tokenizer_label("bpe:100000000", tokenizer) == f"bpe:{len(tokenizer)}"
+    assert tokenizer_label({"kind": "bpe", "vocab_size": 100000000}) == "bpe:100000000"  # what was asked
+    assert f"results are labelled bpe:{len(tokenizer)}" in str(caught[0].message)
+
+
+def test_word_labels_count_words_and_exact_sizes_say_nothing():
+    texts = ["the cat sat on the mat"] * 5 + ["the dog"]
+    word = train_tokenizer("word:1000", texts)
+    # Pieces: "the" (story start), " the", " cat", " sat", " on", " mat", " dog": seven words.
+    assert tokenizer_label("word:1000", word) == "word:7"
+    assert vocab_size_note("word:1000", word).startswith("tokenizer: asked for word:1000, trained word:7 (")
+    exact = train_tokenizer("word:3", texts)
+    assert tokenizer_label("word:3", exact) == "word:3" and vocab_size_note("word:3", exact) is None
+    byte = train_tokenizer("byte", [])
+    assert tokenizer_label("byte", byte) == "byte" and vocab_size_note("byte", byte) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an exact size warns about nothing
+        assert len(get_tokenizer("char", SUMS)) > 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"{not json", r"tokenizer.json' is not valid JSON \(Expecting property name"),
+    (b"", r"tokenizer.json' is not valid JSON \(Expecting value"),
+    (b'{"a": 1}', r"tokenizer.json' is not a valid tokenizer \(KeyError"),
+])
+def test_a_corrupt_cached_tokenizer_is_named_with_the_fix(fresh_outputs, content, message):
+    get_tokenizer("char", SUMS)
+    folder = tokenizer_dir("char", SUMS)
+    (folder / "tokenizer.json").write_bytes(content)
+    with pytest.raises(ValueError, match=message) as error:
+        get_tokenizer("char", SUMS)
+    assert "\n" not in str(error.value) and str(folder / "tokenizer.json") in str(error.value)
+    assert f"delete {str(folder)!r} to rebuild it" in str(error.value)
+
+
+def test_a_corrupt_tokenizer_in_a_run_folder_is_named(tmp_path):
+    from storylab.transformer.runs import load_tokenizer
+
+    (tmp_path / "model" / "tokenizer").mkdir(parents=True)
+    (tmp_path / "model" / "config.yaml").write_text("{}\n")
+    train_tokenizer("char", ["abc"]).save_pretrained(str(tmp_path / "model" / "tokenizer"))
+    assert load_tokenizer(tmp_path).decode(load_tokenizer(tmp_path).encode("cab")) == "cab"
+    (tmp_path / "model" / "tokenizer" / "tokenizer_config.json").write_text("{truncated")
+    with pytest.raises(ValueError, match=r"tokenizer_config.json' is not valid JSON") as error:
+        load_tokenizer(tmp_path)
+    assert "\n" not in str(error.value) and "delete" not in str(error.value)
+    with pytest.raises(ValueError, match=r"no tokenizer.json in"):
+        load_saved_tokenizer(tmp_path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -137,9 +138,65 @@ def _build_char(spec: dict, texts: list[str]) -> Tokenizer:
     return _fixed_vocabulary(chars, pre_tokenizers.Split(Regex("."), behavior="isolated"), decoders.Fuse(), UNK)
 
 
+def trained_vocab_size(spec: str | dict, tokenizer: PreTrainedTokenizerFast) -> int:
+    """What the spec's number counts, as trained: every token for `bpe`, the words for `word`."""
+    spec = normalize_tokenizer_spec(spec)
+    return len(tokenizer) - (2 if spec["kind"] == "word" else 0)  # word:N counts words, not EOT and <unk>
+
+
+def vocab_size_note(spec: str | dict, tokenizer: PreTrainedTokenizerFast) -> str | None:
+    """One line when the trained vocabulary is not the size asked for (else None)."""
+    spec = normalize_tokenizer_spec(spec)
+    if "vocab_size" not in spec:
+        return None
+    kind, asked, trained = spec["kind"], spec["vocab_size"], trained_vocab_size(spec, tokenizer)
+    if trained == asked:
+        return None
+    if trained < asked:
+        why = (f"the training text has no more words" if kind == "word" else
+               f"the training text has no more pairs seen at least min_frequency={spec['min_frequency']} times")
+    else:
+        why = "the characters of the training text alone need more"
+    return f"tokenizer: asked for {kind}:{asked}, trained {kind}:{trained} ({why}); results are labelled {kind}:{trained}"
+
+
 def get_tokenizer(spec: str | dict, corpus: str | dict | Corpus) -> PreTrainedTokenizerFast:
-    """The tokenizer `spec` trained on `corpus`'s training split, cached after the first call."""
-    return PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir(spec, corpus)))
+    """The tokenizer `spec` trained on `corpus`'s training split, cached after the first call.
+
+    Warns (one line) when the trained vocabulary is not the size asked for, e.g. `bpe:100000000`
+    on a corpus that runs out of merges at 3,091 tokens.
+    """
+    spec = normalize_tokenizer_spec(spec)
+    tokenizer = load_saved_tokenizer(tokenizer_dir(spec, corpus), cached=True)
+    note = vocab_size_note(spec, tokenizer)
+    if note:
+        warnings.warn(note, stacklevel=2)
+    return tokenizer
+
+
+def load_saved_tokenizer(folder: str | Path, cached: bool = False) -> PreTrainedTokenizerFast:
+    """A tokenizer folder written by `save_pretrained`; a missing or corrupt file is a one-line
+    ValueError naming it (`cached`: the folder is a cache entry, so say that deleting it rebuilds it)."""
+    folder = Path(folder)
+    fix = f"; delete {str(folder)!r} to rebuild it" if cached else ""
+    expected = "expected a tokenizer folder written by save_pretrained"
+    if not (folder / "tokenizer.json").is_file():
+        raise ValueError(f"tokenizer: no tokenizer.json in {str(folder)!r}; {expected}{fix}")
+    for path in sorted(folder.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ValueError(f"tokenizer: {str(path)!r} is not valid JSON ({_first_line(error)}); {expected}{fix}") from None
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    except Exception as error:  # a well-formed JSON that is not a tokenizer: KeyError, ValueError, Rust errors
+        raise ValueError(f"tokenizer: {str(folder / 'tokenizer.json')!r} is not a valid tokenizer "
+                         f"({type(error).__name__}: {_first_line(error)}); {expected}{fix}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def tokenizer_dir(spec: str | dict, corpus: str | dict | Corpus) -> Path:
@@ -253,8 +310,7 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict) -> En
     """The corpus as token ids under the tokenizer, cached by (corpus spec, tokenizer spec)."""
     corpus = load_corpus(corpus)
     spec = normalize_tokenizer_spec(tokenizer_spec)
-    tok_dir = tokenizer_dir(spec, corpus)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
+    tokenizer = get_tokenizer(spec, corpus)
 
     def build(folder: Path) -> None:
         meta: dict[str, Any] = {"vocab_size": len(tokenizer), "eot_id": tokenizer.eos_token_id}

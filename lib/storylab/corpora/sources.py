@@ -96,7 +96,11 @@ def _offline_unless_hub_reachable(timeout_s: float = 3.0):
 def file_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
     path = Path(spec["path"])
     if path.is_dir():
-        loaded = load_from_disk(str(path))
+        try:
+            loaded = load_from_disk(str(path))
+        except FileNotFoundError:
+            raise ValueError(f"corpus: folder {str(path)!r} is not a dataset; expected a folder written by "
+                             "Dataset.save_to_disk or DatasetDict.save_to_disk") from None
     else:
         loaded = Dataset.from_dict({"text": _read_texts(path, spec)})
     return _dataset_from_loaded(loaded, spec), {}
@@ -107,20 +111,32 @@ def _read_texts(path: Path, spec: dict[str, Any]) -> list[str]:
 
     suffix = path.suffix.lower()
     column = spec.get("text_column") or "text"
-    if suffix == ".txt":
-        return split_text_file(path.read_text(encoding="utf-8"), spec["separator"])
-    if suffix in (".jsonl", ".json", ".parquet"):
-        if suffix == ".parquet":
+    readers = {".txt": "UTF-8 text", ".jsonl": "UTF-8 JSON lines", ".json": "a UTF-8 JSON array of records",
+               ".parquet": "a Parquet table"}
+    if suffix not in readers:
+        raise ValueError(f"corpus: file {str(path)!r}: expected .txt, .jsonl, .json, .parquet or a save_to_disk folder")
+    try:
+        if suffix == ".txt":
+            text = path.read_text(encoding="utf-8")
+        elif suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_json(path, lines=suffix == ".jsonl")
-        if column not in frame.columns:
-            raise ValueError(f"corpus: file {str(path)!r} has no {column!r} column (columns: {list(frame.columns)}); set text_column")
-        return [str(t) for t in frame[column].tolist()]
-    raise ValueError(f"corpus: file {str(path)!r}: expected .txt, .jsonl, .json, .parquet or a save_to_disk folder")
+            frame = pd.read_json(path, lines=suffix == ".jsonl", encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"corpus: file {str(path)!r} is not UTF-8 (byte 0x{error.object[error.start]:02x} at "
+                         f"position {error.start}); expected {readers[suffix]}") from None
+    except Exception as error:  # pandas and pyarrow raise many types for a malformed file
+        raise ValueError(f"corpus: file {str(path)!r} could not be read ({type(error).__name__}: "
+                         f"{str(error).strip().splitlines()[0][:160] if str(error).strip() else 'no message'}); "
+                         f"expected {readers[suffix]}") from None
+    if suffix == ".txt":
+        return split_text_file(text, spec["separator"], name=str(path))
+    if column not in frame.columns:
+        raise ValueError(f"corpus: file {str(path)!r} has no {column!r} column (columns: {list(frame.columns)}); set text_column")
+    return [str(t) for t in frame[column].tolist()]
 
 
-def split_text_file(text: str, separator: str) -> list[str]:
+def split_text_file(text: str, separator: str, name: str | None = None) -> list[str]:
     """Stories from a .txt: separated by `<|endoftext|>` lines ("eot") or by blank lines ("blank")."""
     if separator == "eot":
         parts = text.split(EOT_MARKER)
@@ -130,7 +146,9 @@ def split_text_file(text: str, separator: str) -> list[str]:
         raise ValueError(f"corpus: separator must be 'eot' or 'blank', got {separator!r}")
     stories = [p.strip() for p in parts if p.strip()]
     if not stories:
-        raise ValueError("corpus: the file holds no stories")
+        where = f"file {name!r}" if name else "the text"
+        raise ValueError(f"corpus: {where} holds no stories; expected text separated by "
+                         + ("'<|endoftext|>'" if separator == "eot" else "blank lines"))
     return stories
 
 

@@ -114,16 +114,44 @@ def test_jsonl_json_parquet_and_saved_folder(tmp_path):
 
 def test_rows_and_vocab_filter():
     texts = ["the cat sat", "the dog sat", "a zebra quietly sat", "the cat ran", "the dog ran"] * 4
-    spec = {"source": "file", "path": None}
-    del spec["path"]
     corpus = load_corpus({"source": "addition", "n_problems": 100, "validation": 10, "rows": 7})
     assert len(corpus.texts("train")) == 7 and len(corpus.texts("validation")) == 10
     # vocab_filter: only stories whose words are all among the top-N training words survive.
-    from storylab.corpora.options import apply_common_options, texts_to_dataset
+    from storylab.corpora.options import apply_vocab_filter, texts_to_dataset
 
-    dataset, meta = apply_common_options(texts_to_dataset(texts, texts[:5]), {"floor_bits_per_char": 1.0}, {"vocab_filter": 5})
+    dataset, meta = apply_vocab_filter(texts_to_dataset(texts, texts[:5]), {"floor_bits_per_char": 1.0}, 5)
     assert all("zebra" not in t for t in dataset["train"]["text"])
     assert len(dataset["train"]) == 16 and meta["floor_bits_per_char"] is None
+
+
+def test_rows_is_a_view_of_one_cached_corpus(fresh_outputs, tmp_path):
+    path = tmp_path / "stories.txt"
+    path.write_text("\n<|endoftext|>\n".join(STORIES))
+    full = load_corpus({"source": "file", "path": str(path), "validation": 10})
+    for rows in (5, 12, 1000):
+        view = load_corpus({"source": "file", "path": str(path), "validation": 10, "rows": rows})
+        kept = STORIES[:min(rows, 30)]
+        assert view.texts("train") == kept and view.texts("validation") == full.texts("validation")
+        assert view.meta["n_stories"] == {"train": len(kept), "validation": 10}
+        assert view.meta["n_chars"]["train"] == sum(map(len, kept)) and view.spec["rows"] == rows
+    assert len(list((fresh_outputs / "cache" / "corpus").iterdir())) == 1  # every rows value reads one build
+    assert "rows" not in full.spec and full.meta["n_stories"]["train"] == 30
+
+
+@pytest.mark.parametrize("separator", ["eot", "blank"])
+def test_txt_read_in_chunks_gives_the_stories_of_the_whole_text(tmp_path, monkeypatch, separator):
+    from storylab.corpora import files
+
+    # Multi-byte characters, \r\n pairs and separators all get cut by 5-byte chunks somewhere.
+    text = "Zoë saw 東京.\r\n\r\nIt was 😀 fun.\r\r\n\n<|endoftext|>\nB\n\n\nC<|endoftext|><|endoftext|>  \r\n\r\nend ☃"
+    path = tmp_path / "s.txt"
+    path.write_bytes(text.encode("utf-8"))
+    monkeypatch.setattr(files, "CHUNK_BYTES", 5)
+    streamed = [story for batch in files.story_batches(path, separator) for story in batch]
+    assert streamed == split_text_file(text, separator) and len(streamed) > 2
+    path.write_bytes(text.encode("utf-8")[:23] + b"\xff" + text.encode("utf-8")[23:])  # the position is the file's
+    with pytest.raises(ValueError, match=r"is not UTF-8 \(byte 0xff at position 23\)"):
+        list(files.story_batches(path, separator))
 
 
 def test_txt_separators():
@@ -169,8 +197,9 @@ def test_corpus_spec_applies_notebook_options():
 @pytest.mark.parametrize("name, content, message", [
     ("latin1.txt", "Caf\xe9 au lait.".encode("latin-1"), r"latin1.txt' is not UTF-8 \(byte 0xe9 at position 3\); expected UTF-8 text"),
     ("bom16.txt", "hello".encode("utf-16"), r"bom16.txt' is not UTF-8 \(byte 0xff at position 0\)"),
-    ("broken.jsonl", b'{"text": "a"}\n{oops\n', r"broken.jsonl' could not be read \(ValueError: .*\); expected UTF-8 JSON lines"),
-    ("latin1.jsonl", b'{"text": "caf\xe9"}\n', r"latin1.jsonl' is not UTF-8"),
+    ("broken.jsonl", b'{"text": "a"}\n{oops\n', r"broken.jsonl' line 2 is not valid JSON \(.*\); expected UTF-8 JSON lines"),
+    ("latin1.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}\n', r"latin1.jsonl' is not UTF-8 \(byte 0xe9 at position 27, line 2\)"),
+    ("fields.jsonl", b'{"text": "a"}\n{"story": "b"}\n', r"fields.jsonl' line 2 has no 'text' field \(\['story'\]\); set text_column"),
     ("broken.parquet", b"garbage", r"broken.parquet' could not be read \(.*\); expected a Parquet table"),
     ("empty.txt", b"  \n<|endoftext|>\n", r"empty.txt' holds no stories; expected text separated by '<\|endoftext\|>'"),
 ])

@@ -55,6 +55,9 @@ def test_addition_floor_by_brute_force_on_a_tiny_range():
     assert all(abs(c - n_val / 3) < 5 * sd for c in counts.values())
     texts = corpus.texts("validation")
     assert corpus.floor_bits_per_char == pytest.approx(n_val * math.log2(len(held_out)) / sum(map(len, texts)), rel=1e-12)
+    train = corpus.texts("train")
+    assert corpus.meta["train_floor_bits_per_char"] == pytest.approx(
+        len(train) * math.log2(len(trained)) / sum(map(len, train)), rel=1e-12)
 
 
 @pytest.mark.parametrize("n_pairs", [2, 9, 100, 1000, 4097])

@@ -37,7 +37,7 @@ from datasets import DatasetDict, load_from_disk
 
 from storylab.cache import cached_dir, write_json_atomic
 from storylab.corpora.addition import HeldOutPairs, held_out_pairs
-from storylab.corpora.arrow import count_chars, text_batches
+from storylab.corpora.arrow import column_sum, count_chars, text_batches
 from storylab.corpora.options import apply_vocab_filter, first_rows, normalize_spec
 from storylab.corpora.sources import SOURCES
 
@@ -102,6 +102,9 @@ def load_corpus(spec: str | dict | Corpus) -> Corpus:
     if spec.get("rows"):
         dataset = first_rows(dataset, spec["rows"])
         meta.update(_split_sizes(dataset, spec["source"]))
+        if meta.get("train_floor_bits_per_char") is not None:  # of the stories kept, not of the full split
+            bits = column_sum(dataset["train"], "neg_log2_prob")
+            meta["train_floor_bits_per_char"] = bits / meta["n_chars"]["train"]
     return Corpus(dataset=dataset, meta={**meta, "spec": spec})
 
 

@@ -35,7 +35,13 @@ def text_batches(data: Dataset, batch_size: int = 1000) -> Iterator[list[str]]:
 
 def count_chars(data: Dataset, batch_size: int = 65536) -> int:
     """Σ characters of the `text` column (Unicode code points, like `len(str)`), batch by batch."""
+    return int(column_sum(data, "text", pc.utf8_length, batch_size))
+
+
+def column_sum(data: Dataset, column: str, transform=None, batch_size: int = 65536) -> float:
+    """Σ of a numeric column (or of `transform(column)`), batch by batch in Arrow's kernels."""
     total = 0
-    for table in data.select_columns(["text"]).with_format("arrow").iter(batch_size=batch_size):
-        total += pc.sum(pc.utf8_length(table.column("text"))).as_py() or 0
-    return int(total)
+    for table in data.select_columns([column]).with_format("arrow").iter(batch_size=batch_size):
+        values = table.column(column)
+        total += pc.sum(transform(values) if transform else values).as_py() or 0
+    return total

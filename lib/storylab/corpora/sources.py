@@ -9,6 +9,7 @@ print, so their metadata carries `floor_bits_per_char` of the validation split.
 
 from __future__ import annotations
 
+import math
 import socket
 from contextlib import contextmanager
 from urllib.parse import urlparse
@@ -43,7 +44,8 @@ def addition_source(spec: dict[str, Any], scratch: Path) -> tuple[DatasetDict, d
     from storylab.corpora.addition import addition_splits
 
     train, val, meta = addition_splits(spec)
-    return texts_to_dataset(train, val), meta
+    bits = {split: math.log2(n) for split, n in meta["operand_pairs"].items()}  # every problem of a split alike
+    return texts_to_dataset(train, val, neg_log2_prob=([bits["train"]] * len(train), [bits["validation"]] * len(val))), meta
 
 
 def hmm_source(spec: dict[str, Any], scratch: Path) -> tuple[DatasetDict, dict]:

@@ -1,12 +1,15 @@
 """Corpus sources on small data the tests make themselves, the shared options and the floor."""
 
 import math
+from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 from datasets import Dataset, DatasetDict
 
-from storylab.corpora import corpus_spec, load_corpus, normalize_spec
+from storylab.corpora import corpus_spec, held_out_addition_pairs, load_corpus, normalize_spec
+from storylab.corpora.addition import permute_pair_indices
 from storylab.corpora.sources import split_text_file
 
 STORIES = [f"Story {i}. Tim saw a {'red' if i % 2 else 'blue'} ball.\nIt was fun." for i in range(40)]
@@ -20,10 +23,63 @@ def test_addition_lines_and_exact_floor():
         left, right = line.rstrip(";").split(" = ")
         a, b = map(int, left.split(" + "))
         assert 0 <= a <= 9 and 0 <= b <= 9 and int(right) == a + b and line.endswith(";")
-    # Two operands uniform over 10 values: log2(100) bits per problem.
-    expected = 20 * math.log2(100) / sum(len(t) for t in texts)
+    # 10% of the 100 operand pairs are held out, each equally likely: log2(10) bits per problem.
+    expected = 20 * math.log2(10) / sum(len(t) for t in texts)
     assert corpus.floor_bits_per_char == pytest.approx(expected, rel=1e-12)
     assert corpus.meta["n_stories"] == {"train": 50, "validation": 20}
+
+
+def test_addition_validation_problems_never_occur_in_training():
+    corpus = load_corpus({"source": "addition", "n_problems": 300, "validation": 60, "max_operand": 9})
+    train, val = corpus.texts("train"), corpus.texts("validation")
+    assert not set(val) & set(train)
+    distinct = len(set(val))
+    assert corpus.meta["held_out_pairs"] == {"validation_problems": 60, "validation_pairs": distinct, "unseen": distinct,
+                                             "unseen_either_order": held_out_addition_pairs(corpus).unseen_either_order}
+    assert str(held_out_addition_pairs(corpus)).startswith(f"{distinct} of {distinct} validation operand pairs never seen")
+
+
+def test_addition_floor_by_brute_force_on_a_tiny_range():
+    """Operands 0..2: enumerate all 9 pairs and check the splits and the floor against them."""
+    n_val = 3000
+    corpus = load_corpus({"source": "addition", "n_problems": 3000, "validation": n_val, "max_operand": 2,
+                          "validation_pairs": 3, "seed": 5})
+    pairs = {split: [tuple(map(int, t.split(" = ")[0].split(" + "))) for t in corpus.texts(split)]
+             for split in ("train", "validation")}
+    every_pair = {(a, b) for a in range(3) for b in range(3)}
+    held_out, trained = set(pairs["validation"]), set(pairs["train"])
+    # 3000 draws each: every pair of a split shows up, and the splits partition all pairs.
+    assert len(held_out) == 3 and held_out | trained == every_pair and not held_out & trained
+    counts = Counter(pairs["validation"])
+    sd = math.sqrt(n_val * (1 / 3) * (2 / 3))  # each held-out pair is drawn with probability 1/3
+    assert all(abs(c - n_val / 3) < 5 * sd for c in counts.values())
+    texts = corpus.texts("validation")
+    assert corpus.floor_bits_per_char == pytest.approx(n_val * math.log2(len(held_out)) / sum(map(len, texts)), rel=1e-12)
+    train = corpus.texts("train")
+    assert corpus.meta["train_floor_bits_per_char"] == pytest.approx(
+        len(train) * math.log2(len(trained)) / sum(map(len, train)), rel=1e-12)
+
+
+@pytest.mark.parametrize("n_pairs", [2, 9, 100, 1000, 4097])
+def test_pair_permutation_is_a_seeded_bijection(n_pairs):
+    image = permute_pair_indices(np.arange(n_pairs), n_pairs, seed=7)
+    assert sorted(image.tolist()) == list(range(n_pairs))
+    assert np.array_equal(image, permute_pair_indices(np.arange(n_pairs), n_pairs, seed=7))
+    if n_pairs >= 100:  # another seed, another order (2 pairs have only 2 orders)
+        assert not np.array_equal(image, permute_pair_indices(np.arange(n_pairs), n_pairs, seed=8))
+
+
+def test_held_out_pairs_of_a_file_of_problems(tmp_path):
+    train = ["1 + 2 = 3;", "2 + 1 = 3;", "4 + 5 = 9;", "6 + 6 = 12;"]
+    val = ["1 + 2 = 3;", "7 + 8 = 15;", "5 + 4 = 9;", "7 + 8 = 15;"]
+    path = tmp_path / "sums.txt"
+    path.write_text("\n<|endoftext|>\n".join(train + val))
+    held = held_out_addition_pairs({"source": "file", "path": str(path), "validation": 4})
+    assert held.as_dict() == {"validation_problems": 4, "validation_pairs": 3, "unseen": 2, "unseen_either_order": 1}
+    assert str(held).startswith("2 of 3 validation operand pairs never seen in training")
+    (tmp_path / "prose.txt").write_text("a\n<|endoftext|>\nb\n<|endoftext|>\nc")
+    with pytest.raises(ValueError, match="no addition problems"):
+        held_out_addition_pairs({"source": "file", "path": str(tmp_path / "prose.txt"), "validation": 1})
 
 
 def test_generated_corpus_is_deterministic_and_cached(isolated_outputs):
@@ -61,16 +117,44 @@ def test_jsonl_json_parquet_and_saved_folder(tmp_path):
 
 def test_rows_and_vocab_filter():
     texts = ["the cat sat", "the dog sat", "a zebra quietly sat", "the cat ran", "the dog ran"] * 4
-    spec = {"source": "file", "path": None}
-    del spec["path"]
     corpus = load_corpus({"source": "addition", "n_problems": 100, "validation": 10, "rows": 7})
     assert len(corpus.texts("train")) == 7 and len(corpus.texts("validation")) == 10
     # vocab_filter: only stories whose words are all among the top-N training words survive.
-    from storylab.corpora.options import apply_common_options, texts_to_dataset
+    from storylab.corpora.options import apply_vocab_filter, texts_to_dataset
 
-    dataset, meta = apply_common_options(texts_to_dataset(texts, texts[:5]), {"floor_bits_per_char": 1.0}, {"vocab_filter": 5})
+    dataset, meta = apply_vocab_filter(texts_to_dataset(texts, texts[:5]), {"floor_bits_per_char": 1.0}, 5)
     assert all("zebra" not in t for t in dataset["train"]["text"])
     assert len(dataset["train"]) == 16 and meta["floor_bits_per_char"] is None
+
+
+def test_rows_is_a_view_of_one_cached_corpus(fresh_outputs, tmp_path):
+    path = tmp_path / "stories.txt"
+    path.write_text("\n<|endoftext|>\n".join(STORIES))
+    full = load_corpus({"source": "file", "path": str(path), "validation": 10})
+    for rows in (5, 12, 1000):
+        view = load_corpus({"source": "file", "path": str(path), "validation": 10, "rows": rows})
+        kept = STORIES[:min(rows, 30)]
+        assert view.texts("train") == kept and view.texts("validation") == full.texts("validation")
+        assert view.meta["n_stories"] == {"train": len(kept), "validation": 10}
+        assert view.meta["n_chars"]["train"] == sum(map(len, kept)) and view.spec["rows"] == rows
+    assert len(list((fresh_outputs / "cache" / "corpus").iterdir())) == 1  # every rows value reads one build
+    assert "rows" not in full.spec and full.meta["n_stories"]["train"] == 30
+
+
+@pytest.mark.parametrize("separator", ["eot", "blank"])
+def test_txt_read_in_chunks_gives_the_stories_of_the_whole_text(tmp_path, monkeypatch, separator):
+    from storylab.corpora import files
+
+    # Multi-byte characters, \r\n pairs and separators all get cut by 5-byte chunks somewhere.
+    text = "Zoë saw 東京.\r\n\r\nIt was 😀 fun.\r\r\n\n<|endoftext|>\nB\n\n\nC<|endoftext|><|endoftext|>  \r\n\r\nend ☃"
+    path = tmp_path / "s.txt"
+    path.write_bytes(text.encode("utf-8"))
+    monkeypatch.setattr(files, "CHUNK_BYTES", 5)
+    streamed = [story for batch in files.story_batches(path, separator) for story in batch]
+    assert streamed == split_text_file(text, separator) and len(streamed) > 2
+    path.write_bytes(text.encode("utf-8")[:23] + b"\xff" + text.encode("utf-8")[23:])  # the position is the file's
+    with pytest.raises(ValueError, match=r"is not UTF-8 \(byte 0xff at position 23\)"):
+        list(files.story_batches(path, separator))
 
 
 def test_txt_separators():
@@ -85,6 +169,9 @@ def test_txt_separators():
         ({"source": "nope"}, "unknown source"),
         ({"source": "stories", "n_storys": 3}, "unknown option"),
         ({"source": "addition", "rows": 0}, "'rows' must be a positive integer"),
+        ({"source": "addition", "validation_pairs": 1.5}, "validation_pairs must be a fraction"),
+        ({"source": "addition", "max_operand": 0}, "at least 2 operand pairs"),
+        ({"source": "addition", "n_problems": 2.5}, "n_problems: expected an integer"),
         ({"source": "file", "path": "/does/not/exist.txt"}, "does not exist"),
         (42, "expected a name, a path or a dict"),
     ],
@@ -104,4 +191,30 @@ def test_hub_offline_is_a_clear_error(isolated_outputs):
 
 def test_corpus_spec_applies_notebook_options():
     assert corpus_spec("addition", rows=5, vocab_filter=None)["rows"] == 5
-    assert "vocab_filter" not in corpus_spec("addition", vocab_filter=None) or corpus_spec("addition")["vocab_filter"] is None
+    assert corpus_spec("addition", vocab_filter=50)["vocab_filter"] == 50
+    # A None option leaves the spec as it was: it neither adds the key nor overrides a value.
+    assert corpus_spec("addition", rows=None, vocab_filter=None) == normalize_spec("addition")
+    assert corpus_spec({"source": "addition", "rows": 3}, rows=None)["rows"] == 3
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("latin1.txt", "Caf\xe9 au lait.".encode("latin-1"), r"latin1.txt' is not UTF-8 \(byte 0xe9 at position 3\); expected UTF-8 text"),
+    ("bom16.txt", "hello".encode("utf-16"), r"bom16.txt' is not UTF-8 \(byte 0xff at position 0\)"),
+    ("broken.jsonl", b'{"text": "a"}\n{oops\n', r"broken.jsonl' line 2 is not valid JSON \(.*\); expected UTF-8 JSON lines"),
+    ("latin1.jsonl", b'{"text": "a"}\n{"text": "caf\xe9"}\n', r"latin1.jsonl' is not UTF-8 \(byte 0xe9 at position 27, line 2\)"),
+    ("fields.jsonl", b'{"text": "a"}\n{"story": "b"}\n', r"fields.jsonl' line 2 has no 'text' field \(\['story'\]\); set text_column"),
+    ("broken.parquet", b"garbage", r"broken.parquet' could not be read \(.*\); expected a Parquet table"),
+    ("empty.txt", b"  \n<|endoftext|>\n", r"empty.txt' holds no stories; expected text separated by '<\|endoftext\|>'"),
+])
+def test_unreadable_files_are_one_line_errors_naming_the_file(tmp_path, isolated_outputs, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=message) as error:
+        load_corpus({"source": "file", "path": str(tmp_path / name)})
+    assert "\n" not in str(error.value) and str(tmp_path / name) in str(error.value)
+    assert not list((isolated_outputs / "cache").glob("corpus/.tmp-*"))
+
+
+def test_a_folder_that_is_not_a_dataset_is_named(tmp_path):
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ValueError, match=r"notes' is not a dataset; expected a folder written by"):
+        load_corpus({"source": "file", "path": str(tmp_path / "notes")})

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from storylab.corpora import story_arcs, story_grammar, story_options, story_words
+from storylab.corpora import load_corpus, story_arcs, story_grammar, story_options, story_words
 from storylab.corpora.stories import (ARC_NAMES, STORY_ARCS, distinct_words, generate_stories, parse_story,
                                       sample_story, story_arc, story_neg_log2_prob)
 from storylab.corpora.story_grammar import AmbiguousText, Options, compile_template, one_of
@@ -64,10 +64,17 @@ def test_generate_stories_reports_the_exact_probability_of_each_text():
         assert story_neg_log2_prob(text) == pytest.approx(b, abs=1e-9)
 
 
-def test_floor_is_moderate(corpus):
-    texts, bits = corpus
-    floor_bits_per_char = bits.sum() / sum(len(t) for t in texts)
-    assert 0.1 < floor_bits_per_char < 1.0
+def test_stories_corpus_floor_is_the_exact_entropy_of_its_validation_texts():
+    # The oracle re-derives each story's probability from its text alone, so a floor taken
+    # from the wrong split (or from the wrong numbers) cannot pass.
+    spec = {"source": "stories", "n_stories": 30, "validation": 25, "seed": 2}
+    for corpus in (load_corpus(spec), load_corpus({**spec, "rows": 12})):  # a rows view keeps fewer training stories
+        for split, key in (("validation", "floor_bits_per_char"), ("train", "train_floor_bits_per_char")):
+            texts = corpus.texts(split)
+            oracle = sum(story_neg_log2_prob(t) for t in texts) / sum(len(t) for t in texts)
+            assert corpus.meta[key] == pytest.approx(oracle, rel=1e-12), split
+        assert corpus.floor_bits_per_char == corpus.meta["floor_bits_per_char"]
+    assert len(corpus.texts("train")) == 12
 
 
 def test_a_text_no_story_can_print_is_rejected(samples):

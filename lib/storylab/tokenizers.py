@@ -10,6 +10,10 @@ Kinds (spec strings like "bpe:1024", "word:1000", "byte", "char", or dicts):
 - `byte` 256 byte tokens: exact round trip, longest sequences.
 - `char` the characters seen in training plus `<unk>`.
 
+Any kind but `byte` takes `sample_stories` (dict specs): train on that many evenly spaced
+training stories instead of all, for a large corpus. Training and encoding stream the corpus
+batch by batch, so neither holds it in memory.
+
 Every tokenizer has the end-of-text token `<|endoftext|>` (its `eos_token`), written
 between stories, and is saved as a `PreTrainedTokenizerFast` folder. The vocabulary a
 model must use is always `len(tokenizer)`, never the largest id seen in some data.
@@ -19,16 +23,22 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm import tqdm  # plain text bars, as in hmm.py and transformer training
 from transformers import PreTrainedTokenizerFast
 
 from storylab.cache import cached_dir, write_json_atomic
+from storylab.checks import check_int
 from storylab.corpora import Corpus, load_corpus
+from storylab.corpora.arrow import text_batches
+from storylab.npy_writer import NpyWriter
 
 EOT = "<|endoftext|>"
 UNK = "<unk>"
@@ -54,7 +64,8 @@ def normalize_tokenizer_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
     kind = spec.get("kind")
     if kind not in KINDS:
         raise ValueError(f"tokenizer: kind must be one of {list(KINDS)}, got {kind!r}")
-    allowed = {"kind"} | ({"vocab_size", "min_frequency"} if kind in DEFAULT_VOCAB else set())
+    allowed = {"kind"} | ({"vocab_size", "min_frequency"} if kind in DEFAULT_VOCAB else set()) | (
+        {"sample_stories"} if kind != "byte" else set())
     if set(spec) - allowed:
         raise ValueError(f"tokenizer: unknown option(s) {sorted(set(spec) - allowed)} for kind {kind!r}; expected some of {sorted(allowed)}")
     if kind in DEFAULT_VOCAB:
@@ -63,13 +74,19 @@ def normalize_tokenizer_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
         minimum = 8 if kind == "bpe" else 1
         if not isinstance(spec["vocab_size"], int) or spec["vocab_size"] < minimum:
             raise ValueError(f"tokenizer: {kind} vocab_size must be an integer >= {minimum}, got {spec['vocab_size']!r}")
+    if "sample_stories" in spec:
+        check_int("tokenizer: sample_stories", spec["sample_stories"], minimum=1)
     return spec
 
 
 def train_tokenizer(spec: str | dict, texts: Iterable[str]) -> PreTrainedTokenizerFast:
-    """A new tokenizer of the given kind, trained on `texts` (not cached)."""
+    """A new tokenizer of the given kind, trained on `texts` (not cached).
+
+    `texts` may be any iterable, read once (a generator over a memory-mapped corpus keeps
+    training memory at what the trainer itself counts, not the corpus).
+    """
     spec = normalize_tokenizer_spec(spec)
-    texts = list(texts)
+    texts = iter(texts)
     backend = {"bpe": _train_bpe, "word": _train_word, "byte": _build_byte, "char": _build_char}[spec["kind"]](spec, texts)
     unk = UNK if backend.token_to_id(UNK) is not None else None
     return PreTrainedTokenizerFast(
@@ -77,7 +94,7 @@ def train_tokenizer(spec: str | dict, texts: Iterable[str]) -> PreTrainedTokeniz
     )
 
 
-def _train_bpe(spec: dict, texts: list[str]) -> Tokenizer:
+def _train_bpe(spec: dict, texts: Iterator[str]) -> Tokenizer:
     all_bytes = spec["vocab_size"] >= 257
     backend = Tokenizer(models.BPE(unk_token=None if all_bytes else UNK))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
@@ -93,7 +110,7 @@ def _train_bpe(spec: dict, texts: list[str]) -> Tokenizer:
     return backend
 
 
-def _train_word(spec: dict, texts: list[str]) -> Tokenizer:
+def _train_word(spec: dict, texts: Iterator[str]) -> Tokenizer:
     backend = Tokenizer(models.WordLevel(unk_token=UNK))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="isolated")
     backend.decoder = decoders.Fuse()
@@ -117,7 +134,7 @@ def _fixed_vocabulary(symbols: list[str], pre_tokenizer, decoder, unk: str | Non
     return backend
 
 
-def _build_byte(spec: dict, texts: list[str]) -> Tokenizer:
+def _build_byte(spec: dict, texts: Iterator[str]) -> Tokenizer:
     # Token id 1 + b is byte b, so ids read as bytes in a plot.
     alphabet = [byte_to_symbol(b) for b in range(256)]
     return _fixed_vocabulary(alphabet, pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False), decoders.ByteLevel(), None)
@@ -131,15 +148,74 @@ def byte_to_symbol(value: int) -> str:
     return chr(256 + sum(1 for b in range(value) if b not in printable))
 
 
-def _build_char(spec: dict, texts: list[str]) -> Tokenizer:
-    chars = sorted({c for text in texts for c in text})
+def _build_char(spec: dict, texts: Iterator[str]) -> Tokenizer:
+    seen: set[str] = set()
+    for text in texts:
+        seen.update(text)
+    chars = sorted(seen)
     # Split every character apart, so the BPE model sees single characters only.
     return _fixed_vocabulary(chars, pre_tokenizers.Split(Regex("."), behavior="isolated"), decoders.Fuse(), UNK)
 
 
+def trained_vocab_size(spec: str | dict, tokenizer: PreTrainedTokenizerFast) -> int:
+    """What the spec's number counts, as trained: every token for `bpe`, the words for `word`."""
+    spec = normalize_tokenizer_spec(spec)
+    return len(tokenizer) - (2 if spec["kind"] == "word" else 0)  # word:N counts words, not EOT and <unk>
+
+
+def vocab_size_note(spec: str | dict, tokenizer: PreTrainedTokenizerFast) -> str | None:
+    """One line when the trained vocabulary is not the size asked for (else None)."""
+    spec = normalize_tokenizer_spec(spec)
+    if "vocab_size" not in spec:
+        return None
+    kind, asked, trained = spec["kind"], spec["vocab_size"], trained_vocab_size(spec, tokenizer)
+    if trained == asked:
+        return None
+    if trained < asked:
+        why = (f"the training text has no more words" if kind == "word" else
+               f"the training text has no more pairs seen at least min_frequency={spec['min_frequency']} times")
+    else:
+        why = "the characters of the training text alone need more"
+    return f"tokenizer: asked for {kind}:{asked}, trained {kind}:{trained} ({why}); results are labelled {kind}:{trained}"
+
+
 def get_tokenizer(spec: str | dict, corpus: str | dict | Corpus) -> PreTrainedTokenizerFast:
-    """The tokenizer `spec` trained on `corpus`'s training split, cached after the first call."""
-    return PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir(spec, corpus)))
+    """The tokenizer `spec` trained on `corpus`'s training split, cached after the first call.
+
+    Warns (one line) when the trained vocabulary is not the size asked for, e.g. `bpe:100000000`
+    on a corpus that runs out of merges at 3,091 tokens.
+    """
+    spec = normalize_tokenizer_spec(spec)
+    tokenizer = load_saved_tokenizer(tokenizer_dir(spec, corpus), cached=True)
+    note = vocab_size_note(spec, tokenizer)
+    if note:
+        warnings.warn(note, stacklevel=2)
+    return tokenizer
+
+
+def load_saved_tokenizer(folder: str | Path, cached: bool = False) -> PreTrainedTokenizerFast:
+    """A tokenizer folder written by `save_pretrained`; a missing or corrupt file is a one-line
+    ValueError naming it (`cached`: the folder is a cache entry, so say that deleting it rebuilds it)."""
+    folder = Path(folder)
+    fix = f"; delete {str(folder)!r} to rebuild it" if cached else ""
+    expected = "expected a tokenizer folder written by save_pretrained"
+    if not (folder / "tokenizer.json").is_file():
+        raise ValueError(f"tokenizer: no tokenizer.json in {str(folder)!r}; {expected}{fix}")
+    for path in sorted(folder.glob("*.json")):
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ValueError(f"tokenizer: {str(path)!r} is not valid JSON ({_first_line(error)}); {expected}{fix}") from None
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    except Exception as error:  # a well-formed JSON that is not a tokenizer: KeyError, ValueError, Rust errors
+        raise ValueError(f"tokenizer: {str(folder / 'tokenizer.json')!r} is not a valid tokenizer "
+                         f"({type(error).__name__}: {_first_line(error)}); {expected}{fix}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def tokenizer_dir(spec: str | dict, corpus: str | dict | Corpus) -> Path:
@@ -147,9 +223,18 @@ def tokenizer_dir(spec: str | dict, corpus: str | dict | Corpus) -> Path:
     corpus = load_corpus(corpus)
 
     def build(folder: Path) -> None:
-        train_tokenizer(spec, corpus.texts("train")).save_pretrained(str(folder))
+        train_tokenizer(spec, training_texts(corpus, spec.get("sample_stories"))).save_pretrained(str(folder))
 
     return cached_dir("tokenizer", {"tokenizer": spec, "corpus": corpus.spec}, build)
+
+
+def training_texts(corpus: Corpus, sample_stories: int | None = None) -> Iterator[str]:
+    """The training stories a tokenizer learns from, streamed: all, or `sample_stories` evenly spaced ones."""
+    data = corpus.dataset["train"]
+    if sample_stories is not None and sample_stories < len(data):
+        # Evenly spaced rather than the first N: a sample of the whole corpus, and no seed to record.
+        data = data.select(np.arange(sample_stories, dtype=np.int64) * len(data) // sample_stories)
+    return chain.from_iterable(text_batches(data))
 
 
 def encode_texts(tokenizer: PreTrainedTokenizerFast, texts: list[str], batch_size: int = 2048) -> list[list[int]]:
@@ -157,7 +242,7 @@ def encode_texts(tokenizer: PreTrainedTokenizerFast, texts: list[str], batch_siz
     backend = tokenizer.backend_tokenizer
     ids: list[list[int]] = []
     for start in range(0, len(texts), batch_size):
-        ids.extend(e.ids for e in backend.encode_batch(texts[start : start + batch_size], add_special_tokens=False))
+        ids.extend(e.ids for e in backend.encode_batch_fast(texts[start : start + batch_size], add_special_tokens=False))
     return ids
 
 
@@ -249,27 +334,23 @@ class EncodedCorpus:
         return {"train": self.train, "validation": self.validation}[name]
 
 
-def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict) -> EncodedCorpus:
-    """The corpus as token ids under the tokenizer, cached by (corpus spec, tokenizer spec)."""
+def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict, progress: bool = True,
+                  batch_size: int = 1024) -> EncodedCorpus:
+    """The corpus as token ids under the tokenizer, cached by (corpus spec, tokenizer spec).
+
+    Built by streaming `batch_size` stories at a time through the fast tokenizer (its Rust
+    batch path uses every core) into the `.npy` files, so memory does not grow with the corpus;
+    `progress` shows a bar with tokens/s.
+    """
     corpus = load_corpus(corpus)
     spec = normalize_tokenizer_spec(tokenizer_spec)
-    tok_dir = tokenizer_dir(spec, corpus)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
+    tokenizer = get_tokenizer(spec, corpus)
 
     def build(folder: Path) -> None:
         meta: dict[str, Any] = {"vocab_size": len(tokenizer), "eot_id": tokenizer.eos_token_id}
         dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.uint32
         for split in ("train", "validation"):
-            texts = corpus.texts(split)
-            start = time.perf_counter()
-            ids = encode_texts(tokenizer, texts)
-            elapsed_s = time.perf_counter() - start
-            lengths = np.array([len(x) for x in ids], dtype=np.int64)
-            flat = np.fromiter((t for x in ids for t in x), dtype=dtype, count=int(lengths.sum()))
-            np.save(folder / f"{split}_ids.npy", flat)
-            np.save(folder / f"{split}_offsets.npy", np.concatenate([[0], np.cumsum(lengths)]))
-            meta[split] = {"n_stories": len(texts), "n_tokens": int(lengths.sum()), "n_chars": sum(len(t) for t in texts),
-                           "encode_tokens_per_s": float(lengths.sum() / max(elapsed_s, 1e-9))}
+            meta[split] = _encode_split(tokenizer, corpus, split, folder, dtype, progress, batch_size)
         write_json_atomic(folder / "meta.json", meta)
 
     folder = cached_dir("encoded", {"tokenizer": spec, "corpus": corpus.spec}, build)
@@ -284,6 +365,30 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict) -> En
         )
 
     return EncodedCorpus(tokenizer, load_split("train"), load_split("validation"), meta, folder)
+
+
+def _encode_split(tokenizer: PreTrainedTokenizerFast, corpus: Corpus, split: str, folder: Path, dtype,
+                  progress: bool, batch_size: int) -> dict[str, Any]:
+    """Encode one split batch by batch into `<split>_ids.npy` and `<split>_offsets.npy`; its sizes and speed."""
+    backend = tokenizer.backend_tokenizer
+    n_stories, n_tokens, n_chars = len(corpus.dataset[split]), 0, 0
+    bar = tqdm(total=n_stories, desc=f"encode {split}", unit="story", disable=not progress, mininterval=1.0)
+    started = time.perf_counter()
+    with NpyWriter(folder / f"{split}_ids.npy", dtype) as ids, NpyWriter(folder / f"{split}_offsets.npy", np.int64) as offsets:
+        offsets.append([0])
+        for texts in corpus.text_batches(split, batch_size):
+            encoded = [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+            lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+            ids.append(np.fromiter(chain.from_iterable(encoded), dtype=dtype, count=int(lengths.sum())))
+            offsets.append(n_tokens + np.cumsum(lengths))
+            n_tokens += int(lengths.sum())
+            n_chars += sum(map(len, texts))
+            bar.update(len(texts))
+            bar.set_postfix_str(f"{n_tokens / max(time.perf_counter() - started, 1e-9):,.0f} tokens/s", refresh=False)
+    elapsed_s = time.perf_counter() - started
+    bar.close()
+    return {"n_stories": n_stories, "n_tokens": n_tokens, "n_chars": n_chars, "encode_elapsed_s": elapsed_s,
+            "encode_tokens_per_s": n_tokens / max(elapsed_s, 1e-9), "encode_chars_per_s": n_chars / max(elapsed_s, 1e-9)}
 
 
 def token_frequencies(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> np.ndarray:

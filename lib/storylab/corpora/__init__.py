@@ -13,26 +13,35 @@ Options every source understands: `rows` (keep the first N training stories),
 `validation` (a count, a fraction, or a split name for hub/file datasets) and
 `vocab_filter` (keep only stories whose words all lie in the top-N training words).
 
-Corpora are cached under `outputs/cache/corpus/<hash of the spec>/`; generated sources
-record `floor_bits_per_char`, the exact entropy of their validation text.
+Corpora are cached as memory-mapped Arrow under `outputs/cache/corpus/<hash of the spec
+without rows>/`: `rows=N` is a view of the first N training stories of that one cache, so
+trying several sizes builds the corpus once. Files are streamed into the cache in chunks,
+and `Corpus.text_batches` reads a split back batch by batch, so memory stays bounded by a
+batch, not by the corpus. Generated sources record `floor_bits_per_char`, the exact entropy
+of their validation text.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import datasets
 from datasets import DatasetDict, load_from_disk
 
 from storylab.cache import cached_dir, write_json_atomic
-from storylab.corpora.options import apply_common_options, normalize_spec
+from storylab.corpora.addition import HeldOutPairs, held_out_pairs
+from storylab.corpora.arrow import column_sum, count_chars, text_batches
+from storylab.corpora.options import apply_vocab_filter, first_rows, normalize_spec
 from storylab.corpora.sources import SOURCES
 
-__all__ = ["Corpus", "corpus_spec", "load_corpus", "normalize_spec", "SOURCES"]
+__all__ = ["Corpus", "corpus_spec", "load_corpus", "normalize_spec", "held_out_addition_pairs", "HeldOutPairs", "SOURCES"]
 
 
 def corpus_spec(spec: str | dict, **options: Any) -> dict[str, Any]:
@@ -58,19 +67,22 @@ class Corpus:
         return self.meta["spec"]
 
     def texts(self, split: str = "train") -> list[str]:
-        return list(self.dataset[split]["text"])
+        """All stories of a split as a list (for small corpora; `text_batches` streams)."""
+        return list(chain.from_iterable(self.text_batches(split)))
+
+    def text_batches(self, split: str = "train", batch_size: int = 1000) -> Iterator[list[str]]:
+        """The stories of a split, `batch_size` at a time, read from the memory-mapped cache."""
+        return text_batches(self.dataset[split], batch_size)
 
     def describe(self) -> dict[str, Any]:
         """Per-split statistics for a notebook table: stories, characters, words, distinct words."""
         rows = {}
         for split, data in self.dataset.items():
-            words = [w for text in data["text"] for w in text.split()]
-            rows[split] = {
-                "stories": len(data),
-                "chars": sum(len(t) for t in data["text"]),
-                "words": len(words),
-                "distinct_words": len(set(words)),
-            }
+            chars, counts = 0, Counter()
+            for batch in text_batches(data):
+                chars += sum(len(t) for t in batch)
+                counts.update(w for text in batch for w in text.split())
+            rows[split] = {"stories": len(data), "chars": chars, "words": sum(counts.values()), "distinct_words": len(counts)}
         return rows
 
     def __repr__(self) -> str:
@@ -83,9 +95,32 @@ def load_corpus(spec: str | dict | Corpus) -> Corpus:
     if isinstance(spec, Corpus):
         return spec
     spec = normalize_spec(spec)
-    folder = cached_dir("corpus", spec, lambda tmp: _build(spec, tmp))
+    full = {key: value for key, value in spec.items() if key != "rows"}
+    folder = cached_dir("corpus", full, lambda tmp: _build(full, tmp))
     meta = json.loads((folder / "meta.json").read_text())
-    return Corpus(dataset=load_from_disk(str(folder / "dataset")), meta=meta)
+    dataset = load_from_disk(str(folder / "dataset"))
+    if spec.get("rows"):
+        dataset = first_rows(dataset, spec["rows"])
+        meta.update(_split_sizes(dataset, spec["source"]))
+        if meta.get("train_floor_bits_per_char") is not None:  # of the stories kept, not of the full split
+            bits = column_sum(dataset["train"], "neg_log2_prob")
+            meta["train_floor_bits_per_char"] = bits / meta["n_chars"]["train"]
+    return Corpus(dataset=dataset, meta={**meta, "spec": spec})
+
+
+def held_out_addition_pairs(corpus: str | dict | Corpus) -> HeldOutPairs:
+    """How many validation operand pairs of an addition corpus never occur in its training split.
+
+    Works for any corpus of `A + B = C;` problems (the `addition` source, or a file of them);
+    `str(result)` reads "865 of 865 validation operand pairs never seen in training (...)".
+    """
+    corpus = load_corpus(corpus)
+    return _held_out_pairs(corpus.dataset)
+
+
+def _held_out_pairs(dataset: DatasetDict) -> HeldOutPairs:
+    train, validation = (chain.from_iterable(text_batches(dataset[split])) for split in ("train", "validation"))
+    return held_out_pairs(train, validation)
 
 
 @contextmanager
@@ -101,17 +136,29 @@ def _quiet_datasets():
 
 
 def _build(spec: dict[str, Any], folder: Path) -> None:
-    source = SOURCES[spec["source"]]
-    dataset, meta = source(spec)
-    dataset, meta = apply_common_options(dataset, meta, spec)
-    meta = {
-        "source": spec["source"],
-        "n_stories": {split: len(data) for split, data in dataset.items()},
-        "n_chars": {split: sum(len(t) for t in data["text"]) for split, data in dataset.items()},
-        "floor_bits_per_char": meta.pop("floor_bits_per_char", None),
-        **meta,
-        "spec": spec,
-    }
-    with _quiet_datasets():
-        dataset.save_to_disk(str(folder / "dataset"))
+    scratch = folder / "scratch"  # Arrow files a source streams into; gone once the dataset is saved
+    scratch.mkdir()
+    try:
+        with _quiet_datasets():
+            dataset, meta = SOURCES[spec["source"]](spec, scratch)
+            dataset, meta = apply_vocab_filter(dataset, meta, spec.get("vocab_filter"))
+            meta = {
+                "source": spec["source"],
+                **_split_sizes(dataset, spec["source"]),
+                "floor_bits_per_char": meta.pop("floor_bits_per_char", None),
+                **meta,
+                "spec": spec,
+            }
+            dataset.save_to_disk(str(folder / "dataset"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     write_json_atomic(folder / "meta.json", meta)
+
+
+def _split_sizes(dataset: DatasetDict, source: str) -> dict[str, Any]:
+    """Stories and characters per split; for addition, how many validation pairs training never saw."""
+    sizes: dict[str, Any] = {"n_stories": {split: len(data) for split, data in dataset.items()},
+                             "n_chars": {split: count_chars(data) for split, data in dataset.items()}}
+    if source == "addition":  # recounted for a `rows` view: its training split is another one
+        sizes["held_out_pairs"] = _held_out_pairs(dataset).as_dict()
+    return sizes

@@ -1,18 +1,26 @@
-"""Spec normalisation and the options every corpus source shares (rows, validation, vocab_filter)."""
+"""Spec normalisation and the options every corpus source shares (rows, validation, vocab_filter).
+
+`vocab_filter` is part of what a cached corpus is; `rows` is not: `rows=N` is a view of the
+first N training stories of the full corpus's cache, so every `rows` value shares one build.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from datasets import Dataset, DatasetDict
+
+from storylab.corpora.addition import check_addition_spec
+from storylab.corpora.arrow import text_batches
 
 # Defaults per source: what a bare name like "stories" means.
 SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "stories": {"n_stories": 4000, "validation": 400, "seed": 0},
-    "addition": {"n_problems": 20000, "validation": 2000, "min_operand": 0, "max_operand": 99, "seed": 0},
+    "addition": {"n_problems": 20000, "validation": 2000, "min_operand": 0, "max_operand": 99, "seed": 0,
+                 "validation_pairs": 0.1},  # the share of operand pairs held out for validation
     "hmm": {"kind": "random", "n_states": 8, "vocab_size": 16, "concentration": 0.5, "seed": 0,
             "n_sequences": 2000, "validation": 200, "length": 128, "x": 0.15, "a": 0.6, "epsilon": 0.05, "emission": "stochastic", "cot_every": None},
     "hub": {"split": "train", "validation": "validation"},
@@ -21,8 +29,9 @@ SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
 COMMON_OPTIONS = {"source", "rows", "validation", "vocab_filter"}
 SOURCE_OPTIONS: dict[str, set[str]] = {
     "stories": {"n_stories", "seed"},
-    "addition": {"n_problems", "min_operand", "max_operand", "seed"},
-    "hmm": {"kind", "n_states", "vocab_size", "concentration", "seed", "path", "n_sequences", "length", "x", "a", "epsilon", "emission", "cot_every"},
+    "addition": {"n_problems", "min_operand", "max_operand", "seed", "validation_pairs"},
+    "hmm": {"kind", "n_states", "vocab_size", "concentration", "seed", "path", "n_sequences", "length", "x", "a",
+            "epsilon", "emission", "cot_every"},
     "hub": {"name", "config", "split", "text_column"},
     "file": {"path", "separator", "text_column", "_mtime_size"},
 }
@@ -56,6 +65,8 @@ def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
         full["path"] = str(path.resolve())
         stat = path.stat()
         full["_mtime_size"] = [int(stat.st_mtime), stat.st_size]  # a changed file is a new cache entry
+    if source == "addition":
+        check_addition_spec(full)
     if source == "hub" and not full.get("name"):
         raise ValueError("corpus: a hub spec needs a dataset 'name', e.g. 'hub:roneneldan/TinyStories'")
     for key in ("rows", "vocab_filter"):
@@ -78,39 +89,49 @@ def _parse_spec_string(text: str) -> dict[str, Any]:
     )
 
 
-def split_off_validation(texts: list[str], validation: int | float) -> tuple[list[str], list[str]]:
-    """Hold out the LAST stories as validation: a count, or a fraction of the total."""
-    n_val = round(len(texts) * validation) if isinstance(validation, float) and validation < 1 else int(validation)
-    if not 0 < n_val < len(texts):
-        raise ValueError(f"corpus: validation={validation!r} leaves no training or no validation stories out of {len(texts)}")
-    return texts[:-n_val], texts[-n_val:]
+def validation_count(n_total: int, validation: int | float) -> int:
+    """How many of the LAST stories are held out as validation: a count, or a fraction of the total."""
+    n_val = round(n_total * validation) if isinstance(validation, float) and validation < 1 else int(validation)
+    if not 0 < n_val < n_total:
+        raise ValueError(f"corpus: validation={validation!r} leaves no training or no validation stories out of {n_total}")
+    return n_val
 
 
 WORD = re.compile(r"[A-Za-z']+")
 
 
-def top_words(texts: list[str], n: int) -> set[str]:
+def top_words(texts: Iterable[str], n: int) -> set[str]:
     counts = Counter(w.lower() for text in texts for w in WORD.findall(text))
     return {w for w, _ in counts.most_common(n)}
 
 
-def apply_common_options(dataset: DatasetDict, meta: dict[str, Any], spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
-    """`vocab_filter` (top-N words of the training split) then `rows` (first N training stories)."""
-    if spec.get("vocab_filter"):
-        keep = top_words(dataset["train"]["text"], spec["vocab_filter"])
-        covered = lambda row: all(w.lower() in keep for w in WORD.findall(row["text"]))  # noqa: E731
-        before = {split: len(data) for split, data in dataset.items()}
-        dataset = DatasetDict({split: data.filter(covered) for split, data in dataset.items()})
-        meta["vocab_filter_kept"] = {split: f"{len(data)}/{before[split]}" for split, data in dataset.items()}
-        # A filtered sample is no longer the generator's distribution: its entropy is unknown.
-        meta["floor_bits_per_char"] = None
-        for split, data in dataset.items():
-            if len(data) == 0:
-                raise ValueError(f"corpus: vocab_filter={spec['vocab_filter']} keeps no {split} stories; use a larger vocabulary")
-    if spec.get("rows"):
-        train = dataset["train"]
-        dataset = DatasetDict({**dataset, "train": train.select(range(min(spec["rows"], len(train))))})
+def apply_vocab_filter(dataset: DatasetDict, meta: dict[str, Any], vocab_filter: int | None) -> tuple[DatasetDict, dict]:
+    """Keep only stories whose words all lie among the top-`vocab_filter` words of the training split."""
+    if not vocab_filter:
+        return dataset, meta
+    keep = top_words((t for batch in text_batches(dataset["train"]) for t in batch), vocab_filter)
+
+    def covered(texts: list[str]) -> list[bool]:
+        return [all(w.lower() in keep for w in WORD.findall(text)) for text in texts]
+
+    before = {split: len(data) for split, data in dataset.items()}
+    dataset = DatasetDict({split: data.filter(covered, batched=True, input_columns=["text"])
+                           for split, data in dataset.items()})
+    meta["vocab_filter_kept"] = {split: f"{len(data)}/{before[split]}" for split, data in dataset.items()}
+    # A filtered sample is no longer the generator's distribution: its entropy is unknown.
+    meta["floor_bits_per_char"] = None
+    for split, data in dataset.items():
+        if len(data) == 0:
+            raise ValueError(f"corpus: vocab_filter={vocab_filter} keeps no {split} stories; use a larger vocabulary")
     return dataset, meta
+
+
+def first_rows(dataset: DatasetDict, rows: int | None) -> DatasetDict:
+    """The first `rows` training stories (all when None): a row range of the memory-mapped split, no copy."""
+    if not rows:
+        return dataset
+    train = dataset["train"]
+    return DatasetDict({**dataset, "train": train.select(range(min(rows, len(train))))})
 
 
 def texts_to_dataset(train: list[str], validation: list[str], **columns: tuple[list, list]) -> DatasetDict:

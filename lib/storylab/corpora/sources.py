@@ -1,5 +1,8 @@
 """The corpus sources: each turns a normalised spec into (DatasetDict, metadata).
 
+Local files stream into Arrow (`corpora.files`, `corpora.arrow`); hub datasets and
+`save_to_disk` folders are Arrow already, and stay so: splits are row ranges, not lists.
+
 Generated sources (stories, addition, hmm) know the exact probability of what they
 print, so their metadata carries `floor_bits_per_char` of the validation split.
 """
@@ -7,7 +10,6 @@ print, so their metadata carries `floor_bits_per_char` of the validation split.
 from __future__ import annotations
 
 import math
-import random
 import socket
 from contextlib import contextmanager
 from urllib.parse import urlparse
@@ -15,11 +17,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict, Value, load_from_disk
 
-from storylab.corpora.options import split_off_validation, texts_to_dataset
-
-EOT_MARKER = "<|endoftext|>"
+from storylab.corpora.arrow import write_texts
+from storylab.corpora.files import EOT_MARKER, split_text_file, story_batches  # noqa: F401 (public names)
+from storylab.corpora.options import texts_to_dataset, validation_count
 
 
 def floor_bits_per_char(neg_log2_probs, texts: list[str]) -> float:
@@ -27,7 +29,7 @@ def floor_bits_per_char(neg_log2_probs, texts: list[str]) -> float:
     return float(np.sum(neg_log2_probs) / sum(len(t) for t in texts))
 
 
-def stories_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+def stories_source(spec: dict[str, Any], scratch: Path) -> tuple[DatasetDict, dict]:
     from storylab.corpora.stories import generate_stories
 
     # Separate seeded streams, so growing the training set never changes the validation set.
@@ -38,27 +40,15 @@ def stories_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
                      "train_floor_bits_per_char": floor_bits_per_char(train_bits, train)}
 
 
-def addition_problems(n: int, low: int, high: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    problems = []
-    for _ in range(n):
-        a, b = rng.randint(low, high), rng.randint(low, high)
-        problems.append(f"{a} + {b} = {a + b};")
-    return problems
+def addition_source(spec: dict[str, Any], scratch: Path) -> tuple[DatasetDict, dict]:
+    from storylab.corpora.addition import addition_splits
+
+    train, val, meta = addition_splits(spec)
+    bits = {split: math.log2(n) for split, n in meta["operand_pairs"].items()}  # every problem of a split alike
+    return texts_to_dataset(train, val, neg_log2_prob=([bits["train"]] * len(train), [bits["validation"]] * len(val))), meta
 
 
-def addition_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
-    low, high = spec["min_operand"], spec["max_operand"]
-    if not (isinstance(low, int) and isinstance(high, int) and 0 <= low <= high):
-        raise ValueError(f"corpus: addition needs integers 0 <= min_operand <= max_operand, got {low!r}, {high!r}")
-    train = addition_problems(spec["n_problems"], low, high, seed=2 * spec["seed"])
-    val = addition_problems(spec["validation"], low, high, seed=2 * spec["seed"] + 1)
-    # Only the two operands are random (each uniform), and the text shows both.
-    bits_per_problem = 2 * math.log2(high - low + 1)
-    return texts_to_dataset(train, val), {"floor_bits_per_char": floor_bits_per_char([bits_per_problem] * len(val), val)}
-
-
-def hmm_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+def hmm_source(spec: dict[str, Any], scratch: Path) -> tuple[DatasetDict, dict]:
     from storylab.corpora.hmm_source import build_hmm_corpus
 
     built = build_hmm_corpus(spec)
@@ -69,7 +59,7 @@ def hmm_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
     return dataset, built["meta"]  # floor, alphabet, true n_states, mixing time (+ CoT alphabet)
 
 
-def hub_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+def hub_source(spec: dict[str, Any], scratch: Path) -> tuple[DatasetDict, dict]:
     import datasets
 
     name = spec["name"]
@@ -108,71 +98,55 @@ def _offline_unless_hub_reachable(timeout_s: float = 3.0):
         datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved
 
 
-def file_source(spec: dict[str, Any]) -> tuple[DatasetDict, dict]:
+def file_source(spec: dict[str, Any], scratch: Path) -> tuple[DatasetDict, dict]:
+    """A `save_to_disk` folder (already Arrow), or a text file streamed into an Arrow file in `scratch`."""
     path = Path(spec["path"])
     if path.is_dir():
-        loaded = load_from_disk(str(path))
+        try:
+            loaded = load_from_disk(str(path))
+        except FileNotFoundError:
+            raise ValueError(f"corpus: folder {str(path)!r} is not a dataset; expected a folder written by "
+                             "Dataset.save_to_disk or DatasetDict.save_to_disk") from None
     else:
-        loaded = Dataset.from_dict({"text": _read_texts(path, spec)})
+        batches = story_batches(path, spec["separator"], spec.get("text_column") or "text")
+        loaded = write_texts(scratch / "stories.arrow", batches)
     return _dataset_from_loaded(loaded, spec), {}
 
 
-def _read_texts(path: Path, spec: dict[str, Any]) -> list[str]:
-    import pandas as pd
-
-    suffix = path.suffix.lower()
-    column = spec.get("text_column") or "text"
-    if suffix == ".txt":
-        return split_text_file(path.read_text(encoding="utf-8"), spec["separator"])
-    if suffix in (".jsonl", ".json", ".parquet"):
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_json(path, lines=suffix == ".jsonl")
-        if column not in frame.columns:
-            raise ValueError(f"corpus: file {str(path)!r} has no {column!r} column (columns: {list(frame.columns)}); set text_column")
-        return [str(t) for t in frame[column].tolist()]
-    raise ValueError(f"corpus: file {str(path)!r}: expected .txt, .jsonl, .json, .parquet or a save_to_disk folder")
-
-
-def split_text_file(text: str, separator: str) -> list[str]:
-    """Stories from a .txt: separated by `<|endoftext|>` lines ("eot") or by blank lines ("blank")."""
-    if separator == "eot":
-        parts = text.split(EOT_MARKER)
-    elif separator == "blank":
-        parts = [p for p in text.replace("\r\n", "\n").split("\n\n")]
-    else:
-        raise ValueError(f"corpus: separator must be 'eot' or 'blank', got {separator!r}")
-    stories = [p.strip() for p in parts if p.strip()]
-    if not stories:
-        raise ValueError("corpus: the file holds no stories")
-    return stories
-
-
 def _dataset_from_loaded(loaded: Dataset | DatasetDict, spec: dict[str, Any]) -> DatasetDict:
-    """Pick a train and a validation split out of whatever a file or the hub gave us."""
+    """Pick a train and a validation split out of whatever a file or the hub gave us.
+
+    Only Arrow operations (column selection, contiguous row ranges): no split is copied into
+    Python lists, so a memory-mapped corpus stays memory-mapped.
+    """
     column = spec.get("text_column") or "text"
     validation = spec["validation"]
     if isinstance(loaded, DatasetDict):
         train_split = spec.get("split", "train") if spec.get("split") in loaded else "train"
         if isinstance(validation, str) and validation in loaded:
-            pair = (loaded[train_split], loaded[validation])
-        else:
-            loaded = loaded[train_split] if train_split in loaded else next(iter(loaded.values()))
-            pair = None
-    else:
-        pair = None
-    if pair is None:
-        if column not in loaded.column_names:
-            raise ValueError(f"corpus: the data has no {column!r} column (columns: {loaded.column_names}); set text_column")
-        if isinstance(validation, str):
-            validation = 0.05
-        train, val = split_off_validation(list(loaded[column]), validation)
-        return texts_to_dataset(train, val)
-    return texts_to_dataset(*(list(map(str, part[column])) for part in pair))
+            return DatasetDict({"train": _text_column(loaded[train_split], column),
+                                "validation": _text_column(loaded[validation], column)})
+        loaded = loaded[train_split] if train_split in loaded else next(iter(loaded.values()))
+    data = _text_column(loaded, column)
+    n_val = validation_count(len(data), 0.05 if isinstance(validation, str) else validation)
+    return DatasetDict({"train": data.select(range(len(data) - n_val)),
+                        "validation": data.select(range(len(data) - n_val, len(data)))})
 
 
-SOURCES: dict[str, Callable[[dict[str, Any]], tuple[DatasetDict, dict]]] = {
+def _text_column(data: Dataset, column: str) -> Dataset:
+    """Only the text, in a string column named `text`."""
+    if column not in data.column_names:
+        raise ValueError(f"corpus: the data has no {column!r} column (columns: {data.column_names}); set text_column")
+    data = data.select_columns([column])
+    if column != "text":
+        data = data.rename_column(column, "text")
+    if data.features["text"] != Value("string"):
+        data = data.cast_column("text", Value("string"))
+    return data
+
+
+# Each source: (normalised spec, a scratch folder inside the cache build) -> (DatasetDict, metadata).
+SOURCES: dict[str, Callable[[dict[str, Any], Path], tuple[DatasetDict, dict]]] = {
     "stories": stories_source,
     "addition": addition_source,
     "hmm": hmm_source,

@@ -16,6 +16,7 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from storylab.devices import resolve_device
+from storylab.tokenizers import load_saved_tokenizer
 from storylab.transformer.checkpoint import latest_checkpoint, load_weights
 from storylab.transformer.config import ModelConfig
 from storylab.transformer.model import StoryTransformer
@@ -35,7 +36,7 @@ def find_model_dir(path: str | Path) -> Path:
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast | None:
     folder = find_model_dir(path) / "tokenizer"
-    return PreTrainedTokenizerFast.from_pretrained(str(folder)) if folder.is_dir() else None
+    return load_saved_tokenizer(folder) if folder.is_dir() else None
 
 
 def load_model(

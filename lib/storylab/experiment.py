@@ -34,7 +34,8 @@ class Experiment:
     spec: dict[str, Any]  # the corpus spec, `rows` applied: what every model record names
     corpus: Corpus
     encoded: EncodedCorpus
-    tokenizer_name: str
+    tokenizer_name: str  # the label with the vocabulary actually trained ("bpe:3091")
+    tokenizer_asked: str  # the label as asked ("bpe:100000000")
 
     @property
     def tokenizer(self):
@@ -73,7 +74,8 @@ def load_experiment(corpus: str | dict, tokenizer: str | dict, rows: int | None 
     spec = corpus_spec(corpus, rows=rows)
     corpus_data = load_corpus(spec)
     encoded = encode_corpus(corpus_data, tokenizer)
-    return Experiment(spec, corpus_data, encoded, tokenizer_label(normalize_tokenizer_spec(tokenizer)))
+    asked = normalize_tokenizer_spec(tokenizer)
+    return Experiment(spec, corpus_data, encoded, tokenizer_label(asked, encoded.tokenizer), tokenizer_label(asked))
 
 
 @lru_cache(maxsize=1)

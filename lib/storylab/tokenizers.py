@@ -139,7 +139,20 @@ def _build_char(spec: dict, texts: list[str]) -> Tokenizer:
 
 def get_tokenizer(spec: str | dict, corpus: str | dict | Corpus) -> PreTrainedTokenizerFast:
     """The tokenizer `spec` trained on `corpus`'s training split, cached after the first call."""
-    return PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir(spec, corpus)))
+    return load_tokenizer_folder(tokenizer_dir(spec, corpus))
+
+
+def load_tokenizer_folder(folder: str | Path) -> PreTrainedTokenizerFast:
+    """A tokenizer saved with `save_pretrained`; a missing or corrupt `tokenizer.json` is a one-line ValueError."""
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        raise ValueError(f"tokenizer: {path} does not exist; expected a tokenizer folder written by save_pretrained")
+    try:
+        Tokenizer.from_file(str(path))  # the Rust parser names what is wrong; transformers would wrap it in a traceback
+    except Exception as error:  # noqa: BLE001 - tokenizers raises a bare Exception for malformed files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"tokenizer: {path} is not a valid tokenizer.json ({reason}); the file may be truncated or corrupt") from error
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 
 def tokenizer_dir(spec: str | dict, corpus: str | dict | Corpus) -> Path:
@@ -184,12 +197,17 @@ def describe_tokenizer(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> 
 
 @dataclass
 class EncodedSplit:
-    """One split as flat token ids (no separators) plus story offsets, memory-mapped."""
+    """One split as flat token ids (no separators) plus story offsets, memory-mapped.
+
+    `unk_id` is the tokenizer's `<unk>` id (None if it has none): `storylab.lm.score`
+    counts `<unk>` tokens with it, since bits/char over `<unk>` is not comparable.
+    """
 
     ids: np.ndarray
     offsets: np.ndarray
     n_chars: int
     eot_id: int
+    unk_id: int | None = None
 
     @property
     def n_stories(self) -> int:
@@ -253,8 +271,7 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict) -> En
     """The corpus as token ids under the tokenizer, cached by (corpus spec, tokenizer spec)."""
     corpus = load_corpus(corpus)
     spec = normalize_tokenizer_spec(tokenizer_spec)
-    tok_dir = tokenizer_dir(spec, corpus)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tok_dir))
+    tokenizer = load_tokenizer_folder(tokenizer_dir(spec, corpus))
 
     def build(folder: Path) -> None:
         meta: dict[str, Any] = {"vocab_size": len(tokenizer), "eot_id": tokenizer.eos_token_id}
@@ -281,6 +298,7 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict) -> En
             offsets=np.load(folder / f"{name}_offsets.npy"),
             n_chars=meta[name]["n_chars"],
             eot_id=tokenizer.eos_token_id,
+            unk_id=tokenizer.unk_token_id,
         )
 
     return EncodedCorpus(tokenizer, load_split("train"), load_split("validation"), meta, folder)

@@ -384,6 +384,8 @@ def test_damaged_model_files_are_one_line_errors_naming_the_file(tmp_path, token
           progress=False)
     lm, loaded_tokenizer = load_lm(tmp_path / "run")
     assert lm.train_tokens == 4 * 8 and lm.eot_id == tokenizer.eos_token_id and lm.stride == 4
+    exported = export_hf(tmp_path / "run", tmp_path / "hf")  # a run folder brings its own tokenizer
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in exported.iterdir()}
     tokenizer_json = tmp_path / "run" / "tokenizer" / "tokenizer.json"
     tokenizer_json.write_text(tokenizer_json.read_text()[:100])
     with pytest.raises(ValueError, match=rf"^tokenizer: {tokenizer_json} is not a valid tokenizer.json") as error:

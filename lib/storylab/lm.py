@@ -63,7 +63,7 @@ class LanguageModel(Protocol):
     """What every storylab model family provides (see the module docstring)."""
 
     vocab_size: int
-    eot_id: int
+    eot_id: int | None
 
     @property
     def family(self) -> str: ...

@@ -220,31 +220,56 @@ def test_posteriors_beliefs_and_viterbi_match_brute_force():
     assert list(hmm.viterbi(np.array(tokens))) == list(max(joint, key=joint.get))
 
 
-def test_next_token_distribution_is_the_likelihood_ratio():
+def test_interface_next_token_probs_is_the_likelihood_ratio():
     hmm = random_hmm(n_states=3, vocab_size=5, seed=2)
     prompt = np.array([4, 1, 1])
-    probs = hmm.next_token_distribution(prompt)
-    assert probs.shape == (5,) and probs.sum() == pytest.approx(1.0, abs=1e-6)
+    probs = hmm.next_token_probs(prompt)
+    assert probs.shape == (5,) and probs.sum() == pytest.approx(1.0, abs=1e-12)
     base = hmm.log_likelihood([prompt])[0]
     for token in range(5):
         extended = hmm.log_likelihood([np.append(prompt, token)])[0]
         assert probs[token] == pytest.approx(np.exp(extended - base), rel=1e-4)
-    assert np.allclose(hmm.next_token_distribution(prompt, candidates=[3, 0]), probs[[3, 0]])
-    assert np.allclose(hmm.next_token_distribution([]), hmm.start.double().numpy() @ hmm.emit.double().numpy())
+    assert np.allclose(hmm.next_token_probs([]), hmm.start.double().numpy() @ hmm.emit.double().numpy())
 
 
-def test_sample_and_generate_are_deterministic_for_a_seed():
+def test_interface_token_nats_are_the_forward_normalisers():
+    hmm = random_hmm(n_states=3, vocab_size=4, seed=6)
+    seqs = varied_sequences(hmm, n=9, max_length=12, seed=1)
+    nats = hmm.token_nats(seqs, batch_tokens=20)  # several packed batches
+    assert [len(n) for n in nats] == [len(s) for s in seqs]
+    assert np.allclose([-n.sum() for n in nats], hmm.log_likelihood(seqs), rtol=1e-9)
+    tokens = [1, 3, 0, 0, 2]  # each token's cost is the ratio of brute-force prefix likelihoods
+    prefix_probs = [sum(brute_force_joint(hmm, tokens[: t + 1]).values()) for t in range(len(tokens))]
+    expected = -np.log(np.array(prefix_probs) / np.array([1.0, *prefix_probs[:-1]]))
+    assert np.allclose(hmm.token_nats([np.array(tokens)])[0], expected, rtol=1e-5)
+
+
+def test_interface_sizes():
+    hmm = random_hmm(n_states=3, vocab_size=6, seed=0)
+    assert (hmm.family, hmm.label, hmm.n_params, hmm.train_tokens, hmm.train_flops) == ("hmm", "HMM K=3", 2 + 6 + 15, 0, 0.0)
+    seqs = varied_sequences(hmm, n=5, max_length=8)
+    hmm.fit(seqs, n_iter=2, tol=0, progress=False)
+    n_tokens = sum(len(s) for s in seqs)
+    assert hmm.train_tokens == n_tokens and hmm.train_flops == 6.0 * 9 * n_tokens * len(hmm.history)
+
+
+def test_sample_is_deterministic_for_a_seed():
     hmm = random_hmm(n_states=3, vocab_size=6, seed=0)
     tokens, states = hmm.sample(4, 7, seed=5)
     assert tokens.shape == states.shape == (4, 7)
     again, _ = hmm.sample(4, 7, seed=5)
     assert np.array_equal(tokens, again)
-    out = hmm.generate([1, 2], max_new_tokens=6, seed=3)
-    assert list(out[:2]) == [1, 2] and len(out) == 8
-    assert np.array_equal(out, hmm.generate([1, 2], max_new_tokens=6, seed=3))
+
+
+def test_interface_generate_is_deterministic_and_stops_at_stop_id():
+    hmm = random_hmm(n_states=3, vocab_size=6, seed=0)
+    out = hmm.generate([1, 2], max_new_tokens=6, seed=3)  # no eot_id: never stops early
+    assert len(out) == 6 and np.array_equal(out, hmm.generate([1, 2], max_new_tokens=6, seed=3))
     greedy = hmm.generate([1], max_new_tokens=1, greedy=True)
-    assert greedy[-1] == np.argmax(hmm.next_token_distribution([1]))
-    assert len(hmm.generate([1], max_new_tokens=50, eos_id=int(greedy[-1]), greedy=True)) == 2
+    assert greedy[-1] == np.argmax(hmm.next_token_probs([1]))
+    assert len(hmm.generate([1], max_new_tokens=50, stop_id=int(greedy[-1]), greedy=True)) == 1
+    hmm.eot_id = int(greedy[-1])  # the end-of-text token is the default stop
+    assert list(hmm.generate([1], max_new_tokens=50, greedy=True)) == [greedy[-1]]
 
 
 # ----------------------------------------------------------------------------- files

@@ -3,11 +3,13 @@
 import json
 import math
 import threading
+from types import SimpleNamespace
 
 import pytest
 
 from storylab.cache import atomic_dir, cached_dir
 from storylab.compare import model_table, validation_key
+from storylab.lm import Score
 from storylab.metrics import bits_per_char, model_record, nats_per_token, save_metrics, validation_summary
 from storylab.runs import find_runs, latest_run, resolve_run
 
@@ -22,10 +24,13 @@ def test_bits_per_char_is_tokenizer_independent():
     assert validation_summary(1.0, 1, 1, None)["gap_to_floor_bits_per_char"] is None
 
 
+def fake_model(family, label="x"):
+    return SimpleNamespace(family=family, label=label, vocab_size=512, n_params=10, train_tokens=100, train_flops=1e3)
+
+
 def test_model_record_rejects_unknown_family():
-    with pytest.raises(ValueError, match="family"):
-        model_record("lstm", "x", tokenizer="byte", vocab_size=257, corpus={}, params=1, train_tokens=1, train_flops=1,
-                     elapsed_s=1, val_total_nats=1, val_tokens=1, val_chars=1, floor_bits_per_char=None)
+    with pytest.raises(ValueError, match="^model.family"):
+        model_record(fake_model("lstm"), Score(1.0, 1, 1), tokenizer="byte", corpus={}, elapsed_s=1)
 
 
 def _fake_run(root, notebook, name, models, ended, status="finished"):
@@ -38,9 +43,8 @@ def _fake_run(root, notebook, name, models, ended, status="finished"):
 
 
 def _record(family, bpc, corpus, tokenizer="bpe:512", **extra):
-    return model_record(family, f"{family} model", tokenizer=tokenizer, vocab_size=512, corpus=corpus, params=10,
-                        train_tokens=100, train_flops=1e3, elapsed_s=1.0, val_total_nats=bpc * math.log(2) * 100,
-                        val_tokens=50, val_chars=100, floor_bits_per_char=0.5, **extra)
+    return model_record(fake_model(family, f"{family} model"), Score(bpc * math.log(2) * 100, 50, 100, floor_bits_per_char=0.5),
+                        tokenizer=tokenizer, corpus=corpus, elapsed_s=1.0, **extra)
 
 
 def test_model_table_groups_by_validation_set(fresh_outputs):

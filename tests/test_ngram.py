@@ -13,7 +13,7 @@ STORIES = [np.array([1, 2, 1, 0]), np.array([2, 2, 0])]
 
 
 def test_unigram_counts_and_probabilities_are_exact():
-    model = UnigramModel(vocab_size=5, k=0).fit(STORIES)
+    model = UnigramModel(vocab_size=5, eot_id=EOT, k=0).fit(STORIES)
     assert model.counts.tolist() == [2, 2, 3, 0, 0]
     assert np.allclose(model.probs, [2 / 7, 2 / 7, 3 / 7, 0, 0])
     expected = np.log([2 / 7 * 3 / 7 * 2 / 7 * 2 / 7, 3 / 7 * 3 / 7 * 2 / 7])
@@ -30,21 +30,32 @@ def test_bigram_counts_condition_the_first_token_on_eot():
     assert model.log_likelihood([STORIES[1]])[0] == pytest.approx(np.log(1 / 18))
 
 
-@pytest.mark.parametrize("make", [lambda: UnigramModel(5, k=0.5), lambda: BigramModel(5, EOT, k=0.5), lambda: NeuralBigram(5, EOT, steps=50)])
-def test_next_token_distributions_sum_to_one(make):
+@pytest.mark.parametrize("make", [lambda: UnigramModel(5, EOT, k=0.5), lambda: BigramModel(5, EOT, k=0.5), lambda: NeuralBigram(5, EOT, steps=50)])
+def test_next_token_probs_sum_to_one_and_match_token_nats(make):
     model = make().fit(STORIES)
     for prompt in ([], [1], [2, 2]):
-        probs = model.next_token_distribution(prompt)
+        probs = model.next_token_probs(prompt)
         assert probs.shape == (5,) and probs.sum() == pytest.approx(1.0)
-    assert np.allclose(model.next_token_distribution([1], candidates=[4, 2]), model.next_token_distribution([1])[[4, 2]])
+        nats = model.token_nats([np.array([*prompt, token]) for token in range(5)])
+        assert np.allclose([n[-1] for n in nats], -np.log(probs))
+    assert np.allclose(-np.array([n.sum() for n in model.token_nats(STORIES)]), model.log_likelihood(STORIES))
+
+
+def test_sizes_follow_the_tables():
+    assert UnigramModel(5, EOT).fit(STORIES).n_params == 4
+    bigram = BigramModel(5, EOT).fit(STORIES)
+    assert (bigram.n_params, bigram.train_tokens, bigram.train_flops) == (20, 7, 7.0)
+    neural = NeuralBigram(5, EOT, steps=3).fit(STORIES)
+    assert (neural.n_params, neural.train_tokens, neural.train_flops) == (25, 7, 6.0 * 25 * 3)
+    assert (neural.family, neural.label) == ("neural bigram", "neural bigram")
 
 
 def test_smoothing_gives_unseen_tokens_nonzero_probability():
     unseen = [np.array([3, 4, 0])]
     assert np.isneginf(BigramModel(5, EOT, k=0).fit(STORIES).log_likelihood(unseen)[0])
     assert np.isfinite(BigramModel(5, EOT, k=0.1).fit(STORIES).log_likelihood(unseen)[0])
-    assert np.isfinite(UnigramModel(5, k=0.1).fit(STORIES).log_likelihood(unseen)[0])
-    assert BigramModel(5, EOT, k=0.1).fit(STORIES).next_token_distribution([4]).min() > 0
+    assert np.isfinite(UnigramModel(5, EOT, k=0.1).fit(STORIES).log_likelihood(unseen)[0])
+    assert BigramModel(5, EOT, k=0.1).fit(STORIES).next_token_probs([4]).min() > 0
 
 
 def test_neural_bigram_approaches_the_count_bigram():
@@ -66,15 +77,15 @@ def test_neural_bigram_approaches_the_count_bigram():
     assert -minibatch.log_likelihood(seqs).sum() / n_tokens == pytest.approx(counted, rel=0.05)
 
 
-def test_generate_is_deterministic_and_stops_at_eos():
+def test_generate_is_deterministic_and_stops_at_eot():
     model = BigramModel(5, EOT, k=0.1).fit(STORIES)
-    out = model.generate([1], max_new_tokens=10, seed=4)
-    assert out[0] == 1 and np.array_equal(out, model.generate([1], max_new_tokens=10, seed=4))
-    greedy = model.generate([2], max_new_tokens=10, greedy=True, eos_id=EOT)
+    out = model.generate([1], max_new_tokens=10, seed=4, stop_id=None)
+    assert len(out) == 10 and np.array_equal(out, model.generate([1], max_new_tokens=10, seed=4, stop_id=None))
+    greedy = model.generate([2], max_new_tokens=10, greedy=True)  # stops after the model's eot by default
     expected = [2]
     while len(expected) < 11 and (len(expected) == 1 or expected[-1] != EOT):
         expected.append(int(np.argmax(model.probs[expected[-1]])))
-    assert list(greedy) == expected and greedy[-1] == EOT
+    assert list(greedy) == expected[1:] and greedy[-1] == EOT
 
 
 def test_bad_arguments_are_clear_errors():
@@ -83,6 +94,10 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="eot_id"):
         BigramModel(5, eot_id=5)
     with pytest.raises(ValueError, match="k:"):
-        UnigramModel(5, k=-1)
-    with pytest.raises(ValueError, match="candidates"):
-        UnigramModel(5).fit(STORIES).next_token_distribution([], candidates=[9])
+        UnigramModel(5, EOT, k=-1)
+    with pytest.raises(ValueError, match="prefix_ids: token id 9"):
+        UnigramModel(5, EOT).fit(STORIES).next_token_probs([9])
+    with pytest.raises(ValueError, match="prefix_ids: expected a 1-D list of token ids"):
+        BigramModel(5, EOT).fit(STORIES).generate("hello", 3)
+    with pytest.raises(ValueError, match="stop_id"):
+        BigramModel(5, EOT).fit(STORIES).generate([1], 3, stop_id=5)

@@ -1,5 +1,5 @@
 """The transformer package: schedule, exact validation scores, resumable training,
-the TransformerLens bridge, and the generation / next-token helpers."""
+the TransformerLens bridge, the Hugging Face export, and the generation / next-token helpers."""
 
 import json
 import math
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from storylab.paths import NOTEBOOKS_DIR
 from storylab.tokenizers import train_tokenizer
 from storylab.transformer import (
     ModelConfig,
@@ -16,12 +17,14 @@ from storylab.transformer import (
     TrainConfig,
     addition_accuracy,
     addition_predictions,
+    configs_from_params,
     evaluate,
+    export_hf,
     generate,
     learning_rate,
+    load_lm,
     load_model,
     load_run,
-    next_token_distribution,
     next_token_table,
     to_bridge,
     train,
@@ -269,15 +272,18 @@ class ScriptedModel(torch.nn.Module):
     def forward(self, ids):
         logits = torch.full((*ids.shape, len(self.tokenizer)), -10.0)
         for row in range(ids.shape[0]):
-            text = self.tokenizer.decode(ids[row].tolist(), skip_special_tokens=True)
-            for token, logit in self.next_text(text).items():
-                assert token in self.tokenizer.get_vocab(), token
-                logits[row, -1, self.tokenizer.convert_tokens_to_ids(token)] = logit
+            for position in range(ids.shape[1]):  # causal: each position sees the text up to itself
+                text = self.tokenizer.decode(ids[row, : position + 1].tolist(), skip_special_tokens=True)
+                for token, logit in self.next_text(text).items():
+                    assert token in self.tokenizer.get_vocab(), token
+                    logits[row, position, self.tokenizer.convert_tokens_to_ids(token)] = logit
         return logits
 
 
 def adder(text):
-    """The right next character of an 'a + b = ' problem, then ';'."""
+    """The right next character of an 'a + b = ' problem, then ';' (no opinion before the '= ')."""
+    if "= " not in text:
+        return {}
     question, _, written = text.rpartition("= ")
     a, b = (int(x) for x in question.split("+"))
     answer = f"{a + b};"
@@ -292,17 +298,6 @@ def test_next_token_table_lists_the_most_likely_tokens_with_exact_probabilities(
     assert table[1] == ("n", pytest.approx(3 / (9 + rest)))
     assert table[2][1] == pytest.approx(1 / (9 + rest))
     assert repr(table).startswith(f"[('a', {600 / (9 + rest):.1f}%), ('n', {300 / (9 + rest):.1f}%)")
-
-
-def test_next_token_distribution_renormalises_over_the_candidates(tokenizer):
-    model = ScriptedModel(tokenizer, lambda text: {"a": math.log(6.0), "n": math.log(3.0), "i": 0.0})
-    dist = next_token_distribution(model, tokenizer, "Tim", ["n", "a", tokenizer.convert_tokens_to_ids("i")])
-    assert list(dist) == ["a", "n", tokenizer.convert_tokens_to_ids("i")]
-    assert list(dist.values()) == pytest.approx([0.6, 0.3, 0.1])
-    with pytest.raises(ValueError, match=r"^candidates: 'Lily' is 4 tokens"):
-        next_token_distribution(model, tokenizer, "Tim", ["Lily", "a"])
-    with pytest.raises(ValueError, match="^candidates: two candidates are the same token"):
-        next_token_distribution(model, tokenizer, "Tim", ["a", tokenizer.convert_tokens_to_ids("a")])
 
 
 def test_addition_accuracy_is_exact_match_of_the_greedy_answer(tokenizer):
@@ -335,3 +330,117 @@ def test_generate_is_reproducible_and_greedy_follows_the_argmax(tokenizer):
     assert generate(scripted, tokenizer, "12 + 30 = ", stop=";", max_new_tokens=50) == "42;"
     with pytest.raises(ValueError, match="^temperature"):
         generate(model, tokenizer, "Tim", temperature=0)
+
+
+# --- one source of defaults, warm-up, imports ------------------------------------------------
+
+def test_config_defaults_are_the_notebook_parameters():
+    from storylab.runner.params import notebook_parameters
+
+    defaults = {name: p.default for name, p in notebook_parameters(NOTEBOOKS_DIR / "03_transformer.ipynb").items()}
+    model_config, train_config = configs_from_params(defaults)
+    assert model_config == ModelConfig() and train_config == TrainConfig()
+    shared = (set(ModelConfig().to_dict()) | set(TrainConfig().to_dict())) & set(defaults)
+    assert {"batch_size", "decay_steps", "eval_every", "n_layers", "seed"} <= shared
+    model_config, train_config = configs_from_params({**defaults, "batch_size": 3, "n_ctx": 32}, d_vocab=11)
+    assert (train_config.batch_size, model_config.n_ctx, model_config.d_vocab) == (3, 32, 11)
+    with pytest.raises(ValueError, match="^batch_size"):
+        configs_from_params({"batch_size": 0})
+
+
+def test_a_run_shorter_than_its_warmup_warns_once(tmp_path, tokenizer, streams):
+    train_stream, val_stream = streams
+    with pytest.warns(UserWarning, match=r"^warmup_steps: max_steps=2 ends before the 5-step warm-up") as caught:
+        train(TINY, quick_config(max_steps=2, warmup_steps=5), train_stream, val_stream, tmp_path, tokenizer=tokenizer,
+              progress=False)
+    assert len([w for w in caught if "warm-up" in str(w.message)]) == 1
+
+
+def test_transformer_modules_import_only_downwards():
+    """No module of the package imports one that imports it back (directly or through others)."""
+    import ast
+    import importlib
+
+    package = importlib.import_module("storylab.transformer")
+    folder = package.__path__[0]
+    names = [p.stem for p in __import__("pathlib").Path(folder).glob("*.py") if p.stem != "__init__"]
+    edges = {}
+    for name in names:
+        tree = ast.parse((__import__("pathlib").Path(folder) / f"{name}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        edges[name] = {m.rsplit(".", 1)[1] for m in imported if m.startswith("storylab.transformer.")}
+
+    def reaches(start, target, seen=()):
+        return any(n == target or (n not in seen and reaches(n, target, (*seen, n))) for n in edges.get(start, ()))
+
+    assert [name for name in names if reaches(name, name)] == []
+
+
+# --- loading and exporting a run ---------------------------------------------------------------
+
+def test_damaged_model_files_are_one_line_errors_naming_the_file(tmp_path, tokenizer, streams):
+    train_stream, val_stream = streams
+    train(TINY, quick_config(max_steps=1), train_stream, val_stream, tmp_path / "run", tokenizer=tokenizer,
+          progress=False)
+    lm, loaded_tokenizer = load_lm(tmp_path / "run")
+    assert lm.train_tokens == 4 * 8 and lm.eot_id == tokenizer.eos_token_id and lm.stride == 4
+    exported = export_hf(tmp_path / "run", tmp_path / "hf")  # a run folder brings its own tokenizer
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in exported.iterdir()}
+    tokenizer_json = tmp_path / "run" / "tokenizer" / "tokenizer.json"
+    tokenizer_json.write_text(tokenizer_json.read_text()[:100])
+    with pytest.raises(ValueError, match=rf"^tokenizer: {tokenizer_json} is not a valid tokenizer.json") as error:
+        load_model(tmp_path / "run")
+    assert "\n" not in str(error.value)
+    shutil.rmtree(tmp_path / "run" / "tokenizer")
+    weights = next((tmp_path / "run" / "checkpoints").iterdir()) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])
+    with pytest.raises(ValueError, match=rf"^checkpoint: {weights} is not a readable safetensors file .*truncated") as error:
+        load_model(tmp_path / "run")
+    assert "\n" not in str(error.value)
+
+
+def trained_looking(config, tokenizer, seed=0):
+    """A model moved away from its init (unit norms, zero biases) so every weight matters."""
+    model = StoryTransformer(config.with_vocab(len(tokenizer)), seed=seed).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn(param.shape, generator=torch.Generator().manual_seed(seed)))
+    return model
+
+
+def test_export_hf_gives_the_same_logits_scores_and_generates(tmp_path, tokenizer):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    from storylab.transformer import TransformerLM
+
+    config = ModelConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=24, n_ctx=16, act_fn="gelu")
+    model = trained_looking(config, tokenizer)
+    folder = export_hf(model, tmp_path / "hf", tokenizer=tokenizer)
+    hf_model = AutoModelForCausalLM.from_pretrained(folder).eval()
+    ids = torch.randint(0, len(tokenizer), (3, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(hf_model(ids).logits, model(ids), atol=1e-5, rtol=0)
+    # a harness encodes with the exported tokenizer (end-of-text first) and sums log-probs: storylab's token_nats
+    hf_tokenizer = AutoTokenizer.from_pretrained(folder)
+    encoded = hf_tokenizer("Tim sat.", return_tensors="pt")["input_ids"]
+    assert encoded[0, 0].item() == tokenizer.eos_token_id
+    with torch.no_grad():
+        log_probs = hf_model(encoded).logits[0, :-1].double().log_softmax(-1)
+    hf_nats = -log_probs.gather(1, encoded[0, 1:, None]).sum().item()
+    story = tokenizer("Tim sat.", add_special_tokens=False)["input_ids"]
+    assert hf_nats == pytest.approx(TransformerLM(model, tokenizer.eos_token_id).token_nats([story])[0].sum(), rel=1e-5)
+    generated = pipeline("text-generation", model=str(folder))("Tim", max_new_tokens=4, do_sample=False)
+    assert generated[0]["generated_text"].startswith("Tim") and len(generated[0]["generated_text"]) > 3
+    assert generated[0]["generated_text"] == "Tim" + generate(model, tokenizer, "Tim", max_new_tokens=4, greedy=True,
+                                                              stop_at_eot=False)
+    with pytest.raises(ValueError, match="^folder: .* already exists"):
+        export_hf(model, folder, tokenizer=tokenizer)
+
+
+@pytest.mark.parametrize("option, expected", [({"normalization": "RMS"}, "^normalization: GPT-2 has LayerNorm only"),
+                                              ({"d_head": 5}, r"^d_head: GPT-2 needs d_head \* n_heads == d_model")])
+def test_export_hf_names_the_option_gpt2_cannot_express(tmp_path, tokenizer, option, expected):
+    model = StoryTransformer(ModelConfig(n_layers=1, d_model=16, n_heads=2, n_ctx=8, d_vocab=len(tokenizer), **option))
+    with pytest.raises(ValueError, match=expected):
+        export_hf(model, tmp_path / "hf", tokenizer=tokenizer)
+    assert not (tmp_path / "hf").exists()

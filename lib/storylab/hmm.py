@@ -7,7 +7,8 @@
 Baum–Welch EM with the batched, scaled forward–backward of `hmm_engine` (matmul-bound,
 float32, any sequence length, memory set by a per-batch token budget), plus the
 inference a researcher asks of a fitted model: smoothed posteriors, filtered belief
-states, Viterbi paths, sampling, generation and next-token distributions.
+states, Viterbi paths, sampling, and the `storylab.lm.LanguageModel` interface
+(`token_nats` from the forward pass's normalisers, `next_token_probs`, `generate`, sizes).
 
 Conventions. The model has no end state: `log_likelihood` is ln p(x_1..x_T). Sequences
 from an encoded split already end in the end-of-text token, which the HMM scores as an
@@ -30,8 +31,9 @@ from storylab import hmm_engine as engine
 from storylab import hmm_io
 from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
-from storylab.sampling import candidate_probabilities, pick_next_token
-from storylab.token_sequences import as_token_sequences
+from storylab.lm import EOT
+from storylab.sampling import generate_tokens
+from storylab.token_sequences import as_token_prefix, as_token_sequences
 
 INITS = ("random", "unigram")
 UNIGRAM_NOISE = 0.5  # ± multiplicative noise on unigram emissions, enough to break state symmetry
@@ -47,11 +49,22 @@ class FitHistory(list):
 
 
 class CategoricalHMM:
-    """A hidden Markov model with `n_states` hidden states emitting tokens in [0, vocab_size)."""
+    """A hidden Markov model with `n_states` hidden states emitting tokens in [0, vocab_size).
 
-    def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0):
+    `eot_id` (the end-of-text token) only tells `generate` where to stop by default; the
+    model scores it as an ordinary token.
+    """
+
+    family = "hmm"
+    # arithmetic per token per EM iteration, in units of K²: forward and backward (K² each)
+    # and the expected transition counts (K²), each a multiply-add (2 FLOPs)
+    EM_FLOPS_PER_TOKEN_PER_STATE_PAIR = 6.0
+
+    def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0,
+                 eot_id: int | None = None):
         self.n_states = check_int("n_states", n_states, minimum=1)
         self.vocab_size = check_int("vocab_size", vocab_size, minimum=1)
+        self.eot_id = None if eot_id is None else check_int("eot_id", eot_id, below=self.vocab_size)
         self.seed = check_int("seed", seed)
         if init not in INITS:
             raise ValueError(f"init: expected one of {INITS}, got {init!r}")
@@ -89,11 +102,11 @@ class CategoricalHMM:
         self._start, self._trans, self._emit = table(start), table(trans), table(emit)
 
     @classmethod
-    def from_params(cls, start, trans, emit, device: str = "auto") -> "CategoricalHMM":
+    def from_params(cls, start, trans, emit, device: str = "auto", eot_id: int | None = None) -> "CategoricalHMM":
         """A model with the given probabilities: start (K,), trans (K,K), emit (K,V)."""
         start, trans, emit = (torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double().cpu() for x in (start, trans, emit))
         hmm_io.check_params(start, trans, emit)
-        hmm = cls(n_states=start.shape[0], vocab_size=emit.shape[1], device=device)
+        hmm = cls(n_states=start.shape[0], vocab_size=emit.shape[1], device=device, eot_id=eot_id)
         hmm._set_params(start, trans, emit)
         return hmm
 
@@ -275,38 +288,76 @@ class CategoricalHMM:
             tokens[:, t] = torch.multinomial(emit[states[:, t]], 1, generator=generator)[:, 0]
         return tokens.numpy(), states.numpy()
 
-    def _predictive_state(self, prompt_ids) -> torch.Tensor:
-        """p(state of the next token | prompt), float64 on CPU; `start` for an empty prompt."""
-        prompt = np.asarray(prompt_ids if not isinstance(prompt_ids, torch.Tensor) else prompt_ids.cpu().numpy())
-        if prompt.size == 0:
+    # ----------------------------------------------------------------- the LanguageModel interface
+    @property
+    def label(self) -> str:
+        return f"HMM K={self.n_states}"
+
+    @property
+    def n_params(self) -> int:
+        """Free probabilities: start (K-1), transitions K(K-1), emissions K(V-1)."""
+        k, v = self.n_states, self.vocab_size
+        return (k - 1) + k * (k - 1) + k * (v - 1)
+
+    @property
+    def train_tokens(self) -> int:
+        """Tokens of the data the last `fit` saw (0 before any fit)."""
+        return int((self._data_fingerprint or {}).get("n_tokens", 0))
+
+    @property
+    def train_flops(self) -> float:
+        """EM arithmetic: ~6·K² per token per iteration (forward, backward, transition counts)."""
+        return self.EM_FLOPS_PER_TOKEN_PER_STATE_PAIR * self.n_states**2 * self.train_tokens * len(self.history)
+
+    def token_nats(self, sequences, batch_tokens: int | None = None) -> list[np.ndarray]:
+        """−ln p(x_t | x_<t) of every token: minus the log of the forward pass's normaliser at t.
+
+        The scaled forward pass divides by c_t = p(x_t | x_<t) at every step, so these
+        sum to −`log_likelihood` (the same float32 recursion, summed in float64).
+        """
+        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
+        batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
+        result: list[np.ndarray] = [np.empty(0)] * len(seqs)
+        emit_t, workspace = self._emit.T.contiguous(), engine.Workspace(self.device)
+        with torch.no_grad():
+            for batch in engine.make_batches(seqs, batch_tokens, self.device):
+                norms = engine.forward(batch, self._start, self._trans, emit_t, workspace)[2]
+                nats = (-norms[:, 0].double().log()).cpu().numpy()
+                # after a zero normaliser the recursion is 0/0: the rest of that sequence is impossible too
+                nats = np.nan_to_num(nats, nan=np.inf)
+                step_starts = np.asarray(batch.offsets[:-1])
+                for row, index in enumerate(batch.index):  # packed time-major: (row, t) sits at offsets[t] + row
+                    result[index] = nats[step_starts[: len(seqs[index])] + row]
+        return result
+
+    def _predictive_state(self, prefix: np.ndarray) -> torch.Tensor:
+        """p(state of the next token | prefix), float64 on CPU; `start` for an empty prefix."""
+        if prefix.size == 0:
             return self._start.double().cpu()
-        belief = torch.as_tensor(self.beliefs(prompt)[-1])
+        belief = torch.as_tensor(self.beliefs(prefix)[-1])
         return belief @ self._trans.double().cpu()
 
-    def next_token_distribution(self, prompt_ids, candidates=None) -> np.ndarray:
-        """p(next token | prompt) over all V tokens, or the (not renormalised) probabilities of `candidates`."""
-        probs = (self._predictive_state(prompt_ids) @ self._emit.double().cpu()).numpy()
-        return candidate_probabilities(probs, candidates, self.vocab_size)
+    def next_token_probs(self, prefix_ids) -> np.ndarray:
+        """p(next token | prefix) over all V tokens, float64, summing to 1."""
+        probs = (self._predictive_state(as_token_prefix(prefix_ids, self.vocab_size)) @ self._emit.double().cpu()).numpy()
+        return probs / probs.sum()
 
-    def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0, eos_id: int | None = None) -> np.ndarray:
-        """Prompt followed by up to `max_new_tokens` sampled tokens (stopping after `eos_id` if given)."""
-
-        max_new_tokens = check_int("max_new_tokens", max_new_tokens)
-        prompt = [int(t) for t in np.asarray(prompt_ids).reshape(-1)]
-        if prompt:
-            as_token_sequences([np.asarray(prompt)], self.vocab_size, "prompt_ids")
-        generator = torch.Generator().manual_seed(check_int("seed", seed))
+    def generate(self, prefix_ids, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int = 0, stop_id=EOT) -> np.ndarray:
+        """New token ids after `prefix_ids` (see `storylab.lm`), updating the belief state token by token."""
+        prefix = as_token_prefix(prefix_ids, self.vocab_size)
         trans, emit = self._trans.double().cpu(), self._emit.double().cpu()
-        state = self._predictive_state(prompt)
-        out = list(prompt)
-        for _ in range(max_new_tokens):
-            token = pick_next_token(state @ emit, temperature=temperature, top_k=top_k, greedy=greedy, generator=generator)
-            out.append(token)
-            if eos_id is not None and token == eos_id:
-                break
-            belief = state * emit[:, token]
-            state = (belief / belief.sum()) @ trans
-        return np.asarray(out, dtype=np.int64)
+        state = self._predictive_state(prefix)
+
+        def predict(new_ids: list[int]) -> torch.Tensor:
+            nonlocal state
+            if new_ids:
+                belief = state * emit[:, new_ids[-1]]
+                state = (belief / belief.sum()) @ trans
+            return state @ emit
+
+        return generate_tokens(predict, max_new_tokens, vocab_size=self.vocab_size, eot_id=self.eot_id, greedy=greedy,
+                               temperature=temperature, top_k=top_k, seed=seed, stop_id=stop_id)
 
     # ----------------------------------------------------------------- files and peers
     def save(self, path: str | Path) -> Path:

@@ -2,10 +2,13 @@
 
     bigram = BigramModel(vocab_size=len(tok), eot_id=tok.eos_token_id, k=0.1).fit(enc.train)
     bigram.log_likelihood(enc.validation)        # nats per story, end-of-text included
+    storylab.lm.score(bigram, enc.validation)     # the LanguageModel interface, as for every family
 
-All three share one shape: `fit(sequences)`, `log_likelihood(sequences)` (natural-log
-probability per sequence), `next_token_distribution(prompt_ids, candidates=None)`,
-`generate(prompt_ids, max_new_tokens, ...)`. The end-of-text token is an ordinary token
+All three are `storylab.lm.LanguageModel`s whose next-token distribution depends on at
+most the previous token, so each is one (V, V) table of log-probabilities (row: previous
+token, column: next token; the unigram's rows are all alike), and everything else —
+`token_nats`, `log_likelihood`, `next_token_probs`, `generate` — is computed from that
+table by the shared `_PreviousTokenModel`. The end-of-text token is an ordinary token
 (encoded sequences already end with it). Convention: a story is preceded by an
 end-of-text token, so the bigram conditions a sequence's first token on `eot_id` — the
 same role `start` plays in `CategoricalHMM`.
@@ -25,8 +28,11 @@ import torch
 
 from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
-from storylab.sampling import candidate_probabilities, pick_next_token
-from storylab.token_sequences import as_token_sequences
+from storylab.lm import EOT
+from storylab.sampling import generate_tokens
+from storylab.token_sequences import as_token_prefix, as_token_sequences
+
+FLOPS_PER_PARAM_UPDATE = 6.0  # forward, backward and optimizer arithmetic per table entry per step, as for 6·N·D
 
 
 def bigram_pairs(seqs: list[np.ndarray], eot_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,49 +42,65 @@ def bigram_pairs(seqs: list[np.ndarray], eot_id: int) -> tuple[np.ndarray, np.nd
     return prevs.astype(np.int64), nexts
 
 
-def _per_sequence_sum(values: np.ndarray, seqs: list[np.ndarray]) -> np.ndarray:
-    ends = np.cumsum([len(s) for s in seqs])
-    return np.add.reduceat(values, np.concatenate([[0], ends[:-1]]))
+def _split_per_sequence(values: np.ndarray, seqs: list[np.ndarray]) -> list[np.ndarray]:
+    return np.split(values, np.cumsum([len(s) for s in seqs])[:-1])
 
 
-class _CountModel:
-    """Shared prediction and generation for models that define `_context_probs(prompt)`."""
+class _PreviousTokenModel:
+    """The LanguageModel interface for a model given by `log_prob_table()`: (V, V), previous → next."""
 
     vocab_size: int
+    eot_id: int
+    family: str
 
-    def _context_probs(self, prompt: np.ndarray) -> np.ndarray:
+    def log_prob_table(self) -> np.ndarray:
         raise NotImplementedError
 
-    def _checked_prompt(self, prompt_ids) -> np.ndarray:
-        prompt = np.asarray(prompt_ids if not isinstance(prompt_ids, torch.Tensor) else prompt_ids.cpu().numpy()).reshape(-1)
-        if prompt.size:
-            as_token_sequences([prompt], self.vocab_size, "prompt_ids")
-        return prompt.astype(np.int64)
+    @property
+    def label(self) -> str:
+        return self.family
 
-    def next_token_distribution(self, prompt_ids, candidates=None) -> np.ndarray:
-        """p(next token | prompt) over all tokens, or the (not renormalised) probabilities of `candidates`."""
-        probs = self._context_probs(self._checked_prompt(prompt_ids))
-        return candidate_probabilities(probs, candidates, self.vocab_size)
+    def token_nats(self, sequences) -> list[np.ndarray]:
+        """−ln p of every token given the one before it (the first given `eot_id`)."""
+        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
+        prevs, nexts = bigram_pairs(seqs, self.eot_id)
+        return _split_per_sequence(-self.log_prob_table()[prevs, nexts], seqs)
 
-    def generate(self, prompt_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int = 0, eos_id: int | None = None) -> np.ndarray:
-        """Prompt followed by up to `max_new_tokens` sampled tokens (stopping after `eos_id` if given)."""
-        max_new_tokens = check_int("max_new_tokens", max_new_tokens)
-        out = self._checked_prompt(prompt_ids).tolist()
-        generator = torch.Generator().manual_seed(int(seed))
-        for _ in range(max_new_tokens):
-            probs = torch.as_tensor(self._context_probs(np.asarray(out, dtype=np.int64)))
-            token = pick_next_token(probs, temperature=temperature, top_k=top_k, greedy=greedy, generator=generator)
-            out.append(token)
-            if eos_id is not None and token == eos_id:
-                break
-        return np.asarray(out, dtype=np.int64)
+    def log_likelihood(self, sequences) -> np.ndarray:
+        """Natural-log probability of each sequence, its first token conditioned on `eot_id`."""
+        return -np.array([nats.sum() for nats in self.token_nats(sequences)])
+
+    def next_token_probs(self, prefix_ids) -> np.ndarray:
+        prefix = as_token_prefix(prefix_ids, self.vocab_size)
+        return np.exp(self.log_prob_table()[int(prefix[-1]) if prefix.size else self.eot_id])
+
+    def generate(self, prefix_ids, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int = 0, stop_id=EOT) -> np.ndarray:
+        """New token ids after `prefix_ids` (see `storylab.lm`)."""
+        prefix = as_token_prefix(prefix_ids, self.vocab_size)
+        table = np.exp(self.log_prob_table())
+        last = int(prefix[-1]) if prefix.size else self.eot_id
+
+        def predict(new_ids: list[int]) -> np.ndarray:
+            return table[new_ids[-1] if new_ids else last]
+
+        return generate_tokens(predict, max_new_tokens, vocab_size=self.vocab_size, eot_id=self.eot_id, greedy=greedy,
+                               temperature=temperature, top_k=top_k, seed=seed, stop_id=stop_id)
 
 
-class UnigramModel(_CountModel):
+def _log(probs: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):  # an unsmoothed zero count is a true −inf
+        return np.log(probs)
+
+
+class UnigramModel(_PreviousTokenModel):
     """p(token) = (count + k) / (N + k·V), whatever came before."""
 
-    def __init__(self, vocab_size: int, k: float = 1.0):
+    family = "unigram"
+
+    def __init__(self, vocab_size: int, eot_id: int, k: float = 1.0):
         self.vocab_size, self.k = check_int("vocab_size", vocab_size, minimum=1), check_number("k", k)
+        self.eot_id = check_int("eot_id", eot_id, below=self.vocab_size)
         self.counts = np.zeros(self.vocab_size, dtype=np.int64)
 
     def fit(self, sequences) -> "UnigramModel":
@@ -91,19 +113,26 @@ class UnigramModel(_CountModel):
         smoothed = self.counts + self.k
         return smoothed / smoothed.sum()
 
-    def log_likelihood(self, sequences) -> np.ndarray:
-        """Natural-log probability of each sequence."""
-        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        with np.errstate(divide="ignore"):
-            log_probs = np.log(self.probs)
-        return _per_sequence_sum(log_probs[np.concatenate(seqs)], seqs)
+    def log_prob_table(self) -> np.ndarray:
+        return np.broadcast_to(_log(self.probs), (self.vocab_size, self.vocab_size))
 
-    def _context_probs(self, prompt: np.ndarray) -> np.ndarray:
-        return self.probs
+    @property
+    def n_params(self) -> int:
+        return self.vocab_size - 1  # one distribution over V tokens
+
+    @property
+    def train_tokens(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def train_flops(self) -> float:
+        return float(self.train_tokens)  # one count per token
 
 
-class BigramModel(_CountModel):
+class BigramModel(_PreviousTokenModel):
     """p(next | previous) = (count(previous, next) + k) / (count(previous) + k·V)."""
+
+    family = "bigram"
 
     def __init__(self, vocab_size: int, eot_id: int, k: float = 1.0):
         self.vocab_size, self.k = check_int("vocab_size", vocab_size, minimum=1), check_number("k", k)
@@ -125,21 +154,26 @@ class BigramModel(_CountModel):
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(totals > 0, smoothed / np.where(totals > 0, totals, 1), 0.0)
 
-    def log_likelihood(self, sequences) -> np.ndarray:
-        """Natural-log probability of each sequence, its first token conditioned on `eot_id`."""
-        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        prevs, nexts = bigram_pairs(seqs, self.eot_id)
-        with np.errstate(divide="ignore"):
-            log_probs = np.log(self.probs[prevs, nexts])
-        return _per_sequence_sum(log_probs, seqs)
+    def log_prob_table(self) -> np.ndarray:
+        return _log(self.probs)
 
-    def _context_probs(self, prompt: np.ndarray) -> np.ndarray:
-        previous = int(prompt[-1]) if prompt.size else self.eot_id
-        return self.probs[previous]
+    @property
+    def n_params(self) -> int:
+        return self.vocab_size * (self.vocab_size - 1)  # one distribution per previous token
+
+    @property
+    def train_tokens(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def train_flops(self) -> float:
+        return float(self.train_tokens)  # one count per token
 
 
-class NeuralBigram(_CountModel):
+class NeuralBigram(_PreviousTokenModel):
     """A V×V logit table trained with AdamW on next-token cross-entropy."""
+
+    family = "neural bigram"
 
     def __init__(self, vocab_size: int, eot_id: int, steps: int = 300, lr: float = 0.5, weight_decay: float = 0.0, batch_size: int | None = None, seed: int = 0, device: str = "auto"):
         self.vocab_size = check_int("vocab_size", vocab_size, minimum=1)
@@ -150,6 +184,7 @@ class NeuralBigram(_CountModel):
         self.device = resolve_device(device)
         self.logits = torch.zeros(self.vocab_size, self.vocab_size, device=self.device)
         self.history: list[dict] = []
+        self._train_tokens = 0
 
     def fit(self, sequences) -> "NeuralBigram":
         """`steps` AdamW steps from all-zero logits; `history` holds the loss (nats/token) per step."""
@@ -176,19 +211,25 @@ class NeuralBigram(_CountModel):
             optimizer.step()
             self.history.append({"step": step + 1, "train_nats_per_token": float(loss.detach())})
         self.logits = logits.detach()
+        self._train_tokens = len(prevs)
         return self
 
     @property
     def probs(self) -> np.ndarray:
         return torch.softmax(self.logits.double(), dim=1).cpu().numpy()
 
-    def log_likelihood(self, sequences) -> np.ndarray:
-        """Natural-log probability of each sequence, its first token conditioned on `eot_id`."""
-        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        prevs, nexts = bigram_pairs(seqs, self.eot_id)
-        log_probs = torch.log_softmax(self.logits.double(), dim=1).cpu().numpy()
-        return _per_sequence_sum(log_probs[prevs, nexts], seqs)
+    def log_prob_table(self) -> np.ndarray:
+        return torch.log_softmax(self.logits.double(), dim=1).cpu().numpy()
 
-    def _context_probs(self, prompt: np.ndarray) -> np.ndarray:
-        previous = int(prompt[-1]) if prompt.size else self.eot_id
-        return self.probs[previous]
+    @property
+    def n_params(self) -> int:
+        return self.vocab_size * self.vocab_size  # every logit is free (the softmax ignores one per row, AdamW does not)
+
+    @property
+    def train_tokens(self) -> int:
+        return self._train_tokens
+
+    @property
+    def train_flops(self) -> float:
+        # every step normalises and differentiates the whole V×V table, with or without `batch_size`
+        return FLOPS_PER_PARAM_UPDATE * self.vocab_size * self.vocab_size * len(self.history)

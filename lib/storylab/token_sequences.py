@@ -1,4 +1,4 @@
-"""Check and normalise the `sequences` argument every model takes.
+"""Check and normalise the `sequences` and `prefix_ids` arguments every model takes.
 
 A model accepts a list of 1-D token-id arrays (numpy, torch or lists), a 2-D array with
 one sequence per row, or an encoded split from `storylab.tokenizers` (anything with
@@ -44,3 +44,13 @@ def as_token_sequences(sequences: Any, vocab_size: int, name: str = "sequences")
         which = next(i for i, a in enumerate(arrays) if (a == bad).any())
         raise ValueError(f"{name}: token id {bad} in sequence {which} is outside [0, vocab_size={vocab_size})")
     return arrays
+
+
+def as_token_prefix(prefix_ids: Any, vocab_size: int, name: str = "prefix_ids") -> np.ndarray:
+    """A possibly empty 1-D int64 array of ids in [0, vocab_size), or a one-line ValueError."""
+    array = prefix_ids.detach().cpu().numpy() if isinstance(prefix_ids, torch.Tensor) else np.asarray(prefix_ids)
+    if isinstance(prefix_ids, (str, bytes)) or array.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D list of token ids (encode text with the tokenizer first), got {prefix_ids!r:.60}")
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return as_token_sequences([array], vocab_size, name)[0]

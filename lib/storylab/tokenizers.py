@@ -269,12 +269,17 @@ def describe_tokenizer(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> 
 
 @dataclass
 class EncodedSplit:
-    """One split as flat token ids (no separators) plus story offsets, memory-mapped."""
+    """One split as flat token ids (no separators) plus story offsets, memory-mapped.
+
+    `unk_id` is the tokenizer's `<unk>` id (None if it has none): `storylab.lm.score`
+    counts `<unk>` tokens with it, since bits/char over `<unk>` is not comparable.
+    """
 
     ids: np.ndarray
     offsets: np.ndarray
     n_chars: int
     eot_id: int
+    unk_id: int | None = None
 
     @property
     def n_stories(self) -> int:
@@ -362,6 +367,7 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict, progr
             offsets=np.load(folder / f"{name}_offsets.npy"),
             n_chars=meta[name]["n_chars"],
             eot_id=tokenizer.eos_token_id,
+            unk_id=tokenizer.unk_token_id,
         )
 
     return EncodedCorpus(tokenizer, load_split("train"), load_split("validation"), meta, folder)

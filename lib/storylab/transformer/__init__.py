@@ -1,48 +1,54 @@
-"""Small decoder-only transformers: configure, train, sample, and open in TransformerLens.
+"""Small decoder-only transformers: configure, train, score, sample, export, and open in TransformerLens.
 
-- `config`: `ModelConfig` (shape) and `TrainConfig` (recipe), checked on creation
+Modules, each importing only the ones listed before it:
+- `config`: `ModelConfig` (shape) and `TrainConfig` (recipe), checked on creation; `configs_from_params`
 - `model`: `StoryTransformer`, the plain PyTorch module that is trained (fused attention, no hooks)
-- `data`: random training windows and `evaluate` (every validation token scored once)
+- `data`: random training windows
+- `scoring`: sliding-window scoring of sequences; `evaluate` (a flat stream)
+- `language_model`: `TransformerLM`, a module as a `storylab.lm.LanguageModel`
 - `schedule`: warm-up + cosine learning rate
 - `checkpoint`: atomic safetensors checkpoints with optimizer and RNG state
 - `training`: `train(...) -> TrainResult`, resumable
-- `runs`: `load_model` / `load_run` from a run folder
-- `bridge`: `to_bridge`, a TransformerLens 4 `TransformerBridge` over the same weights
-- `generation`: `generate`, `next_token_table`, `next_token_distribution`, `addition_accuracy`
+- `runs`: `load_model` / `load_lm` from a run folder
+- `bridge`: `to_bridge` / `load_run`, a TransformerLens 4 `TransformerBridge` over the same weights
+- `export`: `export_hf`, a Hugging Face `save_pretrained` folder (GPT-2)
+- `generation`: text-level `generate`, `next_token_table`, `addition_accuracy`
 """
 
-from storylab.transformer.bridge import to_bridge
-from storylab.transformer.config import ModelConfig, TrainConfig
-from storylab.transformer.data import evaluate
+from storylab.transformer.bridge import load_run, to_bridge
+from storylab.transformer.config import ModelConfig, TrainConfig, configs_from_params
+from storylab.transformer.export import export_hf
 from storylab.transformer.generation import (
     TokenTable,
     addition_accuracy,
     addition_predictions,
     generate,
-    next_token_distribution,
-    next_token_probs,
     next_token_table,
 )
+from storylab.transformer.language_model import TransformerLM
 from storylab.transformer.model import StoryTransformer
-from storylab.transformer.runs import load_model, load_run
+from storylab.transformer.runs import load_lm, load_model
 from storylab.transformer.schedule import learning_rate
+from storylab.transformer.scoring import evaluate
 from storylab.transformer.training import TrainResult, train
 
 __all__ = [
     "ModelConfig",
     "TrainConfig",
+    "configs_from_params",
     "StoryTransformer",
+    "TransformerLM",
     "TrainResult",
     "train",
     "evaluate",
     "learning_rate",
     "load_model",
+    "load_lm",
     "load_run",
     "to_bridge",
+    "export_hf",
     "generate",
-    "next_token_probs",
     "next_token_table",
-    "next_token_distribution",
     "TokenTable",
     "addition_accuracy",
     "addition_predictions",

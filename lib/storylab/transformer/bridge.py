@@ -1,7 +1,8 @@
 """Open a trained storylab transformer in TransformerLens 4 for analysis.
 
-`to_bridge(model)` copies the weights into TransformerLens's native model (whose
-parameter names `StoryTransformer` shares) and wraps it in a `TransformerBridge`, which
+`to_bridge(model)` (or `load_run(run folder)`) copies the weights into TransformerLens's
+native model (whose parameter names `StoryTransformer` shares) and wraps it in a
+`TransformerBridge`, which
 gives `run_with_cache`, the standard hook names (`blocks.0.hook_resid_pre`,
 `blocks.0.attn.hook_pattern`, `ln_final.hook_normalized`, ...) and the weight views
 `W_E`, `W_pos`, `W_Q`, `W_K`, `W_V`, `W_O`, `W_in`, `W_out`, `W_U` and their `b_*`.
@@ -108,3 +109,9 @@ def to_bridge(model_or_run, tokenizer=None, device: str | torch.device | None = 
         model_name="storylab",
     )
     return bridge.eval()
+
+
+def load_run(path: str | Path, device: str | torch.device = "auto"):
+    """`(bridge, tokenizer, model_config)`: a run's last checkpoint as a TransformerBridge."""
+    model, tokenizer, model_config = load_model(path, device)
+    return to_bridge(model, tokenizer), tokenizer, model_config

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from storylab.cache import atomic_dir, write_json_atomic
@@ -90,8 +91,21 @@ def save_checkpoint(
     return final
 
 
+def read_safetensors(path: Path, what: str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of `path`; a missing, truncated or foreign file is a one-line ValueError naming it."""
+    if not path.is_file():
+        raise ValueError(f"checkpoint: {path} does not exist; expected {what} (safetensors)")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(
+            f"checkpoint: {path} is not a readable safetensors file ({reason}); expected {what}, the file may be truncated"
+        ) from error
+
+
 def load_weights(checkpoint: str | Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    return load_file(Path(checkpoint) / "model.safetensors", device=str(device))
+    return read_safetensors(Path(checkpoint) / "model.safetensors", "the model weights", device)
 
 
 def load_checkpoint(
@@ -103,8 +117,9 @@ def load_checkpoint(
     model.load_state_dict(load_weights(checkpoint, device), strict=True)
     progress = json.loads((checkpoint / "state.json").read_text())
     optimizer_meta = progress.pop("optimizer")
-    optimizer.load_state_dict(_optimizer_state(load_file(checkpoint / "optimizer.safetensors"), optimizer_meta))
-    rng = load_file(checkpoint / "rng.safetensors")
+    optimizer_tensors = read_safetensors(checkpoint / "optimizer.safetensors", "the optimizer's moment tensors")
+    optimizer.load_state_dict(_optimizer_state(optimizer_tensors, optimizer_meta))
+    rng = read_safetensors(checkpoint / "rng.safetensors", "the random-number generator state")
     torch.set_rng_state(rng["torch_cpu"])
     if "torch_cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state(rng["torch_cuda"])

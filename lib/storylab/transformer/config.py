@@ -2,7 +2,9 @@
 
 Both are plain dataclasses that round-trip through a dict (and so through the run
 folder's `config.yaml`), and both check their own values, so a bad parameter fails with
-a one-line ValueError naming it before any compute.
+a one-line ValueError naming it before any compute. Their defaults are those of
+`notebooks/03_transformer.ipynb`'s parameters cell (a test keeps them equal), and
+`configs_from_params` builds both from that cell's values in one call.
 """
 
 from __future__ import annotations
@@ -90,18 +92,18 @@ class TrainConfig:
     `bf16_autocast` runs the forward pass in bfloat16 on CUDA and is ignored on the CPU.
     """
 
-    batch_size: int = 32
+    batch_size: int = 16
     base_lr: float = 3e-3
     min_lr: float = 3e-4
     warmup_steps: int = 100
-    decay_steps: int = 2000
+    decay_steps: int = 1000
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     max_grad_norm: float = 1.0
-    max_steps: int | None = 2000
-    max_minutes: float | None = None
-    eval_every: int = 200
+    max_steps: int | None = 1000
+    max_minutes: float | None = 5.0
+    eval_every: int = 100
     eval_tokens: int | None = 65536
     save_every: int = 500
     seed: int = 0
@@ -135,3 +137,19 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return _from_dict(cls, data)
+
+
+def configs_from_params(values: dict, d_vocab: int | None = None) -> tuple[ModelConfig, TrainConfig]:
+    """`(ModelConfig, TrainConfig)` from a notebook's parameters (or any dict, e.g. `globals()`).
+
+    Every key that names a field of either config is used; other keys (corpus, prompts,
+    ...) are ignored, and a field not given keeps its default. `d_vocab` is the
+    tokenizer's `len(tokenizer)`.
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"values: expected a dict of parameters, got {type(values).__name__}")
+    model_fields = {f.name for f in fields(ModelConfig)}
+    train_fields = {f.name for f in fields(TrainConfig)}
+    model_config = ModelConfig(**{k: v for k, v in values.items() if k in model_fields})
+    train_config = TrainConfig(**{k: v for k, v in values.items() if k in train_fields})
+    return (model_config if d_vocab is None else model_config.with_vocab(d_vocab)), train_config

@@ -1,9 +1,10 @@
 """Load a trained transformer back from its run folder.
 
-`load_model` gives the fast training module (for generation and scoring);
-`load_run` gives a TransformerLens bridge (for interpretability). Both read only the
-run folder: the weights of its last checkpoint, `config.yaml` and the tokenizer saved
-in `tokenizer/`, so they keep working after the cache that built the tokenizer is gone.
+`load_model` gives the fast training module, `load_lm` the same as a
+`storylab.lm.LanguageModel` (for scoring and generation); `bridge.load_run` gives a
+TransformerLens bridge (for interpretability). All read only the run folder: the
+weights of its last checkpoint, `config.yaml` and the tokenizer saved in `tokenizer/`,
+so they keep working after the cache that built the tokenizer is gone.
 A path may name the training folder itself or a notebook run folder holding it as
 `model/` (where notebook 03 trains).
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+
 import torch
 from transformers import PreTrainedTokenizerFast
 
@@ -19,6 +22,7 @@ from storylab.devices import resolve_device
 from storylab.tokenizers import load_saved_tokenizer
 from storylab.transformer.checkpoint import latest_checkpoint, load_weights
 from storylab.transformer.config import ModelConfig
+from storylab.transformer.language_model import TransformerLM
 from storylab.transformer.model import StoryTransformer
 from storylab.transformer.training import read_run_config
 
@@ -54,9 +58,12 @@ def load_model(
     return model.eval(), load_tokenizer(folder), model_config
 
 
-def load_run(path: str | Path, device: str | torch.device = "auto"):
-    """`(bridge, tokenizer, model_config)`: a run's last checkpoint as a TransformerBridge."""
-    from storylab.transformer.bridge import to_bridge  # bridge builds on this module
-
-    model, tokenizer, model_config = load_model(path, device)
-    return to_bridge(model, tokenizer), tokenizer, model_config
+def load_lm(
+    path: str | Path, device: str | torch.device = "auto", stride: int | None = None
+) -> tuple[TransformerLM, PreTrainedTokenizerFast]:
+    """`(lm, tokenizer)`: a run's last checkpoint as a `TransformerLM`, with the tokens it was trained on."""
+    model, tokenizer, _ = load_model(path, device)
+    if tokenizer is None:
+        raise ValueError(f"path: the run at {str(find_model_dir(path))!r} has no tokenizer/ folder, so no end-of-text id")
+    state = json.loads((latest_checkpoint(find_model_dir(path)) / "state.json").read_text())
+    return TransformerLM(model, tokenizer.eos_token_id, stride, train_tokens=int(state["tokens_seen"])), tokenizer

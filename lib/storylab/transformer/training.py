@@ -4,7 +4,7 @@
 result = train(ModelConfig(n_layers=4, d_model=128), TrainConfig(max_steps=2000),
                enc.train.stream(), enc.validation.stream(), out_dir=run_dir() / "model",
                tokenizer=enc.tokenizer)
-result.log.plot(x="step", y="train_loss"); result.val_bits_per_char(enc.validation.n_chars)
+result.log.plot(x="step", y="train_loss"); storylab.lm.score(result.lm, enc.validation)
 ```
 
 The run folder (`out_dir`) receives `config.yaml`, `tokenizer/`, `train_log.jsonl`
@@ -19,6 +19,7 @@ import contextlib
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,11 @@ from storylab.devices import resolve_device
 from storylab.metrics import LN2, peak_rss_mb
 from storylab.transformer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from storylab.transformer.config import ModelConfig, TrainConfig
-from storylab.transformer.data import check_stream, evaluate, train_batch
+from storylab.transformer.data import check_stream, train_batch
+from storylab.transformer.language_model import TransformerLM
 from storylab.transformer.model import StoryTransformer
 from storylab.transformer.schedule import learning_rate
+from storylab.transformer.scoring import default_stride, evaluate
 
 TRAIN_LOG = "train_log.jsonl"
 EVAL_LOG = "eval_log.jsonl"
@@ -56,14 +59,23 @@ class TrainResult:
     log: pd.DataFrame  # one row per step: step, train_loss, lr, grad_norm, tokens_seen, elapsed_s, tokens_per_s,
     # peak_rss_mb (and peak_gpu_mb on CUDA)
     eval_log: pd.DataFrame  # one row per evaluation: step, tokens_seen, elapsed_s, val_loss
-    val_total_nats: float  # over the whole validation stream, each token once
+    val_total_nats: float  # over the whole validation stream as one sequence, each token once
     val_n_tokens: int
+    val_stride: int  # the sliding window's step in that evaluation
+    eot_id: int | None
     n_params: int
     train_tokens: int
     train_tokens_per_s: float  # optimizer steps only (no evaluation or saving), this session
     elapsed_s: float  # wall clock over all sessions of the run
     peak_rss_mb: float  # of this process, host memory
     peak_gpu_mb: float | None = None  # CUDA memory allocated at the peak, on CUDA only
+
+    @property
+    def lm(self) -> TransformerLM:
+        """The trained model as a `storylab.lm.LanguageModel` (score it per story with `storylab.lm.score`)."""
+        if self.eot_id is None:
+            raise ValueError("eot_id: this run was trained without an end-of-text id (no tokenizer, no eot_id)")
+        return TransformerLM(self.model, self.eot_id, train_tokens=self.train_tokens)
 
     @property
     def val_loss(self) -> float:
@@ -79,6 +91,7 @@ class TrainResult:
             "val_nats_per_token": self.val_loss,
             "val_total_nats": self.val_total_nats,
             "val_n_tokens": self.val_n_tokens,
+            "val_stride": self.val_stride,
             "n_params": self.n_params,
             "train_tokens": self.train_tokens,
             "train_tokens_per_s": self.train_tokens_per_s,
@@ -173,6 +186,21 @@ def _check_inputs(model_config, train_config, train_stream, val_stream, vocab_si
     return model_config, eot_id, train_stream, val_stream
 
 
+def warn_short_warmup(config: TrainConfig) -> None:
+    """Warn (one line) when the run ends before its warm-up does, so the learning rate never peaks.
+
+    A warning rather than a shorter warm-up: the schedule of step s must not depend on
+    `max_steps`, which a resumed run may raise (training a finished run for longer), or
+    the resumed run would retrace steps it already took with other learning rates.
+    """
+    if config.max_steps is not None and config.max_steps < config.warmup_steps:
+        peak = config.base_lr * config.max_steps / config.warmup_steps
+        warnings.warn(
+            f"warmup_steps: max_steps={config.max_steps} ends before the {config.warmup_steps}-step warm-up, so the "
+            f"learning rate peaks at {peak:.3g}, not base_lr={config.base_lr:g}; set warmup_steps <= max_steps",
+            UserWarning, stacklevel=3)
+
+
 def train(
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -197,6 +225,7 @@ def train(
         model_config, train_config, train_stream, val_stream, vocab_size, tokenizer, eot_id
     )
     n_ctx = model_config.n_ctx
+    warn_short_warmup(train_config)
     device = resolve_device(device)
     out_dir = Path(out_dir)
     checkpoint = latest_checkpoint(out_dir)
@@ -228,6 +257,8 @@ def train(
         eval_log=pd.DataFrame(_read_jsonl(out_dir / EVAL_LOG)),
         val_total_nats=total_nats,
         val_n_tokens=n_tokens,
+        val_stride=default_stride(n_ctx),
+        eot_id=eot_id,
         n_params=model.n_params,
         train_tokens=loop.state["tokens_seen"],
         train_tokens_per_s=loop.session_tokens / loop.session_train_s if loop.session_train_s else float("nan"),

@@ -1,0 +1,114 @@
+"""A trained transformer as a `storylab.lm.LanguageModel`, like every other family.
+
+    lm = TransformerLM(result.model, eot_id=tok.eos_token_id, train_tokens=result.train_tokens)
+    storylab.lm.score(lm, encoded.validation)      # per story, sliding window, stride recorded
+
+`StoryTransformer` stays a plain `nn.Module` (for training and TransformerLens); this
+wrapper adds the interface. Every sequence is scored from its own start with the
+end-of-text token before it, as in training, where every story follows one; a story
+longer than the context is scored with sliding windows (`scoring`). `next_token_probs`
+and `generate` read the last `n_ctx` tokens of end-of-text + prefix: for a prefix
+shorter than the context that is exactly what `token_nats` conditions on, for a longer
+one it is at least as much context.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from storylab.checks import check_int
+from storylab.lm import EOT, LanguageModel
+from storylab.sampling import generate_tokens
+from storylab.token_sequences import as_token_prefix, as_token_sequences
+from storylab.transformer.scoring import check_stride, model_config, model_context_length, window_nats
+
+FLOPS_PER_PARAM_PER_TOKEN = 6.0  # forward (2) + backward (4) multiply-adds per parameter per training token
+
+
+class TransformerLM:
+    """`module` (ids → logits: a StoryTransformer or a TransformerBridge) as a LanguageModel.
+
+    `stride` is the sliding window's step (default `n_ctx // 2`); `train_tokens` the
+    tokens the module was trained on (for `train_flops`); `batch_size` the windows per
+    forward pass when scoring.
+    """
+
+    family = "transformer"
+
+    def __init__(self, module: torch.nn.Module, eot_id: int, stride: int | None = None, *, train_tokens: int = 0,
+                 batch_size: int = 32):
+        if not isinstance(module, torch.nn.Module):
+            raise ValueError(f"module: expected a torch module mapping token ids to logits, got {type(module).__name__}")
+        config = model_config(module)
+        if config is None or getattr(config, "d_vocab", None) is None:
+            raise ValueError(f"module: a {type(module).__name__} has no config with n_ctx and d_vocab")
+        self.module = module
+        self.n_ctx = model_context_length(module)
+        self.vocab_size = int(config.d_vocab)
+        self.eot_id = check_int("eot_id", eot_id, below=self.vocab_size)
+        self.stride = check_stride(stride, self.n_ctx)
+        self._train_tokens = check_int("train_tokens", train_tokens)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+
+    def __repr__(self) -> str:
+        return f"TransformerLM({self.label}, n_ctx={self.n_ctx}, stride={self.stride}, vocab_size={self.vocab_size})"
+
+    @property
+    def label(self) -> str:
+        config = model_config(self.module)
+        return f"transformer L{config.n_layers} d{config.d_model} h{config.n_heads}"
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+    @property
+    def train_tokens(self) -> int:
+        return self._train_tokens
+
+    @property
+    def train_flops(self) -> float:
+        """The usual 6·N·D estimate (N parameters, D training tokens)."""
+        return FLOPS_PER_PARAM_PER_TOKEN * self.n_params * self.train_tokens
+
+    def token_nats(self, sequences) -> list[np.ndarray]:
+        """−ln p of every token of every sequence, end-of-text before each, sliding windows past n_ctx."""
+        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
+        with_context = [np.concatenate([[self.eot_id], seq]).astype(np.int64) for seq in seqs]
+        return window_nats(self.module, with_context, self.n_ctx, self.stride, self.batch_size)
+
+    @torch.no_grad()
+    def _probs_after(self, context: list[int]) -> torch.Tensor:
+        """p(next token | the last n_ctx tokens of `context`), float64 on the CPU."""
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            device = next(self.module.parameters()).device
+            tokens = torch.tensor([context[-self.n_ctx :]], device=device)
+            return torch.softmax(self.module(tokens)[0, -1].double(), dim=-1).cpu()
+        finally:
+            self.module.train(was_training)
+
+    def next_token_probs(self, prefix_ids) -> np.ndarray:
+        prefix = as_token_prefix(prefix_ids, self.vocab_size)
+        return self._probs_after([self.eot_id, *prefix.tolist()]).numpy()
+
+    def generate(self, prefix_ids, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int = 0, stop_id=EOT) -> np.ndarray:
+        """New token ids after `prefix_ids` (see `storylab.lm`)."""
+        context = [self.eot_id, *as_token_prefix(prefix_ids, self.vocab_size).tolist()]
+        return generate_tokens(lambda new_ids: self._probs_after(context + new_ids), max_new_tokens,
+                               vocab_size=self.vocab_size, eot_id=self.eot_id, greedy=greedy, temperature=temperature,
+                               top_k=top_k, seed=seed, stop_id=stop_id)
+
+
+def as_language_model(model, tokenizer) -> LanguageModel:
+    """`model` itself if it is a LanguageModel, else a module wrapped with the tokenizer's end-of-text id."""
+    if isinstance(model, torch.nn.Module):
+        if tokenizer is None or tokenizer.eos_token_id is None:
+            raise ValueError("tokenizer: expected a tokenizer with an end-of-text (eos) token to wrap a bare module")
+        return TransformerLM(model, tokenizer.eos_token_id)
+    if isinstance(model, LanguageModel):
+        return model
+    raise ValueError(f"model: expected a storylab LanguageModel or a transformer module, got {type(model).__name__}")

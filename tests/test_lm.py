@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from storylab.hmm import CategoricalHMM
+from storylab.kneser_ney import KneserNey
 from storylab.lm import FAMILIES, LanguageModel, Score, candidate_probabilities, generate_text, next_token_table, score
 from storylab.metrics import model_record
 from storylab.ngram import BigramModel, NeuralBigram, UnigramModel
@@ -48,14 +49,15 @@ def models(tokenizer):
         "unigram": UnigramModel(vocab, eot, k=0.5).fit(train),
         "bigram": BigramModel(vocab, eot, k=0.5).fit(train),
         "neural bigram": NeuralBigram(vocab, eot, steps=20, device="cpu").fit(train),
+        "kneser-ney": KneserNey(vocab, eot, order=3).fit(train),
         "hmm": hmm,
         "transformer": TransformerLM(module.eval(), eot, stride=STRIDE, train_tokens=1000),
     }
 
 
-ALL = ["unigram", "bigram", "neural bigram", "hmm", "transformer"]
+ALL = ["unigram", "bigram", "neural bigram", "kneser-ney", "hmm", "transformer"]
 # float64 tables for the n-grams; the HMM's forward pass and the transformer's logits are float32
-RTOL = {"unigram": 1e-12, "bigram": 1e-12, "neural bigram": 1e-12, "hmm": 1e-5, "transformer": 1e-5}
+RTOL = {"unigram": 1e-12, "bigram": 1e-12, "neural bigram": 1e-12, "kneser-ney": 1e-12, "hmm": 1e-5, "transformer": 1e-5}
 
 
 def own_nats(name, model, sequences) -> np.ndarray:

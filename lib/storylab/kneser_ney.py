@@ -27,12 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-
 from storylab.checks import check_int
 from storylab.lm import EOT
-from storylab.sampling import pick_next_token
-from storylab.token_sequences import as_token_sequences
+from storylab.sampling import generate_tokens
+from storylab.token_sequences import as_token_prefix, as_token_sequences
 
 MAX_KEY = 2**62  # n-gram keys are int64: vocab_size ** order must stay below this
 
@@ -158,9 +156,9 @@ class KneserNey:
         return -np.array([n.sum() for n in self.token_nats(sequences)])
 
     def next_token_probs(self, prefix_ids) -> np.ndarray:
-        prefix = np.asarray(prefix_ids, dtype=np.int64).reshape(-1)
-        if prefix.size:
-            as_token_sequences([prefix], self.vocab_size, "prefix_ids")
+        return self._next_probs(as_token_prefix(prefix_ids, self.vocab_size))
+
+    def _next_probs(self, prefix: np.ndarray) -> np.ndarray:
         context = np.concatenate([np.full(self.order - 1, self.eot_id, dtype=np.int64), prefix])[-(self.order - 1):]
         windows = np.concatenate([np.tile(context, (self.vocab_size, 1)),
                                   np.arange(self.vocab_size, dtype=np.int64)[:, None]], axis=1)
@@ -168,18 +166,14 @@ class KneserNey:
 
     def generate(self, prefix_ids, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0, stop_id=EOT) -> np.ndarray:
-        check_int("max_new_tokens", max_new_tokens)
-        stop_id = self.eot_id if stop_id is EOT else stop_id
-        context = [int(t) for t in np.asarray(prefix_ids, dtype=np.int64).reshape(-1)]
-        generator = torch.Generator().manual_seed(check_int("seed", seed))
-        new: list[int] = []
-        for _ in range(max_new_tokens):
-            probs = torch.as_tensor(self.next_token_probs(context + new))
-            token = pick_next_token(probs, temperature=temperature, top_k=top_k, greedy=greedy, generator=generator)
-            new.append(token)
-            if stop_id is not None and token == stop_id:
-                break
-        return np.asarray(new, dtype=np.int64)
+        """New token ids after `prefix_ids` (see `storylab.lm`)."""
+        prefix = as_token_prefix(prefix_ids, self.vocab_size)
+
+        def predict(new_ids: list[int]) -> np.ndarray:
+            return self._next_probs(np.concatenate([prefix, np.asarray(new_ids, dtype=np.int64)]))
+
+        return generate_tokens(predict, max_new_tokens, vocab_size=self.vocab_size, eot_id=self.eot_id, greedy=greedy,
+                               temperature=temperature, top_k=top_k, seed=seed, stop_id=stop_id)
 
     # ----------------------------------------------------------------- sizes
     @property

@@ -84,6 +84,7 @@ class TransformerAdapter:
     def __init__(self, model, eot_id: int, batch_size: int = 32):
         self.model, self.eot_id, self.batch_size = model.eval(), eot_id, batch_size
         self.n_ctx, self.vocab_size = model.config.n_ctx, model.config.d_vocab
+        self.device = next(model.parameters()).device
 
     @torch.no_grad()
     def token_nats(self, sequences):
@@ -100,10 +101,10 @@ class TransformerAdapter:
         for length, group in by_length.items():
             for k in range(0, len(group), self.batch_size):
                 chunk = group[k:k + self.batch_size]
-                ids = torch.as_tensor(np.stack([windows[j] for j in chunk]), dtype=torch.long)
+                ids = torch.as_tensor(np.stack([windows[j] for j in chunk]), dtype=torch.long, device=self.device)
                 logits = self.model(ids[:, :-1]).double()
                 per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-                for j, row in zip(chunk, per_token.numpy()):
+                for j, row in zip(chunk, per_token.cpu().numpy()):
                     nats[j] = row
         out = [[] for _ in sequences]
         for j, i in enumerate(owners):

@@ -427,3 +427,16 @@ def test_story_variable_probes_find_a_planted_signal_and_not_a_shuffled_one(mode
     assert table.loc["embed", "accuracy"] < 0.8
     with pytest.raises(ValueError, match="targets"):
         story_variable_probes(sample, {"hero_gender": targets["hero_gender"][:-1]})
+
+
+def test_model_diagnostics_flatten_figures_per_model(models, stories, ledgers):
+    from storylab.diagnostics import model_diagnostics
+
+    tokenizer, model = models["char"]
+    table = ledger_table(ledgers, {"m": char_costs(model, tokenizer, stories[0])})
+    accuracy = pd.DataFrame({"model": ["m"], "phenomenon": ["name recall"], "accuracy": [0.75]})
+    breaks = pd.DataFrame({"model": ["m"], "break_inserted_sentences": [float("nan")], "break_median_distance_chars": [900.0]})
+    figures = model_diagnostics(table, accuracy, breaks)["m"]
+    assert figures["pair_accuracy/name recall"] == 0.75 and figures["break_inserted_sentences"] is None
+    assert sum(v for k, v in figures.items() if k.startswith("excess_bits_per_char/")) == pytest.approx(
+        table["excess_bits_per_char"].sum())

@@ -76,8 +76,8 @@ def _check_texts(texts) -> list[str]:
     return list(texts)
 
 
-def _replacement(phenomenon: str, recall: Recall, text: str, rng: random.Random) -> str:
-    """Another value of the same kind that this story never prints there."""
+def _replacement(phenomenon: str, recall: Recall, text: str, rng: random.Random) -> str | None:
+    """Another value of the same kind that this story never prints (None if there is none)."""
     old = text[recall.start:recall.end]
     if phenomenon == "pronoun agreement":
         gender = next(g for g in ("girl", "boy") if PRONOUNS[g][recall.slot] == old)
@@ -90,9 +90,8 @@ def _replacement(phenomenon: str, recall: Recall, text: str, rng: random.Random)
         pool = words.TOYS
     else:  # grown-up recall: "mom" or "Mom"
         pool = list(_GROWN_UPS.values()) if old[0].isupper() else list(_GROWN_UPS)
-    present = set(re.findall(r"[A-Za-z-]+", text))
-    choices = [v for v in pool if v != old and v not in present and v not in text]
-    return rng.choice(choices)
+    choices = [v for v in pool if v not in text]
+    return rng.choice(choices) if choices else None
 
 
 def _sentence_start(events, position: int) -> int:
@@ -117,9 +116,6 @@ def _unparseable(text: str) -> bool:
     return False
 
 
-def _candidates(text: str, events, phenomenon: str) -> list[Recall]:
-    slots = PHENOMENA[phenomenon]
-    return [r for r in recalls_of(text, events) if r.slot in slots]
 
 
 def _quote_pair(text: str, rng: random.Random) -> tuple[int, int] | None:
@@ -142,6 +138,7 @@ def story_pairs(texts: Sequence[str], phenomena: Iterable[str] | None = None, se
             events = story_events(text)
         except ValueError as error:
             raise ValueError(f"texts: story {story} is not one the story generator prints ({error})") from None
+        recalls = recalls_of(text, events)
         for phenomenon in phenomena:
             rng = random.Random(f"{seed}:{story}:{phenomenon}")
             if phenomenon == "closing quote":
@@ -152,11 +149,13 @@ def story_pairs(texts: Sequence[str], phenomena: Iterable[str] | None = None, se
                 bad = text[:closing] + text[closing + 1:]
                 pair = _record(phenomenon, text, bad, story, closing, closing - opening, 0, '"', "")
             else:
-                candidates = _candidates(text, events, phenomenon)
+                candidates = [r for r in recalls if r.slot in PHENOMENA[phenomenon]]
                 if not candidates:
                     continue
                 recall = rng.choice(candidates)
                 new = _replacement(phenomenon, recall, text, rng)
+                if new is None:
+                    continue
                 bad = text[:recall.start] + new + text[recall.end:]
                 pair = _record(phenomenon, text, bad, story, recall.start, recall.start - recall.antecedent_start, 0,
                                text[recall.start:recall.end], new)
@@ -181,17 +180,21 @@ def fuzz_pairs(texts: Sequence[str], inserted: Sequence[int] = (0, 1, 2, 4, 8, 1
     check_int("seed", seed)
     pairs = []
     for story, text in enumerate(texts):
-        events = story_events(text)
+        try:
+            events = story_events(text)
+        except ValueError as error:
+            raise ValueError(f"texts: story {story} is not one the story generator prints ({error})") from None
+        recalls = recalls_of(text, events)
         fillers = filler_sentences(inserted[-1], seed=seed * 1_000_003 + story)
         for phenomenon in phenomena:
             rng = random.Random(f"{seed}:{story}:{phenomenon}:fuzz")
-            candidates = [r for r in _candidates(text, events, phenomenon)
-                          if r.antecedent_start < _sentence_start(events, r.start)]
+            candidates = [r for r in recalls if r.slot in PHENOMENA[phenomenon]
+                          and r.antecedent_start < _sentence_start(events, r.start)]
             if not candidates:
                 continue
             recall = rng.choice(candidates)
             new = _replacement(phenomenon, recall, text, rng)
-            if not _unparseable(text[:recall.start] + new + text[recall.end:]):
+            if new is None or not _unparseable(text[:recall.start] + new + text[recall.end:]):
                 continue
             cut = _sentence_start(events, recall.start)
             for k in inserted:

@@ -6,8 +6,8 @@ count bigrams and unigrams on char, byte, BPE and word tokenizers.
 
 from __future__ import annotations
 
+import html
 import math
-import random
 import re
 
 import numpy as np
@@ -382,8 +382,7 @@ def test_hard_case_html_is_self_contained_and_shows_every_character(models, two_
     fragment = story_html(text, two_model_costs["bpe"][0], ledgers[0], tables)
     shown = re.sub(r'<span class="tip">.*?</span>', "", fragment, flags=re.S)
     shown = re.sub(r"<[^>]+>", "", shown).replace("⏎\n", "\n").replace("⟂", "")
-    import html as html_module
-    assert html_module.unescape(shown) == text
+    assert html.unescape(shown) == text
     page = hard_cases_html(stories[0], two_model_costs, [0, 1], ledgers, {"bpe": [tables, None]})
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
     assert page.count('class="tip"') >= 2 * (len(text) // 20)

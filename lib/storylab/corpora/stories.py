@@ -15,6 +15,9 @@ Stories run 130-220 words in 4-5 paragraphs: an introduction (hero, favourite to
 friend, home, maybe a pet) and one of twelve arcs (`ARC_NAMES`) that brings that cast back.
 Floor about 0.18 bits/char; about 2,000 distinct words over 3,000 stories.
 
+`story_events` recovers every choice and recall with the characters it printed and its
+exact bits: the raw material of the bits ledger (`storylab.diagnostics`).
+
 This module is the public face. Behind it: `story_grammar` (the sample/parse engine),
 `story_words` (word lists), `story_options` (option lists built from them, names and
 pronouns), `story_pieces` (introduction, moments, ending) and `story_arcs` (the arcs).
@@ -30,10 +33,12 @@ import numpy as np
 
 from storylab.checks import check_int
 from storylab.corpora import story_grammar
-from storylab.corpora.story_arcs import STORY_ARCS, story
+from storylab.corpora.story_arcs import COMMON, STORY_ARCS, story
+from storylab.corpora.story_pieces import filler
+from storylab.corpora.story_grammar import Event
 
-__all__ = ["generate_stories", "sample_story", "parse_story", "story_neg_log2_prob", "story_arc",
-           "distinct_words", "StorySample", "STORY_ARCS", "ARC_NAMES"]
+__all__ = ["generate_stories", "sample_story", "parse_story", "story_neg_log2_prob", "story_arc", "story_events",
+           "filler_sentences", "distinct_words", "StorySample", "Event", "STORY_ARCS", "ARC_NAMES"]
 
 ARC_NAMES = tuple(arc.__name__ for arc in STORY_ARCS)
 _WORD = re.compile(r"[a-z]+")
@@ -89,6 +94,29 @@ def story_arc(text: str) -> str:
     """Which arc (one of ARC_NAMES) a story follows, recovered from its text."""
     _check_text(text)
     return story_grammar.parse(story, text).result
+
+
+def story_events(text: str) -> list[Event]:
+    """Every choice and recall of a story, recovered from its text (see `story_grammar.Event`):
+    what printed each stretch, its exact bits and where they are revealed. The bits of all
+    events sum to `story_neg_log2_prob(text)`. ValueError if no story prints `text`."""
+    _check_text(text)
+    return story_grammar.parse(story, text, record=True).events
+
+
+def filler_sentences(n_sentences: int, seed: int = 0) -> list[str]:
+    """`n_sentences` sentences from the grammar that name no one in a story's cast (weather, a
+    bird singing): the distance fuzzer inserts them between a binding and its recall."""
+    check_int("n_sentences", n_sentences)
+    check_int("seed", seed)
+    rng = random.Random(int(seed))
+    sentences = []
+    for _ in range(int(n_sentences)):
+        w = story_grammar.SampleWriter(rng)
+        w.bind(**COMMON)
+        filler(w)
+        sentences.append(w.text())
+    return sentences
 
 
 def distinct_words(texts: Iterable[str]) -> set[str]:

@@ -396,6 +396,7 @@ def _returning_name(arc):
     def run(w) -> str:
         arc(w)
         return arc.__name__
+    run.__name__ = arc.__name__  # the path's name in a recorded parse
     return run
 
 

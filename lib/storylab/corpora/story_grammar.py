@@ -27,6 +27,19 @@ its option would also have fitted. Three rules make that argument hold, and are 
 here: all text goes through templates; a slot is always followed by a literal that starts
 with a non-word character or by the end of its sentence (sentences are joined by " " or
 "\n\n"); and options are non-empty and distinct.
+
+`parse(program, text, record=True)` also returns the story as `Event`s, for the bits
+ledger (`storylab.diagnostics`): every choice (an option at a slot, a sentence's
+template, a story path) with the span it printed, the character that completes its parse
+decision and its exact bits, and every *recall* (a slot printing a value bound or chosen
+earlier: 0 bits). Each choice's bits are placed where its alternatives die: reading
+the text left to right, an alternative is alive until the first character it cannot
+print (`Mismatch.at`), and the character at which alternatives of probability mass
+m die, out of a living mass M, reveals log2(M / (M − m)) bits. The placed bits telescope
+to the choice's bits exactly. For a slot this is the exact conditional probability of
+each character given the template; for a template or path, whose alternatives print
+choices of their own, an alternative counts with its whole probability until it dies (a
+documented approximation of where, not of how much). The plain parse skips all of this.
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from functools import lru_cache
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -45,7 +58,78 @@ _LOG2 = [0.0] + [math.log2(n) for n in range(1, 4097)]
 
 
 class Mismatch(Exception):
-    """The text at the cursor cannot come from this option (normal during a parse)."""
+    """The text at the cursor cannot come from this option (normal during a parse).
+
+    Raised with where the option started and what it expected, so that a recording parse
+    can ask `at(text)`: the first character that rules the option out (every character
+    before it fits some continuation of the option). A plain parse never asks.
+    """
+
+    def __init__(self, pos: int = -1, expected: Any = None, excluded: frozenset | tuple = ()):
+        super().__init__()
+        self.pos, self.expected, self.excluded = pos, expected, excluded
+
+    def at(self, text: str) -> int:
+        if self.expected is None:  # the position itself (a recording parse computed it already)
+            return self.pos
+        if self.expected.__class__ is str:
+            return self.pos + _common_prefix(self.expected, text, self.pos)
+        return self.expected.furthest(text, self.pos, self.excluded)
+
+
+def _common_prefix(expected: str, text: str, pos: int) -> int:
+    """How many leading characters of `expected` the text has at `pos`."""
+    n = 0
+    for a, b in zip(expected, text[pos:pos + len(expected)]):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+class Event(NamedTuple):
+    """One stretch of a parsed story (see the module docstring), from a recording parse.
+
+    kind: "slot" (an option printed at a slot), "recall" (a slot printing a value bound or
+    chosen earlier), "sentence" (which template printed a sentence; 0 bits when the
+    sentence had one template) or "path" (which story path the story took).
+    name: the slot's name, the sentence's template, or the path function's name.
+    decided_at: the character whose reading completes the parse decision (`len(text)`: the
+    end of the story); for a recall, its first character.
+    bits_at: ((character, bits), ...) where the choice's bits are revealed; they sum to `bits`.
+    """
+
+    kind: str
+    name: str
+    start: int
+    end: int
+    decided_at: int
+    bits: float
+    bits_at: tuple
+
+
+_PREFIX_END = "\x80"  # sorts after every ASCII character: [p, p + _PREFIX_END) holds the texts starting with p
+
+
+def _revealed(deaths: list[tuple[int, float]], chosen_bits: float, start: int) -> tuple[int, tuple]:
+    """(decided_at, bits_at) of a choice whose other alternatives die at the given characters.
+
+    `deaths` holds (character, probability) of every other alternative; living mass starts
+    at 1 and ends at the chosen probability 2**-chosen_bits, which the last step uses
+    exactly, so the placed bits sum to `chosen_bits`.
+    """
+    if not deaths:
+        return start, ()
+    deaths.sort()
+    bits_at, alive, log_alive = [], 1.0, 0.0
+    for j, (position, probability) in enumerate(deaths):
+        alive -= probability
+        if j + 1 < len(deaths) and deaths[j + 1][0] == position:
+            continue  # several alternatives die at this character: one step
+        log_next = -chosen_bits if j + 1 == len(deaths) else math.log2(alive)
+        bits_at.append((position, log_alive - log_next))
+        log_alive = log_next
+    return deaths[-1][0], tuple(bits_at)
 
 
 class AmbiguousText(ValueError):
@@ -89,6 +173,10 @@ class Weighted:
                 self._cumulative.append(running)
         self._total_bits = self._total.bit_length()
 
+    def revealed(self, deaths: list[tuple[int, int]], chosen: int, start: int) -> tuple[int, tuple]:
+        """(decided_at, bits_at) of choosing `chosen` when every other value i died at character d_i."""
+        return _revealed([(d, 2.0 ** -self.bits[i]) for d, i in deaths], self.bits[chosen], start)
+
     def draw(self, rng: random.Random) -> int:
         # Exactly uniform over range(total) by rejection, as random.randrange does (inlined for
         # speed), so the recorded probability of each option is exact.
@@ -105,7 +193,7 @@ class Options(Weighted):
     returns "apple". Texts must be distinct, non-empty and ASCII.
     """
 
-    __slots__ = ("texts", "_key_words", "_by_key")
+    __slots__ = ("texts", "_key_words", "_by_key", "_sorted")
 
     def __init__(self, texts: Sequence[str], values: Sequence[Any] | None = None,
                  weights: Sequence[int] | None = None):
@@ -121,6 +209,7 @@ class Options(Weighted):
                 raise ValueError(f"options: each text must be non-empty ASCII with a word and no braces, got {t!r}")
         self.texts = texts
         self._by_key = None  # built on the first parse; sampling never needs it
+        self._sorted = None  # built on the first recording parse
 
     def index_of(self, value: Any) -> int:
         return self.values.index(value)
@@ -147,8 +236,63 @@ class Options(Weighted):
                     raise AmbiguousText(f"options {self.texts[found]!r} and {t!r} both fit at {text[pos:pos + 40]!r}")
                 found = i
         if found < 0:
-            raise Mismatch
+            raise Mismatch(pos, self, excluded)
         return found
+
+    def _index(self) -> tuple[list[str], list[int], list[float]]:
+        """The texts in sorted order (the texts sharing a prefix are a run), each text's rank
+        in it, and the cumulative probabilities along it."""
+        if self._sorted is None:
+            order = sorted(range(self.n), key=self.texts.__getitem__)
+            rank = [0] * self.n
+            cumulative = [0.0]
+            for r, i in enumerate(order):
+                rank[i] = r
+                cumulative.append(cumulative[-1] + 2.0 ** -self.bits[i])
+            self._sorted = ([self.texts[i] for i in order], rank, cumulative)
+        return self._sorted
+
+    def furthest(self, text: str, pos: int, excluded: frozenset | tuple = ()) -> int:
+        """The first character at `pos` or after that no (non-excluded) option can print."""
+        texts, rank, _ = self._index()
+        lo, hi, k = 0, len(texts), 0
+        while pos + k < len(text):
+            prefix = text[pos:pos + k + 1]
+            new_lo = bisect_left(texts, prefix, lo, hi)
+            new_hi = bisect_left(texts, prefix + _PREFIX_END, new_lo, hi)
+            if new_hi - new_lo <= sum(new_lo <= rank[e] < new_hi for e in excluded):
+                break
+            lo, hi, k = new_lo, new_hi, k + 1
+        return pos + k
+
+    def revealed_at(self, text: str, pos: int, chosen: int, chosen_bits: float,
+                    excluded: frozenset | tuple = ()) -> tuple[int, tuple]:
+        """(decided_at, bits_at) of option `chosen` printed at `pos`: the exact probability of
+        each of its characters given the characters before it in the slot."""
+        texts, rank, cumulative = self._index()
+        excluded_mass = sum(2.0 ** -self.bits[e] for e in excluded)
+        chosen_text = self.texts[chosen]
+        lo, hi, alive = 0, len(texts), len(texts) - len(excluded)
+        bits_at, log_alive = [], 0.0
+        for k in range(1, len(chosen_text) + 1):
+            prefix = chosen_text[:k]
+            lo = bisect_left(texts, prefix, lo, hi)
+            hi = bisect_left(texts, prefix + _PREFIX_END, lo, hi)
+            in_range = [e for e in excluded if lo <= rank[e] < hi]
+            now_alive = hi - lo - len(in_range)
+            if now_alive == alive:
+                continue
+            alive = now_alive
+            if alive == 1:  # only the chosen option is left: the rest of its bits are revealed here
+                bits_at.append((pos + k - 1, log_alive + chosen_bits))
+                return pos + k - 1, tuple(bits_at)
+            mass = cumulative[hi] - cumulative[lo] - sum(2.0 ** -self.bits[e] for e in in_range)
+            log_next = math.log2(mass / (1.0 - excluded_mass))
+            bits_at.append((pos + k - 1, log_alive - log_next))
+            log_alive = log_next
+        # Other options continue this text with word characters: the next character decides.
+        bits_at.append((pos + len(chosen_text), log_alive + chosen_bits))
+        return pos + len(chosen_text), tuple(bits_at)
 
 
 @lru_cache(maxsize=8192)  # bounded: some stories build lists from their own earlier choices
@@ -304,18 +448,22 @@ class SampleWriter(_Writer):
 
 
 class ParseWriter(_Writer):
-    """Runs a story program against a finished text, taking at each choice the one option that fits."""
+    """Runs a story program against a finished text, taking at each choice the one option that fits.
 
-    def __init__(self, text: str, pos: int = 0):
+    With `record=True` it also collects the story's `Event`s (see the module docstring).
+    """
+
+    def __init__(self, text: str, pos: int = 0, record: bool = False):
         self.text = text
         self.pos = pos
         self.choices: list[int] = []
         self.bits = 0.0
         self.ctx: dict[str, Any] = {}
         self.sep = ""
+        self.events: list[Event] | None = [] if record else None
 
     def _fork(self) -> "ParseWriter":
-        child = ParseWriter(self.text, self.pos)
+        child = ParseWriter(self.text, self.pos, self.events is not None)
         child.ctx = dict(self.ctx)
         child.sep = self.sep
         return child
@@ -324,18 +472,21 @@ class ParseWriter(_Writer):
         self.pos, self.ctx, self.sep = child.pos, child.ctx, child.sep
         self.choices += child.choices
         self.bits += child.bits
+        if self.events is not None:
+            self.events += child.events
 
     def _match(self, template: str, slots: dict, pos: int):
-        """Match one template at `pos`: (end, choices, bits, values), or raise Mismatch."""
+        """Match one template at `pos`: (end, choices, bits, values, events), or raise Mismatch."""
         text, ctx = self.text, self.ctx
         choices: list[int] = []
         bits = 0.0
         values: dict[str, Any] = {}
         printed: dict[str, str] = {}
+        events = None if self.events is None else []
         for part in _TEMPLATES.get(template) or compile_template(template):
             if part.__class__ is str:
                 if not text.startswith(part, pos):
-                    raise Mismatch
+                    raise Mismatch(pos, part)
                 pos += len(part)
                 continue
             name = part[0]
@@ -347,59 +498,82 @@ class ParseWriter(_Writer):
                     printed[name] = values[name] = spec
                 else:
                     if kind is Without:
-                        i = spec.options.match(text, pos, spec.excluded)
-                        bits += spec.bits
-                        spec = spec.options
+                        options, excluded, option_bits = spec.options, spec.excluded, spec.bits
+                        i = options.match(text, pos, excluded)
                     else:
-                        i = spec.match(text, pos)
-                        bits += spec.bits[i]
+                        options, excluded = spec, ()
+                        i = options.match(text, pos)
+                        option_bits = options.bits[i]
+                    bits += option_bits
                     choices.append(i)
-                    printed[name] = spec.texts[i]
-                    values[name] = spec.values[i]
-                    pos += len(printed[name])
+                    printed[name] = options.texts[i]
+                    values[name] = options.values[i]
+                    end = pos + len(printed[name])
+                    if events is not None:
+                        decided_at, bits_at = options.revealed_at(text, pos, i, option_bits, excluded)
+                        events.append(Event("slot", name, pos, end, decided_at, option_bits, bits_at))
+                    pos = end
                     continue
+            # A value bound earlier, or this template's own slot printed a second time.
             if not text.startswith(spec, pos):
-                raise Mismatch
+                raise Mismatch(pos, spec)
+            if events is not None:
+                events.append(Event("recall", name, pos, pos + len(spec), pos, 0.0, ()))
             pos += len(spec)
-        return pos, choices, bits, values
+        return pos, choices, bits, values, events
 
-    def _commit(self, pos: int, choices: list[int], bits: float) -> None:
+    def _commit(self, pos: int, choices: list[int], bits: float, events: list[Event] | None) -> None:
         self.pos, self.sep = pos, " "
         self.choices += choices
         self.bits += bits
+        if events:
+            self.events += events
 
     def say(self, template: str, **slots) -> dict[str, Any]:
         if not self.text.startswith(self.sep, self.pos):
-            raise Mismatch
-        pos, choices, bits, values = self._match(template, slots, self.pos + len(self.sep))
-        self._commit(pos, choices, bits)
+            raise Mismatch(self.pos, self.sep)
+        start = self.pos + len(self.sep)
+        pos, choices, bits, values, events = self._match(template, slots, start)
+        if events is not None:
+            events.insert(0, Event("sentence", template, start, pos, start, 0.0, ()))
+        self._commit(pos, choices, bits, events)
         return values
 
     def say_one(self, templates: Sequence[str] | Weighted, **slots) -> dict[str, Any]:
         if not self.text.startswith(self.sep, self.pos):
-            raise Mismatch
+            raise Mismatch(self.pos, self.sep)
         group = _as_weighted(templates)
         start, text = self.pos + len(self.sep), self.text
+        deaths = None if self.events is None else []  # (character, index) where each other template dies
         fit = None
         for i, template in enumerate(group.values):
             first = (_TEMPLATES.get(template) or compile_template(template))[0]
             if first.__class__ is str and not text.startswith(first, start):
-                continue  # cheap pre-check: its opening words are not at the cursor
+                # cheap pre-check: its opening words are not at the cursor
+                if deaths is not None:
+                    deaths.append((start + _common_prefix(first, text, start), i))
+                continue
             try:
-                pos, choices, bits, values = self._match(template, slots, start)
-            except Mismatch:
+                matched = self._match(template, slots, start)
+            except Mismatch as failed:
+                if deaths is not None:
+                    deaths.append((failed.at(text), i))
                 continue
             if fit is not None:
                 raise AmbiguousText(f"templates {fit[0]!r} and {template!r} both fit {text[start:start + 60]!r}")
-            fit = (template, pos, [i] + choices, group.bits[i] + bits, values)
+            fit = (template, i, matched)
         if fit is None:
-            raise Mismatch
-        _, pos, choices, bits, values = fit
-        self._commit(pos, choices, bits)
+            raise Mismatch(max(d for d, _ in deaths)) if deaths else Mismatch()
+        template, i, (pos, choices, bits, values, events) = fit
+        if events is not None:
+            decided_at, bits_at = group.revealed(deaths, i, start)
+            events.insert(0, Event("sentence", template, start, pos, decided_at, group.bits[i], bits_at))
+        self._commit(pos, [i] + choices, group.bits[i] + bits, events)
         return values
 
     def branch(self, paths: Sequence[Callable] | Weighted, *args):
         group = _as_weighted(paths)
+        deaths = None if self.events is None else []  # (character, index) where each other path dies
         fits = []
         for i, path in enumerate(group.values):
             child = self._fork()
@@ -407,14 +581,20 @@ class ParseWriter(_Writer):
             child.bits += group.bits[i]
             try:
                 result = path(child, *args)
-            except Mismatch:
+            except Mismatch as failed:
+                if deaths is not None:
+                    deaths.append((failed.at(self.text), i))
                 continue
-            fits.append((child, result))
+            fits.append((i, child, result))
         if not fits:
-            raise Mismatch
+            raise Mismatch(max(d for d, _ in deaths)) if deaths else Mismatch()
         if len(fits) > 1:
             raise AmbiguousText(f"{len(fits)} story paths fit the text at {self.text[self.pos:self.pos + 60]!r}")
-        child, result = fits[0]
+        i, child, result = fits[0]
+        if deaths is not None:
+            decided_at, bits_at = group.revealed(deaths, i, self.pos)
+            self.events.append(Event("path", group.values[i].__name__, self.pos, child.pos, decided_at,
+                                     group.bits[i], bits_at))
         self._adopt(child)
         return result
 
@@ -430,6 +610,7 @@ class Parsed(NamedTuple):
     choices: list[int]
     neg_log2_prob: float
     result: Any
+    events: list[Event] | None = None  # with `parse(..., record=True)`: in order of their first character
 
 
 def sample(program: Callable, rng: random.Random) -> Sampled:
@@ -439,17 +620,24 @@ def sample(program: Callable, rng: random.Random) -> Sampled:
     return Sampled(w.text(), w.choices, w.bits, result)
 
 
-def parse(program: Callable, text: str) -> Parsed:
-    """Recover the choices with which `program` printed `text`, and its −log2 probability.
+def parse(program: Callable, text: str, record: bool = False) -> Parsed:
+    """Recover the choices with which `program` printed `text`, and its −log2 probability;
+    with `record`, also the story's `Event`s.
 
     Raises ValueError if the program cannot print this text, AmbiguousText (a ValueError)
     if it could print it with two different choice sequences.
     """
-    w = ParseWriter(text)
+    w = ParseWriter(text, record=record)
     try:
         result = program(w)
     except Mismatch:
         raise ValueError(f"parse: the text is not one this story program can print: {text[:60]!r}...") from None
     if w.pos != len(text):
         raise ValueError(f"parse: the story ends at character {w.pos} but the text goes on: {text[w.pos:w.pos + 40]!r}")
-    return Parsed(w.choices, w.bits, result)
+    events = None
+    if record:  # enclosing events first: a path, then its sentence, then the sentence's slots
+        events = sorted(w.events, key=lambda e: (e.start, _EVENT_ORDER[e.kind], -e.end))
+    return Parsed(w.choices, w.bits, result, events)
+
+
+_EVENT_ORDER = {"path": 0, "sentence": 1, "slot": 2, "recall": 2}

@@ -170,6 +170,12 @@ def _visit_moment(w) -> None:
     w.say("{His} {relative} {came} in to say hello and gave {him} {a_hug}.", relative=RELATIVES)
 
 
+def filler(w) -> None:
+    """One sentence about no one in the cast (the weather, a bird singing), drawn from the same
+    grammar as the stories: what the distance fuzzer inserts between a binding and its recall."""
+    w.branch((weather, _bird_moment))
+
+
 _MOMENTS = (_bird_moment, _snack_moment, _song_moment, _animal_moment, _play_moment, _found_moment, _visit_moment)
 _MOMENTS_WITH_PET = (_pet_moment,) + _MOMENTS
 

@@ -13,6 +13,8 @@ researcher can continue from the same bridge, hook names and `FactoredMatrix` ci
 - `residual`: PCA of the residual stream
 - `logit_lens`: per-layer loss and top-1 predictions through the final norm and `W_U`
 - `probes`: ridge probes (R², shuffled baseline), linear classifiers, simplex coordinates
+- `story_probes`: what the story generator knows at each position (hero's gender, toy, arc,
+  pet, open quote) as probe targets, and probes for them with a shuffled baseline
 - `hmm_link`: belief-state and Viterbi targets from HMMs; `tokens`: labels, classes, id maps
 """
 
@@ -49,6 +51,7 @@ from storylab.interp.probes import (
     split_by_sequence,
 )
 from storylab.interp.residual import PCA, pca, residual_pca
+from storylab.interp.story_probes import STORY_VARIABLES, story_probe_targets, story_variable_labels, story_variable_probes
 from storylab.interp.run_inputs import check_same_tokenizer, run_corpus_spec
 from storylab.interp.tokens import alphabet_id_map, special_ids, token_class, token_classes, token_label, token_labels
 
@@ -59,6 +62,7 @@ __all__ = [
     "fit_ridge", "head_scores", "induction_scores", "logit_lens_loss", "logit_lens_top1", "nearest_neighbours",
     "ov_circuit", "pca", "per_token_loss", "positional_qk", "previous_token_scores", "probe_layers", "qk_circuit",
     "r_squared", "repeated_random_tokens", "repeated_token_loss", "resid_hook_names", "residual_pca", "ridge_probe",
-    "run_corpus_spec", "simplex_xy", "special_ids", "split_by_sequence", "story_sequences", "token_class",
+    "run_corpus_spec", "simplex_xy", "special_ids", "split_by_sequence", "STORY_VARIABLES", "story_probe_targets",
+    "story_sequences", "story_variable_labels", "story_variable_probes", "token_class",
     "token_classes", "token_label", "token_labels", "token_order", "true_hmm", "viterbi_targets",
 ]

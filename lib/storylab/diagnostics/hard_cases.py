@@ -1,0 +1,204 @@
+"""Hard cases across models: the stories one model gets far better than another, shown character
+by character, and each model's worst predictions with their context.
+
+    costs = {m.label: char_costs(m, tokenizer_of[m], texts) for m in models}   # any tokenizers
+    hard = hard_stories(costs, "transformer", "hmm", n=3)        # where the transformer wins most
+    html = hard_cases_html(texts, costs, hard["story"], ledgers=ledgers,
+                           tables={label: [next_token_tables(m, tok, texts[i]) for i in hard["story"]]})
+    worst_positions(texts, costs, ledgers, n=20)
+
+Everything is per character (`ledger.CharCosts`), so models with different tokenizers sit
+side by side. A *unit* is one token's characters, or several tokens' when byte-level
+tokens split one character; a unit's bits are its characters' bits. Excess bits are model
+bits minus the generator's true bits (`ledger.TrueLedger`) where the texts come from it,
+else the model's bits. The HTML is offline and script-free: colour shows excess bits per
+character; hovering a token shows what the model predicted there (its top next tokens).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from storylab.checks import check_int
+from storylab.diagnostics.ledger import CATEGORY_NAMES, CharCosts, TrueLedger, encode_with_offsets
+
+
+def story_bits(costs: dict[str, Sequence[CharCosts]]) -> pd.DataFrame:
+    """Total bits of every story under every model: one row per story, one column per model."""
+    if not isinstance(costs, dict) or not costs:
+        raise ValueError("costs: expected {model label: char_costs(...)} with at least one model")
+    lengths = {len(per_story) for per_story in costs.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"costs: every model must score the same stories, got story counts {sorted(lengths)}")
+    return pd.DataFrame({label: [float(c.bits.sum()) for c in per_story] for label, per_story in costs.items()})
+
+
+def hard_stories(costs: dict[str, Sequence[CharCosts]], model: str, other: str, n: int = 5) -> pd.DataFrame:
+    """The `n` stories on which `model` beats `other` by the most bits (`advantage_bits` = other − model)."""
+    check_int("n", n, minimum=1)
+    for name, value in (("model", model), ("other", other)):
+        if value not in costs:
+            raise ValueError(f"{name}: expected one of {list(costs)}, got {value!r}")
+    table = story_bits(costs)
+    out = pd.DataFrame({"story": table.index, f"{model}_bits": table[model], f"{other}_bits": table[other],
+                        "advantage_bits": table[other] - table[model]})
+    return out.sort_values("advantage_bits", ascending=False).head(n).reset_index(drop=True)
+
+
+def token_units(cost: CharCosts) -> list[tuple[int, int, int]]:
+    """(start, end, first token index) of each unit: a token's characters, merged with the next
+    token's when they share a character (a byte-level token splitting a character)."""
+    units: list[list[int]] = []
+    for i, (start, end) in enumerate(zip(cost.token_starts.tolist(), cost.token_ends.tolist())):
+        if units and start < units[-1][1]:
+            units[-1][1] = max(units[-1][1], end)
+        else:
+            units.append([start, max(end, start), i])
+    return [tuple(u) for u in units]
+
+
+def _excess(cost: CharCosts, ledger: TrueLedger | None) -> tuple[np.ndarray, np.ndarray]:
+    """(model bits, true bits) per position; true bits are zeros without a ledger."""
+    if ledger is not None and len(ledger.bits) != len(cost.nats):
+        raise ValueError(f"ledgers: a ledger covers {len(ledger.bits) - 1} characters, the costs {len(cost.nats) - 1}")
+    return cost.bits, (ledger.bits if ledger is not None else np.zeros(len(cost.nats)))
+
+
+def worst_positions(texts: Sequence[str], costs: dict[str, Sequence[CharCosts]],
+                    ledgers: Sequence[TrueLedger] | None = None, n: int = 20, context_chars: int = 60) -> pd.DataFrame:
+    """Each model's `n` units (tokens) with the most excess bits, with the text around them."""
+    check_int("n", n, minimum=1)
+    check_int("context_chars", context_chars)
+    story_bits(costs)  # checks the shapes
+    rows = []
+    for label, per_story in costs.items():
+        for story, (text, cost) in enumerate(zip(texts, per_story)):
+            ledger = ledgers[story] if ledgers is not None else None
+            model_bits, true_bits = _excess(cost, ledger)
+            main = ledger.main_category() if ledger is not None else None
+            units = token_units(cost) + [(len(text), len(text) + 1, len(cost.token_starts))]  # + end of story
+            for start, end, _ in units:
+                m, t = float(model_bits[start:end].sum()), float(true_bits[start:end].sum())
+                rows.append((label, story, start, end, m, t, m - t,
+                             CATEGORY_NAMES[main[start]] if main is not None else None))
+    table = pd.DataFrame(rows, columns=["model", "story", "start", "end", "model_bits", "true_bits", "excess_bits",
+                                        "category"])
+    table = table.sort_values("excess_bits", ascending=False).groupby("model", sort=False).head(n)
+    table["token"] = [texts[s][a:b] if a < len(texts[s]) else "<end of story>"
+                      for s, a, b in zip(table["story"], table["start"], table["end"])]
+    table["context"] = [_context(texts[s], a, b, context_chars) for s, a, b in zip(table["story"], table["start"], table["end"])]
+    return table.reset_index(drop=True)
+
+
+def _context(text: str, start: int, end: int, width: int) -> str:
+    left = text[max(0, start - width):start].replace("\n", "⏎")
+    middle = text[start:end].replace("\n", "⏎") if start < len(text) else "<end>"
+    right = text[end:end + width // 3].replace("\n", "⏎")
+    return f"…{left}⟦{middle}⟧{right}…"
+
+
+def next_token_tables(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """What the model predicted before each token of `text` and before its end-of-text token:
+    the `top_k` (token text, probability) pairs, one list per prediction (story tokens + 1)."""
+    check_int("top_k", top_k, minimum=1)
+    ids = encode_with_offsets(tokenizer, [text])[0][0]
+    tables = []
+    for j in range(len(ids) + 1):
+        probs = np.asarray(model.next_token_probs(np.asarray(ids[:j], dtype=np.int64)), dtype=np.float64)
+        top = np.argsort(-probs, kind="stable")[:top_k]
+        tables.append([(tokenizer.decode([int(t)]), float(probs[t])) for t in top])
+    return tables
+
+
+_STYLE = """
+.storylab-hard { font-family: system-ui, sans-serif; }
+.storylab-hard .story { font: 14px/1.9 ui-monospace, monospace; white-space: pre-wrap; border: 1px solid #ddd;
+  padding: 8px; margin: 4px 0 16px; }
+.storylab-hard .u { position: relative; }
+.storylab-hard .u .tip { display: none; position: absolute; left: 0; top: 1.6em; z-index: 10; background: #fff;
+  border: 1px solid #888; padding: 4px 6px; font: 12px/1.3 ui-monospace, monospace; white-space: pre;
+  box-shadow: 2px 2px 6px rgba(0,0,0,.2); }
+.storylab-hard .u:hover .tip { display: block; }
+.storylab-hard .u:hover { outline: 1px solid #333; }
+.storylab-hard .legend span { padding: 0 6px; }
+"""
+
+
+_LEVELS = 10  # colour steps each way: characters carry a class, not an inline style, to keep pages small
+
+
+def _colour(level: int) -> str:
+    """White → red for bits lost beyond the truth (level > 0), white → blue below it."""
+    fade = int(round(255 * (1 - abs(level) / _LEVELS)))
+    return f"rgb(255,{fade},{fade})" if level >= 0 else f"rgb({fade},{fade},255)"
+
+
+def _level(excess_bits: float, vmax_bits: float) -> int:
+    return int(round(max(-1.0, min(1.0, excess_bits / vmax_bits)) * _LEVELS))
+
+
+def _colour_classes() -> str:
+    return "".join(f".storylab-hard .{_class(k)} {{ background: {_colour(k)}; }}\n" for k in range(-_LEVELS, _LEVELS + 1))
+
+
+def _class(level: int) -> str:
+    return f"p{level}" if level >= 0 else f"n{-level}"
+
+
+def story_html(text: str, cost: CharCosts, ledger: TrueLedger | None = None,
+               tables: Sequence[list[tuple[str, float]]] | None = None, vmax_bits: float = 8.0) -> str:
+    """One story as an HTML fragment: each character coloured by excess bits; each token's tooltip
+    shows its bits (and true bits and category with a ledger) and, with `tables`, the top next tokens."""
+    model_bits, true_bits = _excess(cost, ledger)
+    main = ledger.main_category() if ledger is not None else None
+    if tables is not None and len(tables) != len(cost.token_starts) + 1:
+        raise ValueError(f"tables: expected {len(cost.token_starts) + 1} next-token tables (tokens + end), got {len(tables)}")
+    parts = []
+    units = token_units(cost) + [(len(text), len(text), len(cost.token_starts))]
+    for start, end, token in units:
+        chars = []
+        for i in range(start, max(end, start + 1) if start == len(text) else end):
+            shown = "⏎\n" if i < len(text) and text[i] == "\n" else (html.escape(text[i]) if i < len(text) else "⟂")
+            chars.append(f'<span class="{_class(_level(model_bits[i] - true_bits[i], vmax_bits))}">{shown}</span>')
+        span = slice(start, max(end, start + 1))
+        lines = [f"{json.dumps(text[start:end]) if start < len(text) else 'end of story'}",
+                 f"model {model_bits[span].sum():.2f} bits"]
+        if ledger is not None:
+            lines.append(f"true {true_bits[span].sum():.2f} bits · {CATEGORY_NAMES[main[start]]}")
+        if tables is not None:
+            lines.append("predicted here:")
+            lines += [f"  {p:6.1%}  {json.dumps(t)}" for t, p in tables[token]]
+        tip = html.escape("\n".join(lines))
+        parts.append(f'<span class="u">{"".join(chars)}<span class="tip">{tip}</span></span>')
+    return f'<div class="story">{"".join(parts)}</div>'
+
+
+def hard_cases_html(texts: Sequence[str], costs: dict[str, Sequence[CharCosts]], stories: Sequence[int],
+                    ledgers: Sequence[TrueLedger] | None = None, tables: dict[str, Sequence] | None = None,
+                    title: str = "Hard cases", vmax_bits: float = 8.0, page: bool = True) -> str:
+    """Self-contained HTML (no scripts, no external files): each chosen story under every model.
+    `tables[label][j]` are `next_token_tables` for the j-th of `stories` (optional). `page=False`
+    gives a fragment with its own style, to show inline in a notebook."""
+    totals = story_bits(costs)
+    stories = [check_int("stories", int(s), below=len(texts)) for s in stories]
+    legend = "".join(f'<span class="{_class(_level(v, vmax_bits))}">{v:+g}</span>'
+                     for v in (-vmax_bits, -vmax_bits / 2, 0, vmax_bits / 4, vmax_bits / 2, vmax_bits))
+    what = "model bits − true bits" if ledgers is not None else "model bits"
+    body = [f"<h2>{html.escape(title)}</h2>",
+            f'<p class="legend">colour: {what} per character {legend} — hover a token for its bits and predictions</p>']
+    for j, story in enumerate(stories):
+        body.append(f"<h3>story {story}</h3>")
+        for label, per_story in costs.items():
+            story_tables = tables[label][j] if tables is not None and label in tables else None
+            body.append(f"<h4>{html.escape(label)}: {totals[label][story]:.1f} bits</h4>")
+            body.append(story_html(texts[story], per_story[story], ledgers[story] if ledgers is not None else None,
+                                   story_tables, vmax_bits))
+    if not page:
+        return f'<div class="storylab-hard"><style>{_STYLE}{_colour_classes()}</style>{"".join(body)}</div>'
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<style>{_STYLE}{_colour_classes()}</style></head><body class="storylab-hard">{"".join(body)}</body></html>')

@@ -30,3 +30,29 @@ def test_checkpoint_folder_changes_with_settings_and_with_the_code(tmp_path, mon
         assert code_version() != before and checkpoint_folder("hmm", ["spec", 10]) != before_folder
     finally:
         code_version.cache_clear()
+
+
+def test_baselines_are_fitted_scored_and_tabled():
+    from storylab.experiment import fit_baselines, model_records, results_table
+    from storylab.lm import score
+
+    exp = load_experiment(TINY, "byte", rows=25)  # every byte has a token: no <unk>, so bits/char is comparable
+    fitted = fit_baselines(exp, add_k=0.1, neural_bigram_steps=5, kn_orders=[2, 3], device="cpu")
+    assert [f.model.label for f in fitted] == ["unigram", "bigram", "neural bigram", "KN 2-gram", "KN 3-gram"]
+    records = model_records(exp, fitted)
+    for f, record in zip(fitted, records):
+        assert record["val_bits_per_char"] == score(f.model, exp.validation).bits_per_char
+        assert record["corpus"] == exp.spec and record["tokenizer"] == "byte" and record["train_tokens"] > 0
+    table = results_table(records)
+    assert list(table["val_bits_per_char"]) == sorted(r["val_bits_per_char"] for r in records)
+
+
+def test_results_table_puts_models_without_bits_per_char_last():
+    from storylab.experiment import results_table
+
+    rows = [{"model": m, "val_bits_per_char": b, "val_bits_per_char_note": None if b else "<unk> in text"}
+            for m, b in (("a", None), ("b", 2.0), ("c", 1.0))]
+    rows = [{**r, **{c: 0 for c in ("params", "val_nats_per_token", "val_perplexity", "floor_bits_per_char",
+                                      "gap_to_floor_bits_per_char", "elapsed_s")}} for r in rows]
+    table = results_table(rows)
+    assert list(table["model"]) == ["c", "b", "a"] and "val_bits_per_char_note" in table

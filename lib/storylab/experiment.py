@@ -1,9 +1,11 @@
-"""What every modelling notebook sets up first: the corpus, its tokens, its floor, its checkpoints.
+"""What every modelling notebook shares: the corpus, its tokens and floor, checkpoints, baselines.
 
     exp = load_experiment(corpus="stories", tokenizer="char", rows=1000)
     exp.train, exp.validation        # encoded splits (token ids + story offsets, memory-mapped)
     exp.floor_bits_per_char          # the corpus's entropy, when it is known
     work_dir = checkpoint_folder("hmm", [exp.spec, exp.tokenizer_name, n_states, ...])
+    fitted = fit_baselines(exp, add_k=0.1, kn_orders=[2, 3, 5])   # unigram, bigram, neural bigram, KN
+    records = model_records(exp, fitted)                          # one metrics.json row per model
 
 Checkpoint folders are keyed by everything that shapes a fit AND by the library's code,
 so re-running the same parameters after a crash resumes, while re-running them after the
@@ -13,14 +15,16 @@ library changed starts afresh instead of silently resuming a fit made by other c
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from storylab.cache import spec_hash
 from storylab.corpora import Corpus, corpus_spec, load_corpus
-from storylab.metrics import tokenizer_label
+from storylab.lm import LanguageModel, score
+from storylab.metrics import model_record, tokenizer_label
 from storylab.paths import checkpoint_dir
 from storylab.tokenizers import EncodedCorpus, EncodedSplit, encode_corpus, normalize_tokenizer_spec
 
@@ -91,3 +95,55 @@ def code_version() -> str:
 def checkpoint_folder(kind: str, settings: Any) -> Path:
     """`outputs/checkpoints/<kind>/<hash of settings and code_version()>/` for a resumable fit."""
     return checkpoint_dir(kind, spec_hash([settings, code_version()]))
+
+
+@dataclass
+class Fitted:
+    """A fitted language model, how long its fit took, and extra fields for its record."""
+
+    model: LanguageModel
+    elapsed_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def timed_fit(make: Callable[[], LanguageModel], train, **extra: Any) -> Fitted:
+    """`make().fit(train)`, timed."""
+    started = time.perf_counter()
+    model = make().fit(train)
+    return Fitted(model, time.perf_counter() - started, extra)
+
+
+def fit_baselines(exp: Experiment, add_k: float = 0.1, neural_bigram_steps: int = 300,
+                  kn_orders: Sequence[int] = (2, 3, 5), seed: int = 0, device: str = "auto") -> list[Fitted]:
+    """The baselines every model must beat, fitted on the experiment's training stories:
+    unigram and bigram counts (add-k), the neural bigram, and Kneser–Ney n-grams of `kn_orders`."""
+    from storylab.kneser_ney import KneserNey
+    from storylab.ngram import BigramModel, NeuralBigram, UnigramModel
+
+    V, eot = exp.vocab_size, exp.eot_id
+    makers = [lambda: UnigramModel(V, eot, k=add_k), lambda: BigramModel(V, eot, k=add_k),
+              lambda: NeuralBigram(V, eot, steps=neural_bigram_steps, seed=seed, device=device)]
+    makers += [lambda order=order: KneserNey(V, eot, order=order) for order in kn_orders]
+    return [timed_fit(make, exp.train) for make in makers]
+
+
+def model_records(exp: Experiment, fitted: Sequence[Fitted]) -> list[dict[str, Any]]:
+    """Each model scored on the validation stories: its `metrics.json["models"]` row (see metrics.model_record)."""
+    return [model_record(f.model, score(f.model, exp.validation, exp.floor_bits_per_char), tokenizer=exp.tokenizer_name,
+                         corpus=exp.spec, elapsed_s=f.elapsed_s, tokenizer_asked=exp.tokenizer_asked, **f.extra)
+            for f in fitted]
+
+
+RESULT_COLUMNS = ["model", "params", "val_nats_per_token", "val_perplexity", "val_bits_per_char",
+                  "floor_bits_per_char", "gap_to_floor_bits_per_char", "elapsed_s"]
+
+
+def results_table(records: Sequence[dict[str, Any]]):
+    """The models side by side, best bits/char first (a DataFrame for the notebook)."""
+    import pandas as pd
+
+    table = pd.DataFrame(list(records))
+    columns = RESULT_COLUMNS + (["val_bits_per_char_note"] if table.get("val_bits_per_char_note") is not None
+                                and table["val_bits_per_char_note"].notna().any() else [])
+    order = pd.to_numeric(table["val_bits_per_char"], errors="coerce").sort_values(na_position="last").index
+    return table.loc[order, columns].reset_index(drop=True)

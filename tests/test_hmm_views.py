@@ -1,0 +1,37 @@
+"""The views of a fitted HMM that notebook 02 shows."""
+
+import numpy as np
+
+from storylab.hmm import CategoricalHMM
+from storylab.hmm_views import state_occupancy, state_table, transition_order
+
+
+class Letters:
+    def decode(self, ids):
+        return "".join("abcd"[i] for i in ids)
+
+
+def two_block_hmm():
+    # states {0, 1} hand over to each other, as do {2, 3}; state 0 mostly emits token 0, ...
+    trans = np.array([[.1, .9, 0, 0], [.9, .1, 0, 0], [0, 0, .2, .8], [0, 0, .8, .2]]) * .98 + .005
+    emit = np.eye(4) * .7 + .075
+    return CategoricalHMM.from_params(np.full(4, .25), trans / trans.sum(1, keepdims=True), emit, device="cpu")
+
+
+def test_occupancy_sums_to_one_and_follows_the_emitted_tokens():
+    hmm = two_block_hmm()
+    occupancy = state_occupancy(hmm, [np.array([0, 0, 0, 0, 1]), np.array([0, 0, 0])])
+    assert abs(occupancy.sum() - 1) < 1e-12
+    assert occupancy[0] > occupancy[2] and occupancy[0] > occupancy[3]
+
+
+def test_state_table_lists_states_by_occupancy_with_their_top_tokens():
+    hmm = two_block_hmm()
+    table = state_table(hmm, Letters(), np.array([.1, .4, .3, .2]), top_tokens=2)
+    assert list(table["state"]) == [1, 2, 3, 0]
+    assert table.loc[0, "top tokens"].startswith("'b' 0.77, ")
+
+
+def test_transition_order_keeps_blocks_together():
+    order = list(transition_order(two_block_hmm()))
+    assert sorted(order) == [0, 1, 2, 3] and abs(order.index(0) - order.index(1)) == 1 and abs(order.index(2) - order.index(3)) == 1

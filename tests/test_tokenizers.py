@@ -127,6 +127,10 @@ def test_encoded_corpus_layout_and_cache(isolated_outputs):
     assert np.array_equal(stream, np.concatenate(sequences))
     chunks = val.sequences(max_len=4)
     assert max(len(c) for c in chunks) == 4 and np.array_equal(np.concatenate(chunks), stream)
+    heads = val.sequences(max_len=4, mode="truncate")
+    assert len(heads) == val.n_stories and all(np.array_equal(h, s[:4]) for h, s in zip(heads, sequences))
+    with pytest.raises(ValueError, match="mode: expected 'split' or 'truncate'"):
+        val.sequences(max_len=4, mode="cut")
     assert encode_texts(tokenizer, texts[:2]) == [tokenizer.encode(t) for t in texts[:2]]
 
 

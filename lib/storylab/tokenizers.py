@@ -293,10 +293,13 @@ class EncodedSplit:
     def story(self, index: int) -> np.ndarray:
         return np.asarray(self.ids[self.offsets[index] : self.offsets[index + 1]])
 
-    def sequences(self, append_eot: bool = True, max_len: int | None = None) -> list[np.ndarray]:
-        """One array per story (ending in end-of-text); stories longer than `max_len` are cut into chunks."""
-        if max_len is not None and max_len < 1:
+    def sequences(self, append_eot: bool = True, max_len: int | None = None, mode: str = "split") -> list[np.ndarray]:
+        """One array per story (ending in end-of-text); stories longer than `max_len` tokens are
+        cut into chunks (`mode="split"`) or keep only their first `max_len` tokens (`"truncate"`)."""
+        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
             raise ValueError(f"max_len: expected a positive integer or None, got {max_len!r}")
+        if mode not in ("split", "truncate"):
+            raise ValueError(f"mode: expected 'split' or 'truncate', got {mode!r}")
         ids = np.asarray(self.ids).astype(np.int64)
         out = []
         for i in range(self.n_stories):
@@ -305,6 +308,8 @@ class EncodedSplit:
                 seq = np.append(seq, self.eot_id)
             if max_len is None:
                 out.append(seq)
+            elif mode == "truncate":
+                out.append(seq[:max_len])
             else:
                 out.extend(seq[j : j + max_len] for j in range(0, len(seq), max_len))
         return out

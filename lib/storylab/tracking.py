@@ -121,3 +121,11 @@ def check_tracking(tracking: str) -> bool:
     if tracking not in TRACKING_CHOICES:
         raise ValueError(f"tracking: expected one of {TRACKING_CHOICES} (TensorBoard is always on), got {tracking!r}")
     return tracking == "wandb"
+
+
+def run_tracker(notebook: str, tracking: str, config: dict[str, Any] | None = None) -> Tracker:
+    """The tracker of the notebook run in progress: event files in `<run folder>/tensorboard/`."""
+    from storylab.paths import run_dir
+
+    folder = run_dir()
+    return Tracker(folder / "tensorboard", name=f"{notebook}/{folder.name}", config=config, wandb=check_tracking(tracking))

@@ -14,6 +14,8 @@ researcher can continue from the same bridge, hook names and `FactoredMatrix` ci
 - `logit_lens`: per-layer loss and top-1 predictions through the final norm and `W_U`
 - `probes`: ridge probes (R², shuffled baseline), linear classifiers, simplex coordinates
 - `hmm_link`: belief-state and Viterbi targets from HMMs; `tokens`: labels, classes, id maps
+- `routing`: mixture-of-experts models: which expert each token is routed to (token × expert table);
+  `attention.pattern_sparsity`: how many keys each head uses (top-k attention)
 """
 
 from storylab.interp.activations import ResidualSample, collect_residuals, resid_hook_names, story_sequences
@@ -22,6 +24,7 @@ from storylab.interp.attention import (
     first_token_scores,
     head_scores,
     induction_scores,
+    pattern_sparsity,
     per_token_loss,
     previous_token_scores,
     repeated_random_tokens,
@@ -49,6 +52,7 @@ from storylab.interp.probes import (
     split_by_sequence,
 )
 from storylab.interp.residual import PCA, pca, residual_pca
+from storylab.interp.routing import expert_assignments, expert_token_table, routing_weights
 from storylab.interp.run_inputs import check_same_tokenizer, run_corpus_spec
 from storylab.interp.tokens import alphabet_id_map, special_ids, token_class, token_classes, token_label, token_labels
 
@@ -61,4 +65,5 @@ __all__ = [
     "r_squared", "repeated_random_tokens", "repeated_token_loss", "resid_hook_names", "residual_pca", "ridge_probe",
     "run_corpus_spec", "simplex_xy", "special_ids", "split_by_sequence", "story_sequences", "token_class",
     "token_classes", "token_label", "token_labels", "token_order", "true_hmm", "viterbi_targets",
+    "pattern_sparsity", "routing_weights", "expert_assignments", "expert_token_table",
 ]

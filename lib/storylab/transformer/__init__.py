@@ -9,6 +9,9 @@
 - `runs`: `load_model` / `load_run` from a run folder
 - `bridge`: `to_bridge`, a TransformerLens 4 `TransformerBridge` over the same weights
 - `generation`: `generate`, `next_token_table`, `next_token_distribution`, `addition_accuracy`
+- architecture options (`options`): `sparse_attention` (top-k attention), `moe` (mixture of
+  experts, `equal_active_moe`), `masked` (masked LM, `fill_mask`), `output_rules`
+  (restricted-output loss and sampling), `bridge_options` (how each opens in TransformerLens)
 """
 
 from storylab.transformer.bridge import to_bridge
@@ -23,7 +26,10 @@ from storylab.transformer.generation import (
     next_token_probs,
     next_token_table,
 )
+from storylab.transformer.masked import fill_mask, with_mask_token
 from storylab.transformer.model import StoryTransformer
+from storylab.transformer.moe import active_params, equal_active_moe
+from storylab.transformer.output_rules import output_rule_names, register_output_rule, restricted_nats
 from storylab.transformer.runs import load_model, load_run
 from storylab.transformer.schedule import learning_rate
 from storylab.transformer.training import TrainResult, train
@@ -46,4 +52,11 @@ __all__ = [
     "TokenTable",
     "addition_accuracy",
     "addition_predictions",
+    "fill_mask",
+    "with_mask_token",
+    "active_params",
+    "equal_active_moe",
+    "register_output_rule",
+    "output_rule_names",
+    "restricted_nats",
 ]

@@ -16,6 +16,7 @@ import torch
 from storylab.checks import check_int
 from storylab.sampling import pick_next_token
 from storylab.transformer.data import model_context_length
+from storylab.transformer.output_rules import make_output_rule, restrict_probs
 
 
 def encode_prompt(tokenizer, prompt: str, prepend_eot: bool = True) -> list[int]:
@@ -119,6 +120,7 @@ def generate(
     stop: str | None = None,
     stop_at_eot: bool = True,
     prepend_eot: bool = True,
+    output_rule=None,
 ) -> str:
     """The continuation of `prompt` (without the prompt itself).
 
@@ -126,15 +128,20 @@ def generate(
     models: sampled with `temperature` among the `top_k` most likely (all if None) from a
     generator seeded by `seed` (same seed, same text), or the most likely when `greedy`.
     Stops after `max_new_tokens`, at the end-of-text token (not included) when
-    `stop_at_eot`, or once the text contains `stop` (included).
+    `stop_at_eot`, or once the text contains `stop` (included). With `output_rule` (a
+    registered name such as "addition", or a rule function) only the tokens the rule
+    allows after the context are candidates (`storylab.transformer.output_rules`).
     """
     check_int("max_new_tokens", max_new_tokens)
     pick_next_token(torch.ones(1), temperature, top_k, greedy)  # checks temperature and top_k before any compute
+    rule = make_output_rule(output_rule, tokenizer)
     ids = encode_prompt(tokenizer, prompt, prepend_eot)
     generator = torch.Generator().manual_seed(seed)
     new_ids: list[int] = []
     for _ in range(max_new_tokens):
         probs = torch.softmax(_last_logits(model, ids + new_ids), dim=-1)
+        if rule is not None:  # the rule reads the whole text so far, even past the model's context
+            probs = restrict_probs(probs, rule(torch.tensor([ids + new_ids]))[0, -1])
         next_id = pick_next_token(probs, temperature, top_k, greedy, generator)
         if stop_at_eot and next_id == tokenizer.eos_token_id:
             break
@@ -161,18 +168,21 @@ def parse_problem(problem: str | tuple[str, str]) -> tuple[str, str]:
 
 def addition_predictions(
     model, tokenizer, problems: Iterable[str | tuple[str, str]], stop: str = ";", max_new_tokens: int = 16,
-    prepend_eot: bool = True,
+    prepend_eot: bool = True, output_rule=None,
 ) -> pd.DataFrame:
     """Greedy answers to arithmetic problems: columns prompt, answer, predicted, correct.
 
     The model's answer is its greedy continuation of the prompt up to `stop` (or the
     end-of-text token), stripped of spaces; it is correct when it equals the answer
-    exactly, so an answer that never stops is wrong.
+    exactly, so an answer that never stops is wrong. `output_rule` restricts the greedy
+    choice as in `generate` (for a model trained with that rule).
     """
     rows = []
+    output_rule = make_output_rule(output_rule, tokenizer)  # built once for all problems
     for problem in problems:
         prompt, answer = parse_problem(problem)
-        text = generate(model, tokenizer, prompt, max_new_tokens, greedy=True, stop=stop, prepend_eot=prepend_eot)
+        text = generate(model, tokenizer, prompt, max_new_tokens, greedy=True, stop=stop, prepend_eot=prepend_eot,
+                        output_rule=output_rule)
         predicted = text.split(stop)[0].strip()
         rows.append({"prompt": prompt, "answer": answer, "predicted": predicted, "correct": predicted == answer})
     if not rows:

@@ -379,6 +379,9 @@ def test_masked_lm_trains_through_train_and_resumes_to_the_same_weights(tmp_path
     assert unbroken.val_loss < math.log(len(tokenizer))  # nats per masked token, better than uniform
     with pytest.raises(ValueError, match="^val_bits_per_char"):
         unbroken.val_bits_per_char(100)
+    with pytest.raises(ValueError, match=r"^d_vocab: a masked LM's vocabulary includes the <mask>"):
+        train(config(tokenizer, "masked", mask_id=None, d_vocab=len(tokenizer)), quick(), *streams, tmp_path / "c",
+              tokenizer=tokenizer, progress=False)
 
 
 class PreviousTokenFiller(torch.nn.Module):
@@ -416,6 +419,8 @@ def test_fill_mask_gives_the_vocabulary_or_candidates_chained_over_their_tokens(
         fill_mask(model, masked, "no mask here")
     with pytest.raises(ValueError, match="^tokenizer"):
         fill_mask(model, tokenizer, "7 + <mask>")
+    with pytest.raises(ValueError, match="^model: fill_mask needs a masked LM"):
+        fill_mask(to_bridge(StoryTransformer(config(tokenizer, d_vocab=vocab)), masked), masked, "7 + <mask>")
 
 
 # --- TransformerLens bridges --------------------------------------------------------------------------
@@ -489,10 +494,10 @@ def test_the_routing_table_and_pattern_sparsity_read_the_bridge(tokenizer):
 
 # The lines notebook 03's parameters cell needs for the architecture options (the lead adds them).
 NOTEBOOK_03_OPTION_PARAMETERS = '''attention = "dense"                # "dense" or "topk": each query attends only its attention_k largest scores
-attention_k: int | None = None     # keys each query keeps with attention="topk"
+attention_k: int | None = None     # keys each query keeps under top-k attention
 mlp = "dense"                      # "dense" or "moe": a routed mixture of n_experts MLPs, each d_mlp wide
-n_experts: int | None = None       # experts per layer with mlp="moe"
-experts_per_token: int | None = None  # experts each token is routed to with mlp="moe" (None: 1, Switch)
+n_experts: int | None = None       # experts per layer of an MoE MLP
+experts_per_token: int | None = None  # experts each token is routed to in an MoE MLP (None: 1, as in Switch)
 aux_loss_weight = 0.01             # weight of the MoE load-balancing loss (Switch's alpha)
 output_rule: str | None = None     # restrict loss and sampling to a rule's valid tokens ("addition"; None: full softmax)
 objective = "causal"               # "causal" (next token) or "masked" (masked LM, BERT-style)

@@ -26,10 +26,11 @@ from storylab.transformer.generation import (
     next_token_probs,
     next_token_table,
 )
-from storylab.transformer.masked import fill_mask, with_mask_token
+from storylab.transformer.masked import fill_mask, fill_mask_table, with_mask_token
 from storylab.transformer.model import StoryTransformer
 from storylab.transformer.moe import active_params, equal_active_moe
-from storylab.transformer.output_rules import output_rule_names, register_output_rule, restricted_nats
+from storylab.transformer.options import architecture_columns, architecture_label
+from storylab.transformer.output_rules import make_output_rule, output_rule_names, register_output_rule, restricted_nats
 from storylab.transformer.runs import load_model, load_run
 from storylab.transformer.schedule import learning_rate
 from storylab.transformer.training import TrainResult, train
@@ -53,10 +54,14 @@ __all__ = [
     "addition_accuracy",
     "addition_predictions",
     "fill_mask",
+    "fill_mask_table",
+    "make_output_rule",
     "with_mask_token",
     "active_params",
     "equal_active_moe",
     "register_output_rule",
     "output_rule_names",
     "restricted_nats",
+    "architecture_columns",
+    "architecture_label",
 ]

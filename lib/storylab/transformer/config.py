@@ -31,6 +31,7 @@ class ModelConfig:
     `d_head` defaults to d_model // n_heads and `d_mlp` to 4 * d_model; `d_vocab` is the
     tokenizer's `len(tokenizer)` and is filled in by `train` when left as None.
     `normalization` is "LN" (LayerNorm), "RMS" (RMSNorm) or None (no normalization).
+    The architecture options (`attention`, `mlp`, `objective`) are described in `options`.
     """
 
     n_layers: int = 2

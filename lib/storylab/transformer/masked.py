@@ -26,6 +26,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from storylab.transformer.config import ModelConfig
 from storylab.transformer.data import model_context_length
 from storylab.transformer.output_rules import restricted_cross_entropy
 
@@ -96,6 +97,15 @@ def masked_evaluate(model, stream, mask_id: int, mask_rate: float = 0.15, n_ctx:
     return float(total), int((targets != IGNORED).sum())
 
 
+def is_causal(model) -> bool:
+    """Whether a StoryTransformer or a TransformerBridge attends only to the past."""
+    config = getattr(model, "config", None)
+    if isinstance(config, ModelConfig):
+        return config.objective == "causal"
+    cfg = getattr(model, "cfg", None)
+    return getattr(cfg, "attention_dir", "causal") == "causal"
+
+
 def _encode(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -125,8 +135,7 @@ def fill_mask(model, tokenizer, text_with_mask: str, candidates: Iterable[str | 
         raise ValueError("tokenizer: has no mask token; use the tokenizer saved with the masked run (or with_mask_token)")
     if not isinstance(text_with_mask, str) or text_with_mask.count(mask_token) != 1:
         raise ValueError(f"text_with_mask: expected a string with exactly one {mask_token!r}, got {text_with_mask!r}")
-    config = getattr(model, "config", None)
-    if config is not None and getattr(config, "objective", "masked") != "masked":
+    if is_causal(model):
         raise ValueError("model: fill_mask needs a masked LM (objective='masked'); this model is causal")
     before, after = (_encode(tokenizer, part) for part in text_with_mask.split(mask_token))
     eot = [tokenizer.eos_token_id]
@@ -166,3 +175,12 @@ def fill_mask(model, tokenizer, text_with_mask: str, candidates: Iterable[str | 
     ranked = sorted(zip(candidates, (s / total for s in scores)), key=lambda pair: -pair[1])
     return dict(ranked)
 
+
+
+def fill_mask_table(model, tokenizer, text_with_mask: str, k: int = 10):
+    """The `k` most likely tokens at the `<mask>`, shown like `next_token_table` (`[('a', 12.3%), ...]`)."""
+    from storylab.transformer.generation import TokenTable
+
+    probs = fill_mask(model, tokenizer, text_with_mask)
+    top = torch.topk(probs, min(k, len(probs)))
+    return TokenTable((tokenizer.decode([i]), float(p)) for p, i in zip(top.values, top.indices.tolist()))

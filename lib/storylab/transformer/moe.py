@@ -101,7 +101,11 @@ def mlp_params(d_model: int, d_mlp: int) -> int:
 
 
 def active_params(config) -> int:
-    """Parameters a token passes through (all of them for a dense model; its k experts and the router for MoE)."""
+    """Parameters a token passes through: all of them for a dense model, for MoE its k experts and the router.
+
+    Embeddings, positions and the unembedding count in full, as in `n_params`, so a dense
+    model's `active_params` is its `n_params` (the vocabulary counts once `d_vocab` is set).
+    """
     d, total = config.d_model, 0
     per_layer_attention = 4 * (d * config.n_heads * config.d_head) + 3 * config.n_heads * config.d_head + d
     norms = {"LN": 2 * d, "RMS": d, None: 0}[config.normalization]

@@ -67,3 +67,27 @@ def check_train_options(config) -> None:
         raise ValueError(f"mask_rate: expected a fraction in (0, 1), got {config.mask_rate!r}")
     if config.output_rule is not None:
         check_rule_name(config.output_rule)
+
+
+def architecture_columns(model_config, train_config) -> dict:
+    """The option values of a run, for a results table (05_compare) next to the model's size."""
+    from storylab.transformer.moe import active_params
+
+    return {"attention": model_config.attention, "attention_k": model_config.attention_k, "mlp": model_config.mlp,
+            "n_experts": model_config.n_experts, "experts_per_token": model_config.experts_per_token,
+            "objective": model_config.objective, "output_rule": train_config.output_rule,
+            "active_params": active_params(model_config), "architecture": architecture_label(model_config, train_config)}
+
+
+def architecture_label(model_config, train_config=None) -> str:
+    """A short name of the options in use: "dense", "top-4 attention, MoE 4x1", "restricted (addition)", ..."""
+    parts = []
+    if model_config.attention == "topk":
+        parts.append(f"top-{model_config.attention_k} attention")
+    if model_config.mlp == "moe":
+        parts.append(f"MoE {model_config.n_experts}x{model_config.experts_per_token}")
+    if model_config.objective == "masked":
+        parts.append("masked LM")
+    if train_config is not None and train_config.output_rule is not None:
+        parts.append(f"restricted ({train_config.output_rule})")
+    return ", ".join(parts) or "dense"

@@ -194,6 +194,9 @@ def _prepare_objective(model_config, train_config, tokenizer):
         if model_config.mask_id is None:
             raise ValueError("mask_id: a masked LM trained without a tokenizer needs mask_id (an id the streams never use)")
         return model_config, tokenizer
+    if tokenizer.mask_token is None and model_config.d_vocab == len(tokenizer):
+        raise ValueError(f"d_vocab: a masked LM's vocabulary includes the <mask> token added to the tokenizer "
+                         f"({len(tokenizer) + 1} tokens); pass d_vocab=None or len(with_mask_token(tokenizer))")
     tokenizer = with_mask_token(tokenizer)
     if model_config.mask_id not in (None, tokenizer.mask_token_id):
         raise ValueError(f"mask_id: the config says {model_config.mask_id} but the tokenizer's mask token is {tokenizer.mask_token_id}")

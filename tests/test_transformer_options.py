@@ -92,6 +92,9 @@ def test_options_round_trip_through_the_run_config(tmp_path, tokenizer):
     assert model_config.experts_per_token == 1  # filled in: Switch-style top-1
     restricted = quick(output_rule="addition")
     assert TrainConfig.from_dict(restricted.to_dict()) == restricted
+    theirs = quick(output_rule="a_rule_registered_elsewhere")  # a run folder loads without the user's rule
+    write_run_config(tmp_path, model_config, theirs)
+    assert read_run_config(tmp_path)[1].output_rule == "a_rule_registered_elsewhere"
 
 
 def test_a_config_yaml_from_before_the_options_loads_as_the_plain_model(tmp_path):
@@ -121,7 +124,7 @@ def test_bad_model_options_are_one_line_errors_naming_the_parameter(overrides, n
 
 @pytest.mark.parametrize("overrides, name", [
     (dict(aux_loss_weight=-1.0), "aux_loss_weight"),
-    (dict(output_rule="json"), "output_rule"),
+    (dict(output_rule=""), "output_rule"),
     (dict(mask_rate=1.0), "mask_rate"),
 ])
 def test_bad_train_options_are_one_line_errors_naming_the_parameter(overrides, name):
@@ -323,6 +326,9 @@ def test_a_users_rule_is_selected_by_name_and_a_rule_that_misfits_the_data_fails
             return allowed
         return rule
 
+    with pytest.raises(ValueError, match=r"^output_rule: unknown rule 'never_semicolon'; expected one of \['addition'"):
+        train(config(tokenizer), quick(output_rule="never_semicolon"), *streams, tmp_path / "run",
+              tokenizer=tokenizer, progress=False)
     register_output_rule("never_semicolon", never_semicolon)
     with pytest.raises(ValueError, match="^output_rule: .* outside the rule's valid set"):
         train(config(tokenizer), quick(output_rule="never_semicolon"), *streams, tmp_path / "run",

@@ -16,7 +16,7 @@ import torch
 from storylab.checks import check_int
 from storylab.sampling import pick_next_token
 from storylab.transformer.data import model_context_length
-from storylab.transformer.output_rules import make_output_rule, restrict_probs
+from storylab.transformer.output_rules import make_output_rule, restrict_logits
 
 
 def encode_prompt(tokenizer, prompt: str, prepend_eot: bool = True) -> list[int]:
@@ -139,9 +139,10 @@ def generate(
     generator = torch.Generator().manual_seed(seed)
     new_ids: list[int] = []
     for _ in range(max_new_tokens):
-        probs = torch.softmax(_last_logits(model, ids + new_ids), dim=-1)
+        logits = _last_logits(model, ids + new_ids)
         if rule is not None:  # the rule reads the whole text so far, even past the model's context
-            probs = restrict_probs(probs, rule(torch.tensor([ids + new_ids]))[0, -1])
+            logits = restrict_logits(logits, rule(torch.tensor([ids + new_ids]))[0, -1])
+        probs = torch.softmax(logits, dim=-1)
         next_id = pick_next_token(probs, temperature, top_k, greedy, generator)
         if stop_at_eot and next_id == tokenizer.eos_token_id:
             break

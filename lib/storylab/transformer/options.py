@@ -15,7 +15,7 @@ the masked-LM objective in `masked`, restricted-output rules in `output_rules`.
 from __future__ import annotations
 
 from storylab.checks import check_int, check_number
-from storylab.transformer.output_rules import check_rule_name
+from storylab.transformer.output_rules import output_rule_names
 
 ATTENTIONS = ("dense", "topk")
 MLPS = ("dense", "moe")
@@ -65,8 +65,11 @@ def check_train_options(config) -> None:
     if not (isinstance(config.mask_rate, (int, float)) and not isinstance(config.mask_rate, bool)
             and 0 < config.mask_rate < 1):
         raise ValueError(f"mask_rate: expected a fraction in (0, 1), got {config.mask_rate!r}")
-    if config.output_rule is not None:
-        check_rule_name(config.output_rule)
+    # only the type here: a run folder saved with a user's rule must load where that rule is not
+    # registered; `train` and `generate` check the name (make_output_rule) before any compute
+    if config.output_rule is not None and not (isinstance(config.output_rule, str) and config.output_rule):
+        raise ValueError(f"output_rule: expected the name of a registered rule ({output_rule_names()}) or None, "
+                         f"got {config.output_rule!r}")
 
 
 def architecture_columns(model_config, train_config) -> dict:

@@ -142,13 +142,15 @@ def check_rule_fits(rule: OutputRule, stream, n_tokens: int = 4096) -> None:
     check_targets_allowed(rule(ids[:, :-1]), ids[:, 1:])
 
 
-def restrict_probs(probs: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    """`probs` (V,) renormalised over the `allowed` tokens (V,) bool."""
-    kept = probs * allowed.to(probs.dtype)
-    total = kept.sum()
-    if not total > 0:
-        raise ValueError("output_rule: the model gives zero probability to every valid next token")
-    return kept / total
+def restrict_logits(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """`logits` (V,) with the tokens outside `allowed` (V,) bool at −inf (so their softmax is exactly 0).
+
+    Done on logits, not probabilities: a model trained under the rule may give its invalid
+    tokens logits so large that the valid ones' probabilities underflow to 0.
+    """
+    if not bool(allowed.any()):
+        raise ValueError("output_rule: the rule allows no token at all after this context")
+    return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
 
 
 @torch.no_grad()

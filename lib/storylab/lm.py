@@ -226,16 +226,17 @@ def next_token_table(model: LanguageModel, tokenizer, prompt: str, k: int = 10) 
 
 def generate_text(model: LanguageModel, tokenizer, prompt: str = "", max_new_tokens: int = 200, *, greedy: bool = False,
                   temperature: float = 1.0, top_k: int | None = None, seed: int = 0, stop: str | None = None,
-                  stop_at_eot: bool = True) -> str:
+                  stop_at_eot: bool = True, **family_options: Any) -> str:
     """The continuation of `prompt` as text (without the prompt), through `model.generate`.
 
     Stops after `max_new_tokens`, at the end-of-text token (left out of the text) when
     `stop_at_eot`, and is cut after the first `stop` (included). The tokens are the same
     as an early stop at `stop` would give (generation is sequential, one seeded draw per
-    token), so only the text after `stop` is dropped.
+    token), so only the text after `stop` is dropped. `family_options` go to the family's
+    own `generate` (e.g. a transformer's `output_rule`).
     """
     ids = model.generate(encode_prompt(tokenizer, prompt), max_new_tokens, greedy=greedy, temperature=temperature,
-                         top_k=top_k, seed=seed, stop_id=EOT if stop_at_eot else None)
+                         top_k=top_k, seed=seed, stop_id=EOT if stop_at_eot else None, **family_options)
     if stop_at_eot and len(ids) and model.eot_id is not None and ids[-1] == model.eot_id:
         ids = ids[:-1]
     text = tokenizer.decode([int(i) for i in ids])

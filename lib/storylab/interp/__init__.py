@@ -16,6 +16,8 @@ researcher can continue from the same bridge, hook names and `FactoredMatrix` ci
 - `story_probes`: what the story generator knows at each position (hero's gender, toy, arc,
   pet, open quote) as probe targets, and probes for them with a shuffled baseline
 - `hmm_link`: belief-state and Viterbi targets from HMMs; `tokens`: labels, classes, id maps
+- `routing`: mixture-of-experts models: which expert each token is routed to (token × expert table);
+  `attention.pattern_sparsity`: how many keys each head uses (top-k attention)
 """
 
 from storylab.interp.activations import ResidualSample, collect_residuals, resid_hook_names, story_sequences
@@ -24,6 +26,7 @@ from storylab.interp.attention import (
     first_token_scores,
     head_scores,
     induction_scores,
+    pattern_sparsity,
     per_token_loss,
     previous_token_scores,
     repeated_random_tokens,
@@ -51,6 +54,7 @@ from storylab.interp.probes import (
     split_by_sequence,
 )
 from storylab.interp.residual import PCA, pca, residual_pca
+from storylab.interp.routing import expert_assignments, expert_token_table, routing_weights
 from storylab.interp.story_probes import STORY_VARIABLES, story_probe_targets, story_variable_labels, story_variable_probes
 from storylab.interp.run_inputs import check_same_tokenizer, run_corpus_spec
 from storylab.interp.tokens import alphabet_id_map, special_ids, token_class, token_classes, token_label, token_labels
@@ -65,4 +69,5 @@ __all__ = [
     "run_corpus_spec", "simplex_xy", "special_ids", "split_by_sequence", "STORY_VARIABLES", "story_probe_targets",
     "story_sequences", "story_variable_labels", "story_variable_probes", "token_class",
     "token_classes", "token_label", "token_labels", "token_order", "true_hmm", "viterbi_targets",
+    "pattern_sparsity", "routing_weights", "expert_assignments", "expert_token_table",
 ]

@@ -127,3 +127,34 @@ def repeated_token_loss(bridge, tokenizer, half_len: int = 20, batch: int = 8, s
     losses = per_token_loss(bridge, tokens).mean(dim=0).numpy()
     return {"loss_by_position": losses, "first_half": float(np.mean(losses[:half_len])),
             "second_half": float(np.mean(losses[half_len + 1 :])) if half_len > 1 else float("nan")}
+
+
+def pattern_sparsity(patterns: torch.Tensor, causal: bool = True, mass: float = 0.9) -> pd.DataFrame:
+    """One row per head: how many keys each query actually uses, from patterns (L, B, H, T, T).
+
+    - `nonzero_keys`: keys with weight > 0 (at most k under top-k attention; every visible
+      key under softmax attention);
+    - `keys_for_mass`: the fewest keys holding `mass` (default 90%) of the query's attention,
+      comparable between dense and top-k models;
+    - `visible_keys`: keys the query may attend (i + 1 at position i when `causal`, else T);
+    - `nonzero_share`: nonzero_keys / visible_keys.
+    All are means over the batch and the query positions.
+    """
+    if patterns.ndim != 5 or patterns.shape[-1] != patterns.shape[-2]:
+        raise ValueError(f"patterns: expected (layers, batch, heads, T, T), got shape {tuple(patterns.shape)}")
+    if not 0 < mass <= 1:
+        raise ValueError(f"mass: expected a fraction in (0, 1], got {mass!r}")
+    n = patterns.shape[-1]
+    visible = torch.arange(1, n + 1, dtype=torch.float32) if causal else torch.full((n,), float(n))
+    nonzero = (patterns > 0).sum(-1).float()  # (L, B, H, T)
+    cumulative = patterns.sort(dim=-1, descending=True).values.cumsum(-1)
+    # rounding can leave a row's total a hair under `mass`: cap at the last key
+    for_mass = ((cumulative < mass - 1e-6).sum(-1) + 1).clamp_max(n).float()
+    rows = []
+    for layer in range(patterns.shape[0]):
+        for head in range(patterns.shape[2]):
+            used = nonzero[layer, :, head]
+            rows.append({"layer": layer, "head": head, "label": f"L{layer}H{head}",
+                         "nonzero_keys": float(used.mean()), "keys_for_mass": float(for_mass[layer, :, head].mean()),
+                         "visible_keys": float(visible.mean()), "nonzero_share": float((used / visible).mean())})
+    return pd.DataFrame(rows)

@@ -13,6 +13,9 @@ Modules, each importing only the ones listed before it:
 - `bridge`: `to_bridge` / `load_run`, a TransformerLens 4 `TransformerBridge` over the same weights
 - `export`: `export_hf`, a Hugging Face `save_pretrained` folder (GPT-2)
 - `generation`: text-level `generate`, `next_token_table`, `addition_accuracy`
+- architecture options (`options`): `sparse_attention` (top-k attention), `moe` (mixture of
+  experts, `equal_active_moe`), `masked` (masked LM, `fill_mask`), `output_rules`
+  (restricted-output loss and sampling), `bridge_options` (how each opens in TransformerLens)
 """
 
 from storylab.transformer.bridge import load_run, to_bridge
@@ -26,7 +29,11 @@ from storylab.transformer.generation import (
     next_token_table,
 )
 from storylab.transformer.language_model import TransformerLM
+from storylab.transformer.masked import fill_mask, fill_mask_table, with_mask_token
 from storylab.transformer.model import StoryTransformer
+from storylab.transformer.moe import active_params, equal_active_moe
+from storylab.transformer.options import architecture_columns, architecture_label
+from storylab.transformer.output_rules import make_output_rule, output_rule_names, register_output_rule, restricted_nats
 from storylab.transformer.runs import load_lm, load_model
 from storylab.transformer.schedule import learning_rate
 from storylab.transformer.scoring import evaluate
@@ -52,4 +59,15 @@ __all__ = [
     "TokenTable",
     "addition_accuracy",
     "addition_predictions",
+    "fill_mask",
+    "fill_mask_table",
+    "make_output_rule",
+    "with_mask_token",
+    "active_params",
+    "equal_active_moe",
+    "register_output_rule",
+    "output_rule_names",
+    "restricted_nats",
+    "architecture_columns",
+    "architecture_label",
 ]

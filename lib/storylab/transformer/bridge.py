@@ -7,6 +7,8 @@ gives `run_with_cache`, the standard hook names (`blocks.0.hook_resid_pre`,
 `blocks.0.attn.hook_pattern`, `ln_final.hook_normalized`, ...) and the weight views
 `W_E`, `W_pos`, `W_Q`, `W_K`, `W_V`, `W_O`, `W_in`, `W_out`, `W_U` and their `b_*`.
 Its logits equal the training module's to float rounding (tests/test_transformer.py).
+Every architecture option opens the same way (`bridge_options` says how each maps onto
+TransformerLens; tests/test_transformer_options.py checks logits and hook names).
 
 The bridge's tokenizer prepends a BOS token in `bridge.to_tokens(text)`; storylab's
 BOS is the end-of-text token, which is also what precedes every story in training, so
@@ -48,6 +50,9 @@ def tl_config(config: ModelConfig) -> "TransformerBridgeConfig":
         positional_embedding_type="standard",
         init_weights=False,  # the weights are copied in right after
         model_name="storylab",
+        attention_dir="causal" if config.objective == "causal" else "bidirectional",
+        num_experts=config.n_experts,
+        experts_per_token=config.experts_per_token,
     )
 
 
@@ -79,7 +84,8 @@ def to_bridge(model_or_run, tokenizer=None, device: str | torch.device | None = 
     """
     # the builder behind boot_native, given our own NativeModel so the trained weights go in
     from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
-    from transformer_lens.model_bridge.sources.native.model import NativeModel
+
+    from storylab.transformer.bridge_options import moe_component, native_model
 
     if isinstance(model_or_run, (str, Path)):
         model, saved_tokenizer, _ = load_model(model_or_run, device=device or "auto")
@@ -96,7 +102,7 @@ def to_bridge(model_or_run, tokenizer=None, device: str | torch.device | None = 
     if device is None:
         device = next(model.parameters()).device
     config = tl_config(model.config)
-    native = NativeModel(copy.deepcopy(config))
+    native = native_model(copy.deepcopy(config), model.config)
     # strict: every parameter must find its twin, or the bridge would run random weights
     native.load_state_dict(model.state_dict(), strict=True)
     native = native.to(device).eval()
@@ -107,6 +113,7 @@ def to_bridge(model_or_run, tokenizer=None, device: str | torch.device | None = 
         tokenizer=bridge_tokenizer(tokenizer),
         device=device,
         model_name="storylab",
+        post_adapter_hook=moe_component if model.config.mlp == "moe" else None,
     )
     return bridge.eval()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 from storylab.checks import check_int, check_number
+from storylab.transformer.options import check_model_options, check_train_options
 
 ACT_FNS = ("gelu", "gelu_new", "relu", "silu")  # the activations the TL-native model also has
 NORMALIZATIONS = ("LN", "RMS", None)
@@ -32,6 +33,7 @@ class ModelConfig:
     `d_head` defaults to d_model // n_heads and `d_mlp` to 4 * d_model; `d_vocab` is the
     tokenizer's `len(tokenizer)` and is filled in by `train` when left as None.
     `normalization` is "LN" (LayerNorm), "RMS" (RMSNorm) or None (no normalization).
+    The architecture options (`attention`, `mlp`, `objective`) are described in `options`.
     """
 
     n_layers: int = 2
@@ -44,6 +46,14 @@ class ModelConfig:
     normalization: str | None = "LN"
     d_vocab: int | None = None
     eps: float = 1e-5
+    # architecture options (storylab.transformer.options); the defaults are the plain model
+    attention: str = "dense"  # "dense" or "topk": each query attends only its attention_k largest scores
+    attention_k: int | None = None
+    mlp: str = "dense"  # "dense" or "moe": a routed mixture of n_experts MLPs of width d_mlp
+    n_experts: int | None = None
+    experts_per_token: int | None = None  # experts each token is routed to (default 1, Switch-style)
+    objective: str = "causal"  # "causal" (next token) or "masked" (no causal mask, fill masked tokens)
+    mask_id: int | None = None  # the <mask> token of a masked LM (train fills it in from the tokenizer)
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_heads", "n_ctx"):
@@ -66,6 +76,8 @@ class ModelConfig:
             raise ValueError(f"normalization: expected one of {NORMALIZATIONS}, got {self.normalization!r}")
         if not (isinstance(self.eps, (int, float)) and self.eps > 0):
             raise ValueError(f"eps: expected a positive number, got {self.eps!r}")
+        for name, value in check_model_options(self).items():
+            object.__setattr__(self, name, value)
 
     def with_vocab(self, d_vocab: int) -> "ModelConfig":
         """This config with `d_vocab` set; an already-set, different value is an error."""
@@ -108,6 +120,10 @@ class TrainConfig:
     save_every: int = 500
     seed: int = 0
     bf16_autocast: bool = False
+    # objective options (storylab.transformer.options)
+    aux_loss_weight: float = 0.01  # weight of the mixture-of-experts load-balancing loss (Switch's alpha)
+    output_rule: str | None = None  # a registered restricted-output rule ("addition"): loss over valid tokens only
+    mask_rate: float = 0.15  # share of positions a masked LM is trained to fill (BERT's 80/10/10 split)
 
     def __post_init__(self) -> None:
         check_int("batch_size", self.batch_size, minimum=1)
@@ -130,6 +146,7 @@ class TrainConfig:
         if self.eval_tokens is not None:
             check_int("eval_tokens", self.eval_tokens, minimum=1)
         check_int("seed", self.seed)
+        check_train_options(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

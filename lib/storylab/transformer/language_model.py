@@ -21,6 +21,7 @@ from storylab.checks import check_int
 from storylab.lm import EOT, LanguageModel
 from storylab.sampling import generate_tokens
 from storylab.token_sequences import as_token_prefix, as_token_sequences
+from storylab.transformer.output_rules import restrict_logits
 from storylab.transformer.scoring import check_stride, model_config, model_context_length, window_nats
 
 FLOPS_PER_PARAM_PER_TOKEN = 6.0  # forward (2) + backward (4) multiply-adds per parameter per training token
@@ -79,26 +80,31 @@ class TransformerLM:
         return window_nats(self.module, with_context, self.n_ctx, self.stride, self.batch_size)
 
     @torch.no_grad()
-    def _probs_after(self, context: list[int]) -> torch.Tensor:
-        """p(next token | the last n_ctx tokens of `context`), float64 on the CPU."""
+    def _probs_after(self, context: list[int], output_rule=None) -> torch.Tensor:
+        """p(next token | the last n_ctx tokens of `context`), float64 on the CPU; with `output_rule`,
+        renormalised over the tokens the rule allows after the whole `context`."""
         was_training = self.module.training
         self.module.eval()
         try:
             device = next(self.module.parameters()).device
             tokens = torch.tensor([context[-self.n_ctx :]], device=device)
-            return torch.softmax(self.module(tokens)[0, -1].double(), dim=-1).cpu()
+            logits = self.module(tokens)[0, -1].double().cpu()
         finally:
             self.module.train(was_training)
+        if output_rule is not None:  # the rule reads the whole text so far, even past the model's context
+            logits = restrict_logits(logits, output_rule(torch.tensor([context]))[0, -1])
+        return torch.softmax(logits, dim=-1)
 
     def next_token_probs(self, prefix_ids) -> np.ndarray:
         prefix = as_token_prefix(prefix_ids, self.vocab_size)
         return self._probs_after([self.eot_id, *prefix.tolist()]).numpy()
 
     def generate(self, prefix_ids, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int = 0, stop_id=EOT) -> np.ndarray:
-        """New token ids after `prefix_ids` (see `storylab.lm`)."""
+                 top_k: int | None = None, seed: int = 0, stop_id=EOT, output_rule=None) -> np.ndarray:
+        """New token ids after `prefix_ids` (see `storylab.lm`); an `output_rule` (a function from
+        `storylab.transformer.output_rules`) restricts each draw to the tokens it allows."""
         context = [self.eot_id, *as_token_prefix(prefix_ids, self.vocab_size).tolist()]
-        return generate_tokens(lambda new_ids: self._probs_after(context + new_ids), max_new_tokens,
+        return generate_tokens(lambda new_ids: self._probs_after(context + new_ids, output_rule), max_new_tokens,
                                vocab_size=self.vocab_size, eot_id=self.eot_id, greedy=greedy, temperature=temperature,
                                top_k=top_k, seed=seed, stop_id=stop_id)
 

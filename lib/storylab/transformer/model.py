@@ -7,6 +7,11 @@ the parameter names and shapes here copy that model's (`tok_embed`, `pos`,
 `layers.{i}.ln1|attn.q|k|v|o|ln2|mlp.fc_in|fc_out`, `ln_out`, `head`) and the forward
 pass computes the same function: pre-norm blocks, learned positions, biases on every
 attention and MLP projection, an untied unembedding without bias.
+
+The architecture options of `ModelConfig` swap one part each: `attention="topk"` the
+attention rule (`sparse_attention`), `mlp="moe"` the MLP for a routed mixture of MLPs
+(`moe`), `objective="masked"` drops the causal mask. The default model is unchanged by
+them: same parameters, same initialisation, same fused attention call.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from storylab.transformer.config import ModelConfig
+from storylab.transformer.moe import MixtureOfExperts
+from storylab.transformer.sparse_attention import topk_attention
 
 _ACTIVATIONS = {
     "gelu": F.gelu,
@@ -58,6 +65,8 @@ class Attention(nn.Module):
         self.k = nn.Linear(config.d_model, inner)
         self.v = nn.Linear(config.d_model, inner)
         self.o = nn.Linear(inner, config.d_model)
+        self.causal = config.objective == "causal"
+        self.top_k = config.attention_k if config.attention == "topk" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, seq, _ = x.shape
@@ -65,7 +74,11 @@ class Attention(nn.Module):
         def heads(t: torch.Tensor) -> torch.Tensor:
             return t.view(batch, seq, self.n_heads, self.d_head).transpose(1, 2)
 
-        z = F.scaled_dot_product_attention(heads(self.q(x)), heads(self.k(x)), heads(self.v(x)), is_causal=True)
+        q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
+        if self.top_k is None:
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            z = topk_attention(q, k, v, self.top_k, causal=self.causal)
         return self.o(z.transpose(1, 2).reshape(batch, seq, -1))
 
 
@@ -86,7 +99,7 @@ class Block(nn.Module):
         self.ln1 = make_norm(config)
         self.attn = Attention(config)
         self.ln2 = make_norm(config)
-        self.mlp = MLP(config)
+        self.mlp = MixtureOfExperts(config, MLP) if config.mlp == "moe" else MLP(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln1(x))
@@ -124,7 +137,7 @@ class StoryTransformer(nn.Module):
             elif param.ndim == 1:
                 param.fill_(1.0)
             else:
-                std = residual_std if name.endswith(("attn.o.weight", "mlp.fc_out.weight")) else 0.02
+                std = residual_std if name.endswith(("attn.o.weight", "fc_out.weight")) else 0.02  # MoE experts too
                 param.copy_(torch.randn(param.shape, generator=generator) * std)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:

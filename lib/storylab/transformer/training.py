@@ -11,6 +11,13 @@ The run folder (`out_dir`) receives `config.yaml`, `tokenizer/`, `train_log.json
 (one line per step), `eval_log.jsonl` (one line per evaluation), `checkpoints/` and,
 at the end, `result.json`. Calling `train` again on the same folder resumes from the
 last checkpoint and ends with the same weights as an unbroken run (same device).
+
+The objective options go through the same loop: `objective="masked"` trains a masked LM
+(`masked`: the windows are corrupted BERT-style and validation is the masked-token
+loss), `output_rule` restricts the loss to a rule's valid tokens (`output_rules`; the
+eval log adds `val_loss_restricted`, `val_loss` stays the full softmax), and an MoE
+model adds `aux_loss_weight` × its load-balancing loss (`moe`; the train log adds
+`aux_loss` and `expert_load`, the share of assignments per expert of each MoE layer).
 """
 
 from __future__ import annotations
@@ -20,13 +27,12 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 import yaml
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in papermill reports
 
@@ -37,7 +43,10 @@ from storylab.transformer.checkpoint import latest_checkpoint, load_checkpoint, 
 from storylab.transformer.config import ModelConfig, TrainConfig
 from storylab.transformer.data import check_stream, train_batch
 from storylab.transformer.language_model import TransformerLM
+from storylab.transformer.masked import mask_windows, masked_evaluate, step_rng, with_mask_token
 from storylab.transformer.model import StoryTransformer
+from storylab.transformer.moe import moe_aux_loss, moe_expert_load
+from storylab.transformer.output_rules import check_rule_fits, make_output_rule, restricted_cross_entropy, restricted_nats
 from storylab.transformer.schedule import learning_rate
 from storylab.transformer.scoring import default_stride, evaluate
 
@@ -79,11 +88,13 @@ class TrainResult:
 
     @property
     def val_loss(self) -> float:
-        """Validation nats per token (the end-of-text tokens included)."""
+        """Validation nats per token (the end-of-text tokens included; for a masked LM, per masked token)."""
         return self.val_total_nats / self.val_n_tokens
 
     def val_bits_per_char(self, n_chars: int) -> float:
         """Validation bits per character, given the validation split's character count."""
+        if self.model_config.objective == "masked":
+            raise ValueError("val_bits_per_char: a masked LM gives no probability of the text; use val_loss (nats per masked token)")
         return self.val_total_nats / LN2 / n_chars
 
     def summary(self) -> dict[str, Any]:
@@ -201,6 +212,35 @@ def warn_short_warmup(config: TrainConfig) -> None:
             UserWarning, stacklevel=3)
 
 
+def _prepare_objective(model_config, train_config, tokenizer):
+    """The model config with its mask id and the tokenizer with `<mask>` (masked LM), checked."""
+    if model_config.objective != "masked":
+        return model_config, tokenizer
+    if train_config.output_rule is not None:
+        raise ValueError("output_rule: restricts next-token predictions; a masked LM (objective='masked') has none")
+    if tokenizer is None:
+        if model_config.mask_id is None:
+            raise ValueError("mask_id: a masked LM trained without a tokenizer needs mask_id (an id the streams never use)")
+        return model_config, tokenizer
+    if tokenizer.mask_token is None and model_config.d_vocab == len(tokenizer):
+        raise ValueError(f"d_vocab: a masked LM's vocabulary includes the <mask> token added to the tokenizer "
+                         f"({len(tokenizer) + 1} tokens); pass d_vocab=None or len(with_mask_token(tokenizer))")
+    tokenizer = with_mask_token(tokenizer)
+    if model_config.mask_id not in (None, tokenizer.mask_token_id):
+        raise ValueError(f"mask_id: the config says {model_config.mask_id} but the tokenizer's mask token is {tokenizer.mask_token_id}")
+    return replace(model_config, mask_id=tokenizer.mask_token_id), tokenizer
+
+
+def _check_objective_streams(model_config, train_config, train_stream, val_stream, rule) -> None:
+    if model_config.objective == "masked":
+        scored = min(len(val_stream), train_config.eval_tokens or len(val_stream))
+        if scored < model_config.n_ctx:
+            raise ValueError(f"val_stream: a masked LM scores whole windows of n_ctx={model_config.n_ctx} tokens; "
+                             f"got {scored} (validation tokens, capped by eval_tokens)")
+    if rule is not None:  # a rule that forbids the data's own tokens would make the loss infinite
+        check_rule_fits(rule, train_stream)
+
+
 def train(
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -221,9 +261,12 @@ def train(
     With `resume=False` an `out_dir` that already holds checkpoints is an error rather
     than being overwritten.
     """
+    model_config, tokenizer = _prepare_objective(model_config, train_config, tokenizer)
     model_config, eot_id, train_stream, val_stream = _check_inputs(
         model_config, train_config, train_stream, val_stream, vocab_size, tokenizer, eot_id
     )
+    rule = make_output_rule(train_config.output_rule, tokenizer)
+    _check_objective_streams(model_config, train_config, train_stream, val_stream, rule)
     n_ctx = model_config.n_ctx
     warn_short_warmup(train_config)
     device = resolve_device(device)
@@ -245,9 +288,12 @@ def train(
     for log_name in (TRAIN_LOG, EVAL_LOG):
         _truncate_log(out_dir / log_name, state["step"])
 
-    loop = _TrainingLoop(model, optimizer, train_config, train_stream, val_stream, eot_id, device, out_dir, state)
+    loop = _TrainingLoop(model, optimizer, train_config, train_stream, val_stream, eot_id, device, out_dir, state, rule)
     loop.run(progress)
-    total_nats, n_tokens = evaluate(model, val_stream, n_ctx, eot_id=eot_id)
+    if model_config.objective == "masked":
+        total_nats, n_tokens = masked_evaluate(model, val_stream, model_config.mask_id, train_config.mask_rate)
+    else:
+        total_nats, n_tokens = evaluate(model, val_stream, n_ctx, eot_id=eot_id)
     result = TrainResult(
         model=model.eval(),
         model_config=model_config,
@@ -272,8 +318,10 @@ def train(
 class _TrainingLoop:
     """The step loop of `train`, holding the progress that checkpoints save."""
 
-    def __init__(self, model, optimizer, config: TrainConfig, train_stream, val_stream, eot_id, device, out_dir, state):
-        self.model, self.optimizer, self.config = model, optimizer, config
+    def __init__(self, model, optimizer, config: TrainConfig, train_stream, val_stream, eot_id, device, out_dir, state,
+                 rule=None):
+        self.model, self.optimizer, self.config, self.rule = model, optimizer, config, rule
+        self.masked = model.config.objective == "masked"
         self.train_stream, self.val_stream, self.eot_id = train_stream, val_stream, eot_id
         self.device, self.out_dir, self.state = device, out_dir, state
         self.n_ctx = model.config.n_ctx
@@ -295,24 +343,46 @@ class _TrainingLoop:
         lr = learning_rate(step, config.base_lr, config.min_lr, config.warmup_steps, config.decay_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = train_batch(self.train_stream, self.n_ctx, config.batch_size, config.seed, step).to(self.device)
+        batch = train_batch(self.train_stream, self.n_ctx, config.batch_size, config.seed, step)
+        if self.masked:
+            model_config = self.model.config
+            inputs, targets = mask_windows(batch[:, :-1], model_config.mask_id, model_config.d_vocab, config.mask_rate,
+                                           step_rng(config.seed, step))
+        else:
+            inputs, targets = batch[:, :-1], batch[:, 1:]
+        inputs, targets = inputs.to(self.device), targets.to(self.device)
         with self.autocast:
-            logits = self.model(batch[:, :-1])
-        loss = F.cross_entropy(logits.float().flatten(0, 1), batch[:, 1:].flatten())
+            logits = self.model(inputs)
+        loss = restricted_cross_entropy(logits, targets, self.rule(inputs) if self.rule is not None else None)
+        aux_loss = moe_aux_loss(self.model)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if aux_loss is None else loss + config.aux_loss_weight * aux_loss).backward()
         if config.max_grad_norm > 0:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm))
         else:
             grad_norm = math.nan
         self.optimizer.step()
-        return {"train_loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
+        row = {"train_loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
+        if aux_loss is not None:
+            row.update(aux_loss=aux_loss.item(), expert_load=moe_expert_load(self.model))
+        return row
 
-    def evaluate(self) -> float:
+    def evaluate(self) -> dict[str, float]:
+        """The eval log's scores: `val_loss`, and `val_loss_restricted` under an output rule."""
+        if self.masked:
+            config = self.model.config
+            total_nats, n_masked = masked_evaluate(self.model, self.val_stream, config.mask_id, self.config.mask_rate,
+                                                   max_tokens=self.config.eval_tokens)
+            return {"val_loss": total_nats / n_masked}
         total_nats, n_tokens = evaluate(
             self.model, self.val_stream, self.n_ctx, eot_id=self.eot_id, max_tokens=self.config.eval_tokens
         )
-        return total_nats / n_tokens
+        scores = {"val_loss": total_nats / n_tokens}
+        if self.rule is not None:
+            total_nats, n_tokens = restricted_nats(self.model, self.val_stream, self.rule, self.n_ctx, eot_id=self.eot_id,
+                                                   max_tokens=self.config.eval_tokens)
+            scores["val_loss_restricted"] = total_nats / n_tokens
+        return scores
 
     def run(self, progress: bool) -> None:
         config, state = self.config, self.state
@@ -345,11 +415,11 @@ class _TrainingLoop:
                 bar.set_postfix(loss=f"{row['train_loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
                 last = self._finished(state["elapsed_s"])
                 if state["step"] % config.eval_every == 0 or last:
-                    val_loss = self.evaluate()
+                    scores = self.evaluate()
                     eval_row = {k: state[k] for k in ("step", "tokens_seen", "elapsed_s")}
-                    eval_log.write(json.dumps({**eval_row, "val_loss": val_loss}) + "\n")
+                    eval_log.write(json.dumps({**eval_row, **scores}) + "\n")
                     eval_log.flush()
-                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{val_loss:.3f}", refresh=False)
+                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{scores['val_loss']:.3f}", refresh=False)
                 if state["step"] % config.save_every == 0 or last:
                     state["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
                     save_checkpoint(self.out_dir, self.model, self.optimizer, dict(state))

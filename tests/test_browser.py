@@ -48,7 +48,7 @@ def browser():
 @pytest.fixture(scope="module")
 def toy_sweep(tmp_path_factory, isolated_outputs):
     """Two runs of a toy notebook with a figure, as a sweep: reports, a summary and index rows."""
-    from storylab.runner.sweep import run_sweep
+    from storylab.runner.sweep_launch import run_sweep
 
     folder = tmp_path_factory.mktemp("toy")
     nb = nbformat.v4.new_notebook()
@@ -119,7 +119,7 @@ def test_sweep_summary_draws_its_plots(browser, toy_sweep, tmp_path):
 
 @pytest.mark.slow
 def test_dashboard_lists_runs_and_filters_and_sorts(browser, smoke_runs, toy_sweep, tmp_path):
-    from storylab.runner.report import write_index
+    from storylab.runner.dashboard import write_index
 
     index = write_index()
     check_page(browser, index, tmp_path / "index.png")

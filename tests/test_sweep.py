@@ -14,7 +14,8 @@ import yaml
 
 from storylab.paths import PARAMS_DIR
 from storylab.runner.params import ParameterError
-from storylab.runner.sweep import expand, load_sweep, render_value, run_names, run_sweep
+from storylab.runner.sweep import expand, load_sweep, render_value, run_names
+from storylab.runner.sweep_launch import run_sweep
 
 # The toy notebook avoids importing storylab (and with it torch) to keep each run short;
 # it fails while the file named by `fail_if_exists` exists, so a test can "fix" a failure.
@@ -169,7 +170,7 @@ def test_ctrl_c_interrupts_every_run_and_leaves_no_half_written_run(toy, fresh_o
     state = json.loads((fresh_outputs / "sweeps" / "sleepy" / "jobs.json").read_text())
     assert {e["state"] for e in state["runs"].values()} == {"interrupted"}
     again = load_sweep(path)
-    from storylab.runner.sweep_state import select_runs
+    from storylab.runner.sweep_launch import select_runs
     assert [r.name for r in select_runs(again)[0]] == ["rows=1", "rows=2"]  # a rerun starts them again
 
 
@@ -217,7 +218,7 @@ def _fake_run(outputs: Path, notebook: str, name: str, params: dict, status: str
 
 
 def test_a_run_of_another_sweep_is_never_replaced(toy, fresh_outputs):
-    from storylab.runner.execute import effective_parameters
+    from storylab.runner.notebook_checks import effective_parameters
 
     path = toy("mine", params={"lr": 0.5}, grid={"rows": [1, 2]})
     sweep = load_sweep(path)
@@ -231,26 +232,43 @@ def test_a_run_of_another_sweep_is_never_replaced(toy, fresh_outputs):
     assert not (fresh_outputs / "sweeps" / "mine").exists()
 
 
+def _tmp_run(outputs: Path, notebook: str, name: str, owner: dict) -> Path:
+    """A run in progress as the runner makes it: a hidden folder whose status.json names its owner."""
+    folder = outputs / "runs" / notebook / f".tmp-{name}-0123abcd"
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text("rows: 1\n")
+    (folder / "status.json").write_text(json.dumps({"status": "running", "notebook": notebook, "name": name,
+                                                    "started": "2026-06-01T00:00:00+00:00", **owner}))
+    return folder
+
+
 def test_status_tells_pending_running_finished_failed_and_dead_jobs(fresh_outputs):
     import os
 
-    from storylab.runner.sweep_state import run_standing
+    from storylab.runner.process import this_process
+    from storylab.runner.sweep_state import SweepState, run_standing
 
     _fake_run(fresh_outputs, "toy", "done", {})
     _fake_run(fresh_outputs, "toy", "old", {}, status="failed")  # ended before this launch: a retry is pending
-    (fresh_outputs / "runs" / "toy" / ".tmp-busy-0123abcd").mkdir()
+    _tmp_run(fresh_outputs, "toy", "busy", this_process())
+    killed = _tmp_run(fresh_outputs, "toy", "killed", {**this_process(), "pid": 2 ** 22 + 12345})
     later = "2026-06-01T00:00:00+00:00"
-    state = {"backend": "local", "notebook": "toy", "runs": {
+    state = SweepState.from_json({"sweep": "s", "backend": "local", "notebook": "toy", "runs": {
         "done": {"submitted": None, "state": "finished"},
         "busy": {"submitted": later, "state": "running", "pid": os.getpid()},
         "old": {"submitted": later, "state": "running", "pid": os.getpid()},
         "dead": {"submitted": later, "state": "running", "pid": 2 ** 22 + 12345},
-    }}
+        "killed": {"submitted": later, "state": "running", "pid": 2 ** 22 + 12345},
+    }})
     assert run_standing(state, "done") == ("finished", None)
     assert run_standing(state, "busy") == ("running", None)
     assert run_standing(state, "old") == ("pending", None)
     standing, error = run_standing(state, "dead")
     assert standing == "failed" and "ended without writing the run" in error
+    standing, error = run_standing(state, "killed")  # its runner was killed: no longer "running" forever
+    assert standing == "failed" and error.startswith("died: its process") and not killed.exists()
+    died = json.loads((fresh_outputs / "runs" / "toy" / "killed" / "status.json").read_text())
+    assert died["status"] == "failed" and died["died"] is True
 
 
 @pytest.mark.parametrize("error, retried", [

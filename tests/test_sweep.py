@@ -24,9 +24,12 @@ lr = 0.001                # a swept float
 label = "a"               # a swept string
 fail_if_exists = ""       # raise while this file exists
 sleep_s = 0.0             # wait this long (to interrupt a sweep mid-run)
+wait_while_exists = ""    # wait while this file exists (to kill a sweep mid-run)
 '''
 BODY = '''import json, os, pathlib, time
 time.sleep(sleep_s)
+while wait_while_exists and os.path.exists(wait_while_exists):
+    time.sleep(0.2)
 if fail_if_exists and os.path.exists(fail_if_exists):
     raise RuntimeError("planned failure")
 run_dir = pathlib.Path(os.environ["STORYLAB_RUN_DIR"])
@@ -152,7 +155,10 @@ def test_local_sweep_survives_a_failure_skips_done_runs_and_retries_failed(toy, 
 
 
 @pytest.mark.slow
-def test_ctrl_c_interrupts_every_run_and_leaves_no_half_written_run(toy, fresh_outputs):
+@pytest.mark.parametrize("signum, exit_status, why", [(signal.SIGINT, 130, "interrupted (Ctrl-C)"),
+                                                      (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_interrupts_every_run_and_leaves_no_half_written_run(toy, fresh_outputs, signum,
+                                                                               exit_status, why):
     path = toy("sleepy", params={"sleep_s": 120}, grid={"rows": [1, 2]})
     sweep = subprocess.Popen([sys.executable, "-m", "storylab", "sweep", str(path), "--jobs", "2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -163,15 +169,54 @@ def test_ctrl_c_interrupts_every_run_and_leaves_no_half_written_run(toy, fresh_o
         time.sleep(0.2)
     assert len(list(runs.glob(".tmp-*"))) == 2, "both runs should have started"
     time.sleep(1.0)
-    sweep.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
+    sweep.send_signal(signum)  # Ctrl-C in the terminal, or a SLURM time limit / kill
     _, stderr = sweep.communicate(timeout=90)
-    assert sweep.returncode == 130 and "interrupted" in stderr
+    assert sweep.returncode == exit_status and stderr.strip().splitlines()[-1].startswith(why.split()[0])
     assert list(runs.iterdir()) == []  # no run folder, finished or half-written
     state = json.loads((fresh_outputs / "sweeps" / "sleepy" / "jobs.json").read_text())
     assert {e["state"] for e in state["runs"].values()} == {"interrupted"}
+    assert {e["error"] for e in state["runs"].values()} == {why}
     again = load_sweep(path)
     from storylab.runner.sweep_launch import select_runs
     assert [r.name for r in select_runs(again)[0]] == ["rows=1", "rows=2"]  # a rerun starts them again
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_outright_can_be_retried(toy, tmp_path, fresh_outputs):
+    """SIGKILL to the sweep and its run (a SLURM time limit, the OOM killer): the run is seen
+    dead, shown failed, and --retry-failed runs it again instead of refusing."""
+    import psutil
+
+    marker = tmp_path / "hold"
+    marker.touch()
+    path = toy("killed", params={"wait_while_exists": str(marker)}, grid={"rows": [1]})
+    sweep = subprocess.Popen([sys.executable, "-m", "storylab", "sweep", str(path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = fresh_outputs / "runs" / "toy"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (list(runs.glob(".tmp-*/notebook.ipynb")) if runs.exists() else []):
+        time.sleep(0.2)
+    tmp = list(runs.glob(".tmp-*"))[0]
+    child = json.loads((tmp / "status.json").read_text())["pid"]
+    for pid in (sweep.pid, child):
+        psutil.Process(pid).kill()
+    sweep.wait()
+    done = subprocess.run([sys.executable, "-m", "storylab", "status", "killed"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rows=1  failed      died: its process" in done.stdout and "killed: 1 failed (of 1)" in done.stdout
+    marker.unlink()
+    retried = run_sweep(path, retry_failed=True, progress=False)
+    assert retried.launched == ["rows=1"] and retried.count("finished") == 1
+
+
+def test_a_prefix_may_not_reach_outside_outputs(toy, fresh_outputs):
+    for prefix in ("../../escaped-", "a/b-", ".hidden-"):
+        with pytest.raises(ParameterError, match="prefix"):
+            run_sweep(toy("escape", prefix=prefix, grid={"rows": [1]}), progress=False)
+    with pytest.raises(ParameterError, match="prefix .x/.: a run name may not contain a path separator"):
+        load_sweep(toy("escape", grid={"rows": [1]}, smoke={"prefix": "x/"}), smoke=True)
+    assert not fresh_outputs.exists() or not any(fresh_outputs.iterdir())
 
 
 @pytest.mark.slow

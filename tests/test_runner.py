@@ -307,7 +307,7 @@ def test_report_command_renders_every_run_even_unreadable_ones(fresh_outputs):
     done = _cli("report")
     assert done.returncode == 0 and done.stderr == "", done.stderr
     index = (fresh_outputs / "index.html").read_text()
-    assert done.stdout == "" and "1.25" in index and "5 runs, 0 failed, 4 unreadable" in index
+    assert done.stdout == f"index: {fresh_outputs / 'index.html'}\n" and "1.25" in index and "5 runs, 0 failed, 4 unreadable" in index
     assert "metrics.json: expected a JSON object, got [1, 2]" in index
     assert "status.json: &#x27;error&#x27; must be an object with a &#x27;message&#x27; string, got &quot;boom&quot;" in index
     assert "status.json: &#x27;ended&#x27; must be an ISO time string, got 5" in index

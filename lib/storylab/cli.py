@@ -166,14 +166,14 @@ def _status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", nargs="?", help="a sweep name (outputs/sweeps/NAME) or sweep file; all sweeps if omitted")
 
 
-# name → (add arguments, handler, rewrites the dashboard)
+# name → (add arguments, handler, the dashboard afterwards: None, "write" or "show" (write, print its path))
 COMMANDS = {
-    "run": (_run_arguments, run_command, True),
-    "pipeline": (_pipeline_arguments, pipeline_command, True),
-    "sweep": (_sweep_arguments, sweep_command, True),
-    "status": (_status_arguments, status_command, True),
-    "report": (lambda parser: None, report_command, True),
-    "params": (lambda parser: parser.add_argument("notebook"), params_command, False),
+    "run": (_run_arguments, run_command, "write"),
+    "pipeline": (_pipeline_arguments, pipeline_command, "show"),
+    "sweep": (_sweep_arguments, sweep_command, "write"),
+    "status": (_status_arguments, status_command, "write"),
+    "report": (lambda parser: None, report_command, "show"),
+    "params": (lambda parser: parser.add_argument("notebook"), params_command, None),
 }
 
 
@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _, handler, rewrites_dashboard = COMMANDS[args.command]
+    _, handler, dashboard = COMMANDS[args.command]
     raise_on_sigterm()
     try:
         status = handler(args)
@@ -197,19 +197,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
-        _write_dashboard(rewrites_dashboard)
+        _write_dashboard(dashboard)
         if isinstance(interrupt, Terminated):
             print("terminated (SIGTERM): no half-written run was left behind", file=sys.stderr)
             return Terminated.exit_status
         print("interrupted: no half-written run was left behind", file=sys.stderr)
         return 130
-    _write_dashboard(rewrites_dashboard)
+    _write_dashboard(dashboard)
     return status
 
 
-def _write_dashboard(wanted: bool) -> None:
-    if wanted:
-        try:
-            write_index()
-        except KeyboardInterrupt:
-            pass
+def _write_dashboard(mode: str | None) -> None:
+    if mode is None:
+        return
+    try:
+        path = write_index()
+    except KeyboardInterrupt:  # a second Ctrl-C while writing: the page is written atomically or not at all
+        return
+    if mode == "show":
+        print(f"index: {path}")

@@ -49,7 +49,7 @@ def runs_in_progress(notebook: str | None = None, name: str | None = None) -> li
         if name is not None and run.name != name:
             continue
         liveness, why = _liveness(run)
-        found.append(RunInProgress(run, liveness, why, last_line(folder)))
+        found.append(RunInProgress(run, liveness, why, last_line(folder, run.metrics)))
     return found
 
 
@@ -124,7 +124,7 @@ def replace_folder(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def last_line(folder: Path, max_chars: int = 200) -> str:
+def last_line(folder: Path, metrics: dict[str, Any], max_chars: int = 200) -> str:
     """The last line a run printed so far (papermill saves the notebook as cells run), else its last metric."""
     try:
         notebook = json.loads((folder / "notebook.ipynb").read_bytes())
@@ -135,14 +135,10 @@ def last_line(folder: Path, max_chars: int = 200) -> str:
                 if lines:
                     return lines[-1][:max_chars]
     except (OSError, ValueError, AttributeError, TypeError):
-        pass
-    try:
-        metrics = json.loads((folder / "metrics.json").read_bytes())
-        if isinstance(metrics, dict) and metrics:
-            key, value = list(metrics.items())[-1]
-            return f"{key} = {json.dumps(value, default=str)}"[:max_chars]
-    except (OSError, ValueError):
-        pass
+        pass  # not written yet, or caught mid-write: fall back to the metrics
+    if metrics:
+        key, value = list(metrics.items())[-1]
+        return f"{key} = {json.dumps(value, default=str)}"[:max_chars]
     return ""
 
 

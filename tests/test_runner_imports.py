@@ -105,5 +105,5 @@ def test_the_cycle_finder_finds_a_cycle_through_a_lazy_import(tmp_path):
 def test_package_inits_on_the_way_count(module):
     """`from storylab.runner.params import X` in cli runs storylab/runner/__init__.py first."""
     graph = import_graph()
-    assert "storylab.runner" in graph["storylab.cli"] and graph["storylab.runner"] == set()
+    assert "storylab.runner" in graph["storylab.cli"] and "storylab.runner.execute" in graph["storylab.runner"]
     assert module in graph["storylab.cli"]

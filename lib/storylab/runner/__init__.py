@@ -14,5 +14,18 @@ The modules, each importing only those listed before it:
   plan a sweep, its typed state file, the two backends, its summary, launching it
 - `dashboard`: `outputs/index.html`
 
-This package imports none of them itself: `from storylab.runner.execute import run_notebook`.
+The package re-exports the few names a script needs (`from storylab.runner import run_notebook`).
 """
+
+from storylab.runner.execute import RunResult, run_notebook
+from storylab.runner.params import ParameterError, notebook_parameters, parse_cli_overrides, resolve_notebook, validate_parameters
+
+__all__ = [
+    "ParameterError",
+    "RunResult",
+    "notebook_parameters",
+    "parse_cli_overrides",
+    "resolve_notebook",
+    "run_notebook",
+    "validate_parameters",
+]

@@ -145,6 +145,21 @@ def test_a_dead_attempt_never_replaces_a_finished_run(fresh_outputs):
     assert read_run(finished).finished and list(finished.parent.iterdir()) == [finished]
 
 
+def test_a_run_already_in_progress_is_not_started_twice(fresh_outputs, tmp_path):
+    from storylab.runner.execute import run_notebook
+    from storylab.runner.params import ParameterError
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("rows = 1   # rows\n")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params]
+    nbformat.write(nb, str(tmp_path / "02_hmm.ipynb"))
+    _tmp_run(fresh_outputs, "02_hmm", "main", this_process())
+    with pytest.raises(ParameterError, match=r"--name main: a run of 02_hmm by that name is in progress \(pid "):
+        run_notebook(tmp_path / "02_hmm.ipynb", {}, name="main")
+    assert [p.name for p in (fresh_outputs / "runs" / "02_hmm").iterdir()] == [".tmp-main-0123abcd"]
+
+
 # --- real processes: SIGTERM, SIGKILL ---------------------------------------------------------
 
 SLEEPY = '''import os, time

@@ -28,7 +28,7 @@ import yaml
 
 from storylab.cache import spec_hash, write_json_atomic, write_text_atomic
 from storylab.paths import launch_dir, runs_dir
-from storylab.runner.in_progress import replace_folder
+from storylab.runner.in_progress import reap_dead_runs, replace_folder, runs_in_progress
 from storylab.runner.names import check_run_name
 from storylab.runner.notebook_checks import effective_parameters
 from storylab.runner.params import ParameterError, notebook_parameters, resolve_notebook
@@ -78,6 +78,8 @@ def run_notebook(notebook: str | Path, overrides: dict[str, Any] | None = None, 
     params = effective_parameters(path, overrides)  # raises ParameterError before anything is made
     name = check_run_name(name) if name is not None else default_run_name(params)
     final = runs_dir() / path.stem / name
+    if not force:
+        _refuse_if_running(path.stem, name)
     if final.exists() and not force:
         existing = read_run(final)
         if existing.finished and existing.params == params:
@@ -99,6 +101,15 @@ def run_notebook(notebook: str | Path, overrides: dict[str, Any] | None = None, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return RunResult(final, status["status"], (status.get("error") or {}).get("message"))
+
+
+def _refuse_if_running(notebook: str, name: str) -> None:
+    """Two runs of one name at once would each replace the other's folder when they end."""
+    reap_dead_runs(notebook, name)
+    running = [p for p in runs_in_progress(notebook, name) if p.liveness != "dead"]
+    if running:
+        raise ParameterError(f"--name {name}: a run of {notebook} by that name is in progress ({running[0].why}); "
+                             "wait for it, or use --force to run another attempt beside it")
 
 
 def _refuse_to_replace(existing, params: dict[str, Any], name: str) -> None:

@@ -61,11 +61,11 @@ class Parameter:
         return " | ".join("None" if t is type(None) else t.__name__ for t in self.types)
 
     def accepts(self, value: Any) -> bool:
-        if self.choices is not None and value in self.choices and _fits(value, tuple({type(c) for c in self.choices})):
-            return True
-        if self.choices is not None:
-            return value is None and type(None) in (self.types or ())
-        return self.types is None or _fits(value, self.types)
+        if self.choices is None:
+            return self.types is None or _fits(value, self.types)
+        if value is None:
+            return type(None) in (self.types or ())
+        return any(value == choice and type(value) is type(choice) for choice in self.choices)  # True is not 1
 
 
 def resolve_notebook(notebook: str | Path) -> Path:

@@ -138,6 +138,22 @@ def test_dashboard_and_status_show_live_runs_and_turn_dead_ones_into_failed_runs
     assert [r.name for r in find_runs(finished_only=True)] == []
 
 
+def test_a_run_on_another_host_is_judged_by_its_slurm_job(monkeypatch):
+    from storylab.runner import process
+
+    record = {"host": "gpu-node-3", "pid": 4242, "slurm_job_id": "777_1"}
+    assert process.owner_state(record)[0] == "unknown"  # no sacct here: cannot say, so it counts as running
+    for state, liveness in (("RUNNING", "alive"), ("PENDING", "alive"), ("TIMEOUT", "dead"), ("OUT_OF_MEMORY", "dead"),
+                            ("CANCELLED", "dead")):
+        monkeypatch.setattr(process, "slurm_job_state", lambda job, folder="": state)
+        found, why = process.owner_state(record)
+        assert found == liveness and "777_1" in why and "gpu-node-3" in why
+    monkeypatch.setenv("SLURM_JOB_ID", "900")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "899")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    assert process.this_process()["slurm_job_id"] == "899_3"
+
+
 def test_a_dead_attempt_never_replaces_a_finished_run(fresh_outputs):
     finished = _run(fresh_outputs, "02_hmm", "main", metrics={"val_bits_per_char": 1.0})
     _tmp_run(fresh_outputs, "02_hmm", "main", {**this_process(), "pid": DEAD_PID})  # a --force rerun, killed

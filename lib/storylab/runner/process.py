@@ -10,6 +10,7 @@ otherwise it cannot say ("unknown"), and the run is shown as running on that hos
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 from typing import Any
@@ -72,6 +73,8 @@ def pid_alive(pid: Any, started: Any = None) -> bool:
 def slurm_job_state(job_id: str, folder: str = os.devnull) -> str | None:
     """The SLURM state of a job (RUNNING, TIMEOUT, ...) as submitit reads it from `sacct`, or
     None when it cannot be known here (no sacct, an unknown job)."""
+    if shutil.which("sacct") is None:  # not a SLURM machine: submitit would only warn and say UNKNOWN
+        return None
     try:
         from submitit.slurm.slurm import SlurmJob
 

@@ -239,6 +239,7 @@ def test_notebook_value_checks_need_no_data(notebook, values, message):
 
 
 def test_a_failed_value_check_exits_2_before_any_run_folder(fresh_outputs):
+    """Through the command line (a few seconds: the check imports the corpora and tokenizers)."""
     _one_line_error(_cli("run", "02_hmm", "-p", "n_states=0"), "02_hmm: n_states: expected an integer >= 1, got 0")
     assert not (fresh_outputs / "runs").exists()
 

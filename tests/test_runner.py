@@ -9,6 +9,7 @@ import nbformat
 import yaml
 import pytest
 
+from storylab.paths import NOTEBOOKS_DIR
 from storylab.runner.dashboard import write_index
 from storylab.runner.execute import run_notebook
 from storylab.runner.params import ParameterError, notebook_parameters, parse_cli_overrides, validate_parameters
@@ -230,7 +231,6 @@ def test_literal_annotations_are_fixed_choices(literal_notebook, fresh_outputs):
     ("05_compare", {"families": ["lstm"]}, "05_compare: families: expected a list of some of"),
 ])
 def test_notebook_value_checks_need_no_data(notebook, values, message):
-    from storylab.paths import NOTEBOOKS_DIR
     from storylab.runner.notebook_checks import effective_parameters
 
     with pytest.raises(ParameterError) as error:
@@ -245,7 +245,6 @@ def test_a_failed_value_check_exits_2_before_any_run_folder(fresh_outputs):
 
 
 def test_notebook_checks_make_user_paths_absolute(tmp_path, monkeypatch):
-    from storylab.paths import NOTEBOOKS_DIR
     from storylab.runner.notebook_checks import effective_parameters
 
     (tmp_path / "data").mkdir()
@@ -365,3 +364,13 @@ def test_shipped_pipelines_load_and_every_step_validates():
     assert all(s.name for s in main)
     smoke = load_pipeline(PARAMS_DIR / "smoke.yaml", force=True)
     assert len(smoke) >= 5
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")))
+def test_every_notebooks_defaults_pass_its_own_checks(stem):
+    """What `storylab.notebook.begin` checks in each notebook's first cell must accept the notebook as committed."""
+    from storylab.runner.notebook_checks import CHECKS, effective_parameters
+
+    values = effective_parameters(NOTEBOOKS_DIR / f"{stem}.ipynb", {})
+    assert values.keys() == notebook_parameters(NOTEBOOKS_DIR / f"{stem}.ipynb").keys()
+    assert stem in CHECKS or stem > "05"  # every notebook of the main story has value checks

@@ -37,6 +37,7 @@ from storylab.runner.report import write_report
 from storylab.runs import read_run
 
 KERNEL_NAME = "python3"
+KERNEL_LOG = "kernel.log"  # what the kernel process itself wrote to stderr (kept only when not empty)
 
 
 class _KnownParameters(logging.Filter):
@@ -129,6 +130,21 @@ def _begin_status(notebook: Path, name: str, overrides: dict[str, Any]) -> dict[
             **this_process(), "started": _now_iso()}
 
 
+def _kernel_manager_class(stderr):
+    """A kernel manager whose kernel writes its own stderr to `stderr` (the run's kernel.log).
+
+    The runner's stderr is for one-line messages: a kernel stopped by Ctrl-C or SIGTERM, or
+    outliving its removed folder by a moment, must not print tracebacks there."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw.setdefault("stderr", stderr)
+            return await super().start_kernel(**kw)
+
+    return RunKernelManager
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -146,12 +162,13 @@ def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progres
                   "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", "20")}
     previous = {key: os.environ.get(key) for key in kernel_env}
     os.environ.update(kernel_env)
+    kernel_log = open(folder / KERNEL_LOG, "wb")
     try:
         papermill.execute_notebook(
             str(notebook), str(folder / "notebook.ipynb"), parameters=injected, kernel_name=KERNEL_NAME,
             cwd=str(folder), progress_bar=progress, log_output=False, report_mode=False,
-            # the kernel's start-up warnings (e.g. "running over TCP without encryption") are
-            # noise on the runner's stderr, where a failed run says in one line why
+            kernel_manager_class=_kernel_manager_class(kernel_log),
+            # the kernel's start-up warnings (e.g. "running over TCP without encryption") are noise
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
         status["status"] = "finished"
@@ -166,11 +183,14 @@ def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progres
         status["error"] = {"cell": None, "ename": type(error).__name__, "evalue": str(error),
                            "message": f"{type(error).__name__}: {first_line}", "traceback": traceback.format_exc()}
     finally:
+        kernel_log.close()
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    if (folder / KERNEL_LOG).stat().st_size == 0:
+        (folder / KERNEL_LOG).unlink()
     status["ended"] = _now_iso()
     status["elapsed_s"] = round(time.time() - started, 2)
     if (folder / "notebook.ipynb").exists():

@@ -48,7 +48,7 @@ def browser():
 @pytest.fixture(scope="module")
 def toy_sweep(tmp_path_factory, isolated_outputs):
     """Two runs of a toy notebook with a figure, as a sweep: reports, a summary and index rows."""
-    from storylab.runner.sweep import run_sweep
+    from storylab.runner.sweep_launch import run_sweep
 
     folder = tmp_path_factory.mktemp("toy")
     nb = nbformat.v4.new_notebook()
@@ -119,7 +119,7 @@ def test_sweep_summary_draws_its_plots(browser, toy_sweep, tmp_path):
 
 @pytest.mark.slow
 def test_dashboard_lists_runs_and_filters_and_sorts(browser, smoke_runs, toy_sweep, tmp_path):
-    from storylab.runner.report import write_index
+    from storylab.runner.dashboard import write_index
 
     index = write_index()
     check_page(browser, index, tmp_path / "index.png")
@@ -149,3 +149,40 @@ def test_chromium_is_installed_for_browser_tests():
     """Fails (never skips) on a machine without the browser the report tests need."""
     assert CHROMIUM.exists() or shutil.which("chromium"), (
         f"{CHROMIUM} missing: run `apt-get install -y chromium` (done by .ci/run when missing)")
+
+
+@pytest.mark.slow
+def test_dashboard_shows_a_running_run_and_a_run_that_died(browser, fresh_outputs, tmp_path):
+    """One live run in progress (owned by this process) and one whose process is gone."""
+    import json
+
+    from storylab.runner.dashboard import write_index
+    from storylab.runner.process import this_process
+
+    for name, owner in (("training", this_process()), ("killed", {**this_process(), "pid": 2 ** 22 + 12345})):
+        folder = fresh_outputs / "runs" / "03_transformer" / f".tmp-{name}-0123abcd"
+        folder.mkdir(parents=True)
+        (folder / "status.json").write_text(json.dumps({"status": "running", "notebook": "03_transformer",
+                                                        "name": name, "overrides": {"max_steps": 1000},
+                                                        "started": "2026-06-01T10:00:00+00:00", **owner}))
+        cell = nbformat.v4.new_code_cell("train()")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="step 300/1000: loss 1.234\n")]
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [cell]
+        nbformat.write(notebook, str(folder / "notebook.ipynb"))
+    index = write_index()
+    screenshot = tmp_path / "index-running.png"
+    check_page(browser, index, screenshot)
+    page = browser.new_page()
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://") else route.abort())
+    try:
+        page.goto(index.as_uri())
+        running = page.locator("#in-progress tbody tr")
+        assert running.count() == 1 and running.first.is_visible()
+        assert "training" in running.first.inner_text() and "step 300/1000: loss 1.234" in running.first.inner_text()
+        died = page.locator("#runs tbody tr", has_text="killed")
+        assert died.count() == 1 and "died: its process" in died.inner_text()
+        assert page.locator("text=1 runs, 1 failed (1 died); 1 in progress").count() == 1
+    finally:
+        page.close()
+    print(f"dashboard screenshot: {screenshot}")

@@ -1,14 +1,18 @@
 """The runner: parameter checks before compute, atomic run folders, reports and the index."""
 
 import json
+import re
 import subprocess
 import sys
 
 import nbformat
+import yaml
 import pytest
 
-from storylab.runner import ParameterError, notebook_parameters, parse_cli_overrides, run_notebook, validate_parameters
-from storylab.runner.report import write_index
+from storylab.paths import NOTEBOOKS_DIR
+from storylab.runner.dashboard import write_index
+from storylab.runner.execute import run_notebook
+from storylab.runner.params import ParameterError, notebook_parameters, parse_cli_overrides, validate_parameters
 
 PARAMETERS = '''rows = 10                      # stories to keep
 learning_rate = 0.001          # a float: ints are fine too
@@ -100,7 +104,7 @@ def test_finished_run_has_all_files_and_is_reused(toy_notebook, fresh_outputs):
     assert (fresh_outputs / "assets" / "plotly.min.js").stat().st_size > 1_000_000
     assert len(report) < 1_500_000  # plotly.js is shared, not copied into every report
     assert run_notebook(toy_notebook, {"rows": 7}, name="seven").status == "reused"
-    assert "seven" in (fresh_outputs / "index.html").read_text()
+    assert "seven" in write_index().read_text()
     assert not [p for p in (fresh_outputs / "runs" / "toy").iterdir() if p.name.startswith(".")]
 
 
@@ -109,6 +113,7 @@ def test_failing_run_keeps_its_notebook_and_says_where_it_failed(toy_notebook, f
     done = subprocess.run([sys.executable, "-m", "storylab", "run", str(toy_notebook), "-p", "fail=true", "--name", "bad"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
+    assert re.fullmatch(r"failed: cell \[\d+\] RuntimeError: planned failure\n", done.stderr), done.stderr
     folder = fresh_outputs / "runs" / "toy" / "bad"
     status = json.loads((folder / "status.json").read_text())
     assert status["status"] == "failed" and status["error"]["ename"] == "RuntimeError"
@@ -128,3 +133,244 @@ def test_interrupted_run_leaves_nothing(toy_notebook, fresh_outputs, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         run_notebook(toy_notebook, {"rows": 3})
     assert list((fresh_outputs / "runs" / "toy").iterdir()) == []
+
+
+# --- checks before anything is written: names, files, Literal choices, notebook checks ------
+
+def _cli(*args, cwd=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "storylab", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
+
+
+def _one_line_error(done, *fragments):
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    for fragment in fragments:
+        assert fragment in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("x" * 300, "at most 100 characters, got 300"),
+    ("../escape", "path separator"),
+    ("a/b", "path separator"),
+    (".hidden", "may not start with '.'"),
+    ("tab\there", "control characters"),
+])
+def test_bad_run_names_are_one_line_errors_before_anything_is_written(toy_notebook, fresh_outputs, name, problem):
+    _one_line_error(_cli("run", str(toy_notebook), "--name", name), "--name", problem)
+    assert not fresh_outputs.exists() or not any(fresh_outputs.iterdir())
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "is a directory; expected a YAML file"),                       # -f given a directory
+    (b"\xff\xfe\x00garbage", "not UTF-8 text (byte 0xff at position 0)"),  # undecodable
+    (b"- 1\n- 2\n", "expected a mapping of parameter names to values, got a YAML list"),
+    (b"rows: [1, 2\n", "not valid YAML"),
+])
+def test_bad_parameter_files_name_the_file_in_one_line(toy_notebook, fresh_outputs, tmp_path, content, fragment):
+    path = tmp_path / "values.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    _one_line_error(_cli("run", str(toy_notebook), "-f", str(path)), str(path), fragment)
+    assert not (fresh_outputs / "runs").exists()
+
+
+def test_undecodable_pipeline_and_sweep_files_name_the_file(tmp_path, fresh_outputs):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(b"\x80\x81 not text")
+    _one_line_error(_cli("pipeline", str(path)), "pipeline", str(path), "not UTF-8 text")
+    _one_line_error(_cli("sweep", str(path)), "sweep", str(path), "not UTF-8 text")
+
+
+LITERAL_PARAMETERS = '''from typing import Literal
+mode: Literal["split", "truncate"] = "split"   # a fixed choice
+level: Literal[1, 2] | None = None             # a choice or nothing
+rows = 3                                       # a number
+'''
+
+
+@pytest.fixture
+def literal_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(LITERAL_PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print(mode, level, rows)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "choices.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_literal_annotations_are_fixed_choices(literal_notebook, fresh_outputs):
+    declared = notebook_parameters(literal_notebook)
+    assert list(declared) == ["mode", "level", "rows"]  # the import is skipped
+    assert declared["mode"].choices == ("split", "truncate") and declared["mode"].comment == "a fixed choice"
+    assert declared["mode"].type_label() == '"split" | "truncate"'
+    assert declared["level"].type_label() == "1 | 2 | None"
+    assert validate_parameters(declared, {"mode": "truncate", "level": None}) == {"mode": "truncate", "level": None}
+    assert validate_parameters(declared, {"level": 2}) == {"level": 2}
+    for bad in ({"mode": "chunk"}, {"level": 3}, {"level": True}, {"level": 2.0}):
+        with pytest.raises(ParameterError, match="expects"):
+            validate_parameters(declared, bad)
+    _one_line_error(_cli("run", str(literal_notebook), "-p", "mode=chunk"),
+                    """choices: parameter 'mode' expects "split" | "truncate", got 'chunk' (str)""")
+    assert not (fresh_outputs / "runs").exists()
+
+
+@pytest.mark.parametrize("notebook, values, message", [
+    ("02_hmm", {"n_states": 0}, "02_hmm: n_states: expected an integer >= 1, got 0"),
+    ("02_hmm", {"tokenizer": "bpe:4"}, "02_hmm: tokenizer: bpe vocab_size must be an integer >= 8, got 4"),
+    ("02_hmm", {"corpus": "no/such/file.txt"}, "/no/such/file.txt' is not a known corpus"),
+    ("02_hmm", {"corpus": {"source": "file", "path": "no/such.txt"}}, "/no/such.txt' does not exist"),
+    ("01_tokenizers", {"vocab_sizes": [256, 4]}, "01_tokenizers: tokenizer: bpe vocab_size must be an integer >= 8, got 4"),
+    ("03_transformer", {"d_model": 130}, "03_transformer: d_head: d_model=130 is not divisible by n_heads=4"),
+    ("03_transformer", {"min_lr": 1.0}, "03_transformer: min_lr: expected <= base_lr=0.003, got 1.0"),
+    ("04_interpretability", {"probe_test_fraction": 1.5}, "probe_test_fraction: expected a number between 0 and 1"),
+    ("05_compare", {"families": ["lstm"]}, "05_compare: families: expected a list of some of"),
+])
+def test_notebook_value_checks_need_no_data(notebook, values, message):
+    from storylab.runner.notebook_checks import effective_parameters
+
+    with pytest.raises(ParameterError) as error:
+        effective_parameters(NOTEBOOKS_DIR / f"{notebook}.ipynb", values)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_failed_value_check_exits_2_before_any_run_folder(fresh_outputs):
+    """Through the command line (a few seconds: the check imports the corpora and tokenizers)."""
+    _one_line_error(_cli("run", "02_hmm", "-p", "n_states=0"), "02_hmm: n_states: expected an integer >= 1, got 0")
+    assert not (fresh_outputs / "runs").exists()
+
+
+def test_notebook_checks_make_user_paths_absolute(tmp_path, monkeypatch):
+    from storylab.runner.notebook_checks import effective_parameters
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.txt").write_text("One story.\n\nAnother story.\n")
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STORYLAB_LAUNCH_DIR", raising=False)
+    as_dict = effective_parameters(NOTEBOOKS_DIR / "02_hmm.ipynb", {"corpus": {"source": "file", "path": "data/x.txt"}})
+    assert as_dict["corpus"] == {"source": "file", "path": str(tmp_path / "data" / "x.txt")}
+    as_string = effective_parameters(NOTEBOOKS_DIR / "01_tokenizers.ipynb", {"corpus": "data/x.txt"})
+    assert as_string["corpus"] == str(tmp_path / "data" / "x.txt")
+    assert effective_parameters(NOTEBOOKS_DIR / "02_hmm.ipynb", {})["corpus"] == "stories"  # a name, not a path
+    runs = effective_parameters(NOTEBOOKS_DIR / "04_interpretability.ipynb",
+                                {"model_run": "runs/mine", "hmm_run": "latest"})
+    assert runs["model_run"] == str(tmp_path / "runs" / "mine") and runs["hmm_run"] == "latest"
+    assert effective_parameters(NOTEBOOKS_DIR / "04_interpretability.ipynb", {"model_run": "main"})["model_run"] == "main"
+
+
+# --- replacing a run, commands ---------------------------------------------------------------
+
+def _finished_run(outputs, notebook, name, params):
+    folder = outputs / "runs" / notebook / name
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    (folder / "status.json").write_text(json.dumps({"status": "finished", "ended": "2026-01-01T00:00:00+00:00"}))
+    return folder
+
+
+def test_a_named_run_with_other_parameters_is_not_replaced_without_force(toy_notebook, fresh_outputs):
+    from storylab.runner.notebook_checks import effective_parameters
+
+    folder = _finished_run(fresh_outputs, "toy", "x", effective_parameters(toy_notebook, {"rows": 1}))
+    before = sorted(p.name for p in folder.parent.iterdir())
+    _one_line_error(_cli("run", str(toy_notebook), "-p", "rows=2", "--name", "x"),
+                    f"the finished run {folder} has other parameters (rows: 1 -> 2); use --force")
+    assert sorted(p.name for p in folder.parent.iterdir()) == before  # nothing made, nothing replaced
+    pipeline = toy_notebook.parent / "pipe.yaml"
+    pipeline.write_text(yaml.safe_dump({"steps": [{"notebook": str(toy_notebook), "name": "x", "params": {"rows": 2}}]}))
+    _one_line_error(_cli("pipeline", str(pipeline)), "step 1: the finished run", "use --force")
+
+
+def test_params_command_lists_each_parameter(literal_notebook):
+    done = _cli("params", str(literal_notebook))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].split()[:2] == ["mode", '"split"']
+    assert lines[0].endswith("a fixed choice") and lines[2].split()[:3] == ["rows", "int", "3"]
+
+
+def test_report_command_renders_every_run_even_unreadable_ones(fresh_outputs):
+    good = _finished_run(fresh_outputs, "02_hmm", "good", {"n_states": 4})
+    (good / "metrics.json").write_text(json.dumps({"val_bits_per_char": 1.25}))
+    for name, files in {"listed": {"metrics.json": "[1, 2]"},
+                        "boom": {"status.json": json.dumps({"status": "failed", "error": "boom"})},
+                        "when": {"status.json": json.dumps({"status": "finished", "ended": 5})},
+                        "nojson": {"status.json": "{not json"}}.items():
+        folder = _finished_run(fresh_outputs, "02_hmm", name, {})
+        for file, text in files.items():
+            (folder / file).write_text(text)
+    done = _cli("report")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    index = (fresh_outputs / "index.html").read_text()
+    assert done.stdout == f"index: {fresh_outputs / 'index.html'}\n" and "1.25" in index and "5 runs, 0 failed, 4 unreadable" in index
+    assert "metrics.json: expected a JSON object, got [1, 2]" in index
+    assert "status.json: &#x27;error&#x27; must be an object with a &#x27;message&#x27; string, got &quot;boom&quot;" in index
+    assert "status.json: &#x27;ended&#x27; must be an ISO time string, got 5" in index
+    assert "status.json: not valid JSON" in index
+
+
+@pytest.mark.slow
+def test_force_reruns_and_replaces_and_values_come_from_a_file(toy_notebook, fresh_outputs, tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("rows: 4\nname: from-file\n")
+    first = _cli("run", str(toy_notebook), "-f", str(values), "-p", "rows=5", "--name", "f", timeout=300)
+    assert first.returncode == 0, first.stderr
+    folder = fresh_outputs / "runs" / "toy" / "f"
+    params = yaml.safe_load((folder / "params.yaml").read_text())
+    assert params["rows"] == 5 and params["name"] == "from-file"  # -p wins over -f
+    ended = json.loads((folder / "status.json").read_text())["ended"]
+    assert _cli("run", str(toy_notebook), "-f", str(values), "-p", "rows=5", "--name", "f").stdout.startswith("reused")
+    import time
+    time.sleep(1.1)  # status times have a resolution of one second
+    forced = _cli("run", str(toy_notebook), "-p", "rows=6", "--name", "f", "--force", timeout=300)
+    assert forced.returncode == 0, forced.stderr
+    assert yaml.safe_load((folder / "params.yaml").read_text())["rows"] == 6
+    assert json.loads((folder / "status.json").read_text())["ended"] > ended
+    assert json.loads((folder / "metrics.json").read_text())["rows"] == 6
+
+
+@pytest.mark.slow
+def test_pipeline_command_runs_its_steps_and_writes_the_dashboard(toy_notebook, fresh_outputs, tmp_path):
+    pipeline = tmp_path / "pipe.yaml"
+    pipeline.write_text(yaml.safe_dump({"steps": [
+        {"notebook": str(toy_notebook), "name": "one", "params": {"rows": 1}},
+        {"notebook": str(toy_notebook), "name": "bad", "params": {"fail": True}},
+        {"notebook": str(toy_notebook), "name": "two", "params": {"rows": 2}}]}))
+    done = _cli("pipeline", str(pipeline), timeout=600)
+    assert done.returncode == 1, done.stderr  # one step failed, the others ran
+    assert re.fullmatch(r"failed: toy/bad: cell \[\d+\] RuntimeError: planned failure\n", done.stderr), done.stderr
+    for name, status in (("one", "finished"), ("bad", "failed"), ("two", "finished")):
+        assert json.loads((fresh_outputs / "runs" / "toy" / name / "status.json").read_text())["status"] == status
+    index = (fresh_outputs / "index.html").read_text()
+    assert all(f">{name}</a>" in index for name in ("one", "bad", "two"))
+
+
+def test_shipped_pipelines_load_and_every_step_validates():
+    """params/pipeline.yaml (the main job) and smoke.yaml: notebooks, names and every parameter
+    checked as the runner would before running anything (imports the corpora and transformer
+    configs: a few seconds)."""
+    from storylab.paths import PARAMS_DIR
+    from storylab.runner.pipeline import load_pipeline
+
+    main = load_pipeline(PARAMS_DIR / "pipeline.yaml", force=True)
+    assert [s.notebook.stem for s in main][:3] == ["01_tokenizers", "02_hmm", "03_transformer"]
+    assert {s.notebook.stem for s in main} >= {"01_tokenizers", "02_hmm", "03_transformer", "04_interpretability",
+                                               "05_compare"}
+    assert all(s.name for s in main)
+    smoke = load_pipeline(PARAMS_DIR / "smoke.yaml", force=True)
+    assert len(smoke) >= 5
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in NOTEBOOKS_DIR.glob("*.ipynb")))
+def test_every_notebooks_defaults_pass_its_own_checks(stem):
+    """What `storylab.notebook.begin` checks in each notebook's first cell must accept the notebook as committed."""
+    from storylab.runner.notebook_checks import CHECKS, effective_parameters
+
+    values = effective_parameters(NOTEBOOKS_DIR / f"{stem}.ipynb", {})
+    assert values.keys() == notebook_parameters(NOTEBOOKS_DIR / f"{stem}.ipynb").keys()
+    assert stem in CHECKS or stem > "05"  # every notebook of the main story has value checks

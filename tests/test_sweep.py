@@ -14,7 +14,8 @@ import yaml
 
 from storylab.paths import PARAMS_DIR
 from storylab.runner.params import ParameterError
-from storylab.runner.sweep import expand, load_sweep, render_value, run_names, run_sweep
+from storylab.runner.sweep import expand, load_sweep, render_value, run_names
+from storylab.runner.sweep_launch import run_sweep
 
 # The toy notebook avoids importing storylab (and with it torch) to keep each run short;
 # it fails while the file named by `fail_if_exists` exists, so a test can "fix" a failure.
@@ -23,9 +24,12 @@ lr = 0.001                # a swept float
 label = "a"               # a swept string
 fail_if_exists = ""       # raise while this file exists
 sleep_s = 0.0             # wait this long (to interrupt a sweep mid-run)
+wait_while_exists = ""    # wait while this file exists (to kill a sweep mid-run)
 '''
 BODY = '''import json, os, pathlib, time
 time.sleep(sleep_s)
+while wait_while_exists and os.path.exists(wait_while_exists):
+    time.sleep(0.2)
 if fail_if_exists and os.path.exists(fail_if_exists):
     raise RuntimeError("planned failure")
 run_dir = pathlib.Path(os.environ["STORYLAB_RUN_DIR"])
@@ -151,7 +155,10 @@ def test_local_sweep_survives_a_failure_skips_done_runs_and_retries_failed(toy, 
 
 
 @pytest.mark.slow
-def test_ctrl_c_interrupts_every_run_and_leaves_no_half_written_run(toy, fresh_outputs):
+@pytest.mark.parametrize("signum, exit_status, why", [(signal.SIGINT, 130, "interrupted (Ctrl-C)"),
+                                                      (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_interrupts_every_run_and_leaves_no_half_written_run(toy, fresh_outputs, signum,
+                                                                               exit_status, why):
     path = toy("sleepy", params={"sleep_s": 120}, grid={"rows": [1, 2]})
     sweep = subprocess.Popen([sys.executable, "-m", "storylab", "sweep", str(path), "--jobs", "2"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -162,15 +169,54 @@ def test_ctrl_c_interrupts_every_run_and_leaves_no_half_written_run(toy, fresh_o
         time.sleep(0.2)
     assert len(list(runs.glob(".tmp-*"))) == 2, "both runs should have started"
     time.sleep(1.0)
-    sweep.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal does
+    sweep.send_signal(signum)  # Ctrl-C in the terminal, or a SLURM time limit / kill
     _, stderr = sweep.communicate(timeout=90)
-    assert sweep.returncode == 130 and "interrupted" in stderr
+    assert sweep.returncode == exit_status and stderr.strip().splitlines()[-1].startswith(why.split()[0])
     assert list(runs.iterdir()) == []  # no run folder, finished or half-written
     state = json.loads((fresh_outputs / "sweeps" / "sleepy" / "jobs.json").read_text())
     assert {e["state"] for e in state["runs"].values()} == {"interrupted"}
+    assert {e["error"] for e in state["runs"].values()} == {why}
     again = load_sweep(path)
-    from storylab.runner.sweep_state import select_runs
+    from storylab.runner.sweep_launch import select_runs
     assert [r.name for r in select_runs(again)[0]] == ["rows=1", "rows=2"]  # a rerun starts them again
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_outright_can_be_retried(toy, tmp_path, fresh_outputs):
+    """SIGKILL to the sweep and its run (a SLURM time limit, the OOM killer): the run is seen
+    dead, shown failed, and --retry-failed runs it again instead of refusing."""
+    import psutil
+
+    marker = tmp_path / "hold"
+    marker.touch()
+    path = toy("killed", params={"wait_while_exists": str(marker)}, grid={"rows": [1]})
+    sweep = subprocess.Popen([sys.executable, "-m", "storylab", "sweep", str(path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = fresh_outputs / "runs" / "toy"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (list(runs.glob(".tmp-*/notebook.ipynb")) if runs.exists() else []):
+        time.sleep(0.2)
+    tmp = list(runs.glob(".tmp-*"))[0]
+    child = json.loads((tmp / "status.json").read_text())["pid"]
+    for pid in (sweep.pid, child):
+        psutil.Process(pid).kill()
+    sweep.wait()
+    done = subprocess.run([sys.executable, "-m", "storylab", "status", "killed"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "rows=1  failed      died: its process" in done.stdout and "killed: 1 failed (of 1)" in done.stdout
+    marker.unlink()
+    retried = run_sweep(path, retry_failed=True, progress=False)
+    assert retried.launched == ["rows=1"] and retried.count("finished") == 1
+
+
+def test_a_prefix_may_not_reach_outside_outputs(toy, fresh_outputs):
+    for prefix in ("../../escaped-", "a/b-", ".hidden-"):
+        with pytest.raises(ParameterError, match="prefix"):
+            run_sweep(toy("escape", prefix=prefix, grid={"rows": [1]}), progress=False)
+    with pytest.raises(ParameterError, match="prefix .x/.: a run name may not contain a path separator"):
+        load_sweep(toy("escape", grid={"rows": [1]}, smoke={"prefix": "x/"}), smoke=True)
+    assert not fresh_outputs.exists() or not any(fresh_outputs.iterdir())
 
 
 @pytest.mark.slow
@@ -217,7 +263,7 @@ def _fake_run(outputs: Path, notebook: str, name: str, params: dict, status: str
 
 
 def test_a_run_of_another_sweep_is_never_replaced(toy, fresh_outputs):
-    from storylab.runner.execute import effective_parameters
+    from storylab.runner.notebook_checks import effective_parameters
 
     path = toy("mine", params={"lr": 0.5}, grid={"rows": [1, 2]})
     sweep = load_sweep(path)
@@ -231,26 +277,43 @@ def test_a_run_of_another_sweep_is_never_replaced(toy, fresh_outputs):
     assert not (fresh_outputs / "sweeps" / "mine").exists()
 
 
+def _tmp_run(outputs: Path, notebook: str, name: str, owner: dict) -> Path:
+    """A run in progress as the runner makes it: a hidden folder whose status.json names its owner."""
+    folder = outputs / "runs" / notebook / f".tmp-{name}-0123abcd"
+    folder.mkdir(parents=True)
+    (folder / "params.yaml").write_text("rows: 1\n")
+    (folder / "status.json").write_text(json.dumps({"status": "running", "notebook": notebook, "name": name,
+                                                    "started": "2026-06-01T00:00:00+00:00", **owner}))
+    return folder
+
+
 def test_status_tells_pending_running_finished_failed_and_dead_jobs(fresh_outputs):
     import os
 
-    from storylab.runner.sweep_state import run_standing
+    from storylab.runner.process import this_process
+    from storylab.runner.sweep_state import SweepState, run_standing
 
     _fake_run(fresh_outputs, "toy", "done", {})
     _fake_run(fresh_outputs, "toy", "old", {}, status="failed")  # ended before this launch: a retry is pending
-    (fresh_outputs / "runs" / "toy" / ".tmp-busy-0123abcd").mkdir()
+    _tmp_run(fresh_outputs, "toy", "busy", this_process())
+    killed = _tmp_run(fresh_outputs, "toy", "killed", {**this_process(), "pid": 2 ** 22 + 12345})
     later = "2026-06-01T00:00:00+00:00"
-    state = {"backend": "local", "notebook": "toy", "runs": {
+    state = SweepState.from_json({"sweep": "s", "backend": "local", "notebook": "toy", "runs": {
         "done": {"submitted": None, "state": "finished"},
         "busy": {"submitted": later, "state": "running", "pid": os.getpid()},
         "old": {"submitted": later, "state": "running", "pid": os.getpid()},
         "dead": {"submitted": later, "state": "running", "pid": 2 ** 22 + 12345},
-    }}
+        "killed": {"submitted": later, "state": "running", "pid": 2 ** 22 + 12345},
+    }})
     assert run_standing(state, "done") == ("finished", None)
     assert run_standing(state, "busy") == ("running", None)
     assert run_standing(state, "old") == ("pending", None)
     standing, error = run_standing(state, "dead")
     assert standing == "failed" and "ended without writing the run" in error
+    standing, error = run_standing(state, "killed")  # its runner was killed: no longer "running" forever
+    assert standing == "failed" and error.startswith("died: its process") and not killed.exists()
+    died = json.loads((fresh_outputs / "runs" / "toy" / "killed" / "status.json").read_text())
+    assert died["status"] == "failed" and died["died"] is True
 
 
 @pytest.mark.parametrize("error, retried", [

@@ -1,11 +1,24 @@
-"""Run notebooks headlessly: parameter checks, papermill execution, reports, pipelines.
+"""Run notebooks headlessly: parameter checks, papermill execution, reports, pipelines, sweeps.
 
-`run_notebook` is the unit: one notebook, one set of parameters, one run folder that
-appears only when the run has ended. Pipelines and sweeps are lists of such runs.
+The modules, each importing only those listed before it:
+
+- `params`: a notebook's parameters cell, type checks, YAML parameter files
+- `names`: what may name a run folder
+- `process`: who owns a run in progress, is it alive; SIGTERM handled like Ctrl-C
+- `notebook_checks`: each notebook's value checks that need no data; user paths made absolute
+- `in_progress`: runs in progress (hidden `.tmp-*` folders), dead ones turned into failed runs
+- `html`, `report`: shared HTML pieces; each run's offline `report.html`
+- `execute`: `run_notebook`, one run, atomically (the unit everything else repeats)
+- `pipeline`: steps of a pipeline file, in order
+- `sweep`, `sweep_state`, `sweep_local`, `sweep_slurm`, `sweep_summary`, `sweep_launch`:
+  plan a sweep, its typed state file, the two backends, its summary, launching it
+- `dashboard`: `outputs/index.html`
+
+The package re-exports the few names a script needs (`from storylab.runner import run_notebook`).
 """
 
-from storylab.runner.execute import RunResult, resolve_notebook, run_notebook
-from storylab.runner.params import ParameterError, notebook_parameters, parse_cli_overrides, validate_parameters
+from storylab.runner.execute import RunResult, run_notebook
+from storylab.runner.params import ParameterError, notebook_parameters, parse_cli_overrides, resolve_notebook, validate_parameters
 
 __all__ = [
     "ParameterError",

@@ -1,17 +1,21 @@
 """Execute one notebook with papermill into `outputs/runs/<notebook>/<name>/`, atomically.
 
 The run is built in a hidden temporary folder beside its final place and renamed when
-it has ended, finished or failed: a crash or Ctrl-C leaves no half-written run behind.
+it has ended, finished or failed: Ctrl-C or SIGTERM leaves no half-written run behind.
+From its first moment the temporary folder's `status.json` says who builds it (host,
+pid, SLURM job), so a run killed outright (SIGKILL, out of memory) is recognised as
+dead later (`storylab.runner.in_progress`).
+
+Everything that can be checked without data is checked before the folder exists: the
+notebook, the parameters' names and types (`params`), the notebook's own value checks
+(`notebook_checks`) and the run name.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import socket
-import sys
 import time
 import traceback
 import uuid
@@ -23,10 +27,17 @@ from typing import Any
 import yaml
 
 from storylab.cache import spec_hash, write_json_atomic, write_text_atomic
-from storylab.paths import NOTEBOOKS_DIR, runs_dir
-from storylab.runner.params import ParameterError, notebook_parameters, validate_parameters
+from storylab.paths import launch_dir, runs_dir
+from storylab.runner.in_progress import reap_dead_runs, replace_folder, runs_in_progress
+from storylab.runner.names import check_run_name
+from storylab.runner.notebook_checks import effective_parameters
+from storylab.runner.params import ParameterError, notebook_parameters, resolve_notebook
+from storylab.runner.process import this_process
+from storylab.runner.report import write_report
+from storylab.runs import read_run
 
 KERNEL_NAME = "python3"
+KERNEL_LOG = "kernel.log"  # what the kernel process itself wrote to stderr (kept only when not empty)
 
 
 class _KnownParameters(logging.Filter):
@@ -51,104 +62,136 @@ class RunResult:
         return self.status in ("finished", "reused")
 
 
-def resolve_notebook(notebook: str | Path) -> Path:
-    """`01_tokenizers`, `01_tokenizers.ipynb`, `01` or a path → the notebook file."""
-    path = Path(notebook)
-    if path.suffix == ".ipynb" and path.exists():
-        return path.resolve()
-    stem = path.name.removesuffix(".ipynb")
-    matches = sorted(NOTEBOOKS_DIR.glob(f"{stem}*.ipynb")) if stem else []
-    exact = [m for m in matches if m.stem == stem]
-    if exact or len(matches) == 1:
-        return (exact or matches)[0]
-    available = ", ".join(p.stem for p in sorted(NOTEBOOKS_DIR.glob("*.ipynb")))
-    raise ParameterError(f"notebook {str(notebook)!r} not found; expected one of: {available}")
-
-
-def effective_parameters(notebook: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Defaults of the notebook's parameters cell updated with the checked overrides."""
-    declared = notebook_parameters(notebook)
-    checked = validate_parameters(declared, overrides, notebook.stem)
-    return {**{name: p.default for name, p in declared.items()}, **checked}
-
-
-def run_name(params: dict[str, Any]) -> str:
+def default_run_name(params: dict[str, Any]) -> str:
+    """The name of a run that was given none: a hash of its effective parameters."""
     return spec_hash(params, 10)
 
 
 def run_notebook(notebook: str | Path, overrides: dict[str, Any] | None = None, name: str | None = None,
                  force: bool = False, progress: bool = False) -> RunResult:
-    """Check parameters, execute, write report/params/status; the folder appears when the run ends."""
+    """Check parameters, execute, write report/params/status; the folder appears when the run ends.
+
+    An identical finished run is reused unless `force`; a finished run of the same name with
+    other parameters is never replaced silently (ParameterError unless `force`).
+    """
     path = resolve_notebook(notebook)
     overrides = dict(overrides or {})
     params = effective_parameters(path, overrides)  # raises ParameterError before anything is made
-    name = name or run_name(params)
-    if "/" in name or name.startswith("."):
-        raise ParameterError(f"--name {name!r}: a run name may not contain '/' or start with '.'")
+    name = check_run_name(name) if name is not None else default_run_name(params)
     final = runs_dir() / path.stem / name
-    if not force and _finished_with(final, params):
-        return RunResult(final, "reused")
+    if not force:
+        _refuse_if_running(path.stem, name)
+    if final.exists() and not force:
+        existing = read_run(final)
+        if existing.finished and existing.params == params:
+            return RunResult(final, "reused")
+        _refuse_to_replace(existing, params, name)
+    # The kernel is given the checked values (user paths absolute), not the raw overrides.
+    defaults = {key: p.default for key, p in notebook_parameters(path).items()}
+    injected = {k: v for k, v in params.items() if k in overrides or v != defaults[k]}
 
     tmp = final.parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        status = _execute(path, tmp, params, overrides, name, progress)
-        _replace(tmp, final)
-    except BaseException:  # Ctrl-C or an internal error: leave nothing half-written
+        status = _begin_status(path, name, overrides)
+        write_json_atomic(tmp / "status.json", status)
+        write_text_atomic(tmp / "params.yaml", yaml.safe_dump(params, sort_keys=False))
+        _execute(path, tmp, injected, status, progress)
+        replace_folder(tmp, final)
+    except BaseException:  # Ctrl-C, SIGTERM or an internal error: leave nothing half-written
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    from storylab.runner.report import write_index
-
-    write_index()
-    return RunResult(final, status["status"], status.get("error", {}).get("message") if status.get("error") else None)
+    return RunResult(final, status["status"], (status.get("error") or {}).get("message"))
 
 
-def _finished_with(folder: Path, params: dict[str, Any]) -> bool:
-    try:
-        status = json.loads((folder / "status.json").read_text())
-        return status.get("status") == "finished" and yaml.safe_load((folder / "params.yaml").read_text()) == params
-    except (OSError, ValueError, yaml.YAMLError, AttributeError):
-        return False
+def _refuse_if_running(notebook: str, name: str) -> None:
+    """Two runs of one name at once would each replace the other's folder when they end."""
+    reap_dead_runs(notebook, name)
+    running = [p for p in runs_in_progress(notebook, name) if p.liveness != "dead"]
+    if running:
+        raise ParameterError(f"--name {name}: a run of {notebook} by that name is in progress ({running[0].why}); "
+                             "wait for it, or use --force to run another attempt beside it")
 
 
-def _execute(notebook: Path, folder: Path, params: dict, overrides: dict, name: str, progress: bool) -> dict:
+def _refuse_to_replace(existing, params: dict[str, Any], name: str) -> None:
+    if existing.problem:
+        raise ParameterError(f"--name {name}: {existing.folder} exists but cannot be read ({existing.problem}); "
+                             "use --force to replace it, or another --name")
+    if existing.finished:
+        changed = [f"{k}: {existing.params.get(k)!r} -> {params.get(k)!r}"
+                   for k in dict.fromkeys([*existing.params, *params]) if existing.params.get(k) != params.get(k)]
+        shown = "; ".join(changed[:3]) + (f"; +{len(changed) - 3} more" if len(changed) > 3 else "")
+        raise ParameterError(f"--name {name}: the finished run {existing.folder} has other parameters ({shown}); "
+                             "use --force to replace it, or another --name")
+
+
+def _begin_status(notebook: Path, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    return {"status": "running", "notebook": notebook.stem, "name": name, "overrides": overrides,
+            **this_process(), "started": _now_iso()}
+
+
+def _kernel_manager_class(stderr):
+    """A kernel manager whose kernel writes its own stderr to `stderr` (the run's kernel.log).
+
+    The runner's stderr is for one-line messages: a kernel stopped by Ctrl-C or SIGTERM, or
+    outliving its removed folder by a moment, must not print tracebacks there."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class RunKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw.setdefault("stderr", stderr)
+            return await super().start_kernel(**kw)
+
+    return RunKernelManager
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progress: bool) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from storylab.runner.report import write_report
-
-    write_text_atomic(folder / "params.yaml", yaml.safe_dump(params, sort_keys=False))
     started = time.time()
-    status: dict[str, Any] = {
-        "notebook": notebook.stem, "name": name, "overrides": overrides, "host": socket.gethostname(),
-        "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
-    }
-    # The kernel inherits this environment: notebooks find their run folder through it,
-    # and progress bars print a line every 20 s instead of filling the report.
-    kernel_env = {"STORYLAB_RUN_DIR": str(folder), "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", "20")}
-    previous = {name: os.environ.get(name) for name in kernel_env}
+    # The kernel inherits this environment: notebooks find their run folder, their own
+    # file and the directory user paths resolve against through it; progress bars print
+    # a line every 20 s instead of filling the report.
+    kernel_env = {"STORYLAB_RUN_DIR": str(folder), "STORYLAB_NOTEBOOK": str(notebook),
+                  "STORYLAB_LAUNCH_DIR": str(launch_dir()),
+                  "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", "20")}
+    previous = {key: os.environ.get(key) for key in kernel_env}
     os.environ.update(kernel_env)
+    kernel_log = open(folder / KERNEL_LOG, "wb")
     try:
         papermill.execute_notebook(
-            str(notebook), str(folder / "notebook.ipynb"), parameters=overrides, kernel_name=KERNEL_NAME,
+            str(notebook), str(folder / "notebook.ipynb"), parameters=injected, kernel_name=KERNEL_NAME,
             cwd=str(folder), progress_bar=progress, log_output=False, report_mode=False,
+            kernel_manager_class=_kernel_manager_class(kernel_log),
+            # the kernel's start-up warnings (e.g. "running over TCP without encryption") are noise
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
         status["status"] = "finished"
     except PapermillExecutionError as error:
         status["status"] = "failed"
+        evalue = str(error.evalue).strip().splitlines()[0] if str(error.evalue).strip() else ""
         status["error"] = {"cell": error.exec_count, "ename": error.ename, "evalue": error.evalue,
-                           "message": f"cell [{error.exec_count}] {error.ename}: {error.evalue}"}
+                           "message": f"cell [{error.exec_count}] {error.ename}: {evalue}"}
     except Exception as error:  # kernel died, notebook unreadable, ...
         status["status"] = "failed"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         status["error"] = {"cell": None, "ename": type(error).__name__, "evalue": str(error),
-                           "message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+                           "message": f"{type(error).__name__}: {first_line}", "traceback": traceback.format_exc()}
     finally:
-        for name, value in previous.items():
+        kernel_log.close()
+        for key, value in previous.items():
             if value is None:
-                os.environ.pop(name, None)
+                os.environ.pop(key, None)
             else:
-                os.environ[name] = value
-    status["ended"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                os.environ[key] = value
+    if (folder / KERNEL_LOG).stat().st_size == 0:
+        (folder / KERNEL_LOG).unlink()
+    status["ended"] = _now_iso()
     status["elapsed_s"] = round(time.time() - started, 2)
     if (folder / "notebook.ipynb").exists():
         try:
@@ -156,19 +199,3 @@ def _execute(notebook: Path, folder: Path, params: dict, overrides: dict, name: 
         except Exception as error:  # a report problem must not hide the run's own result
             status["report_error"] = f"{type(error).__name__}: {error}"
     write_json_atomic(folder / "status.json", status)
-    return status
-
-
-def _replace(tmp: Path, final: Path) -> None:
-    """Move `tmp` to `final`, replacing an older run of the same name only at the last moment."""
-    old = None
-    if final.exists():
-        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(final, old)
-    os.rename(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def print_error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)

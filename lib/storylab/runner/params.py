@@ -1,12 +1,18 @@
-"""Read a notebook's `parameters` cell and check overrides against it before any compute.
+"""Read a notebook's `parameters` cell and check values against it before any compute.
 
 The cell holds plain literals, one per line, each with a comment:
 
+    from typing import Literal
     vocab_sizes = [512, 1024, 4096]   # BPE vocabulary sizes to train
     corpus: str | dict = "stories"    # corpus spec (see storylab.corpora)
+    max_len_mode: Literal["split", "truncate"] = "split"   # a fixed set of choices
 
 A parameter's type is its annotation when there is one, else the type of its default
-(`None` accepts anything; an int is accepted where a float is expected).
+(`None` accepts anything; an int is accepted where a float is expected). `Literal[...]`
+names the only values allowed. Imports in the cell are skipped.
+
+The notebook is read as plain JSON (not through nbformat, whose schema validator takes
+a second to import): the command line and each notebook's first cell start fast.
 """
 
 from __future__ import annotations
@@ -14,19 +20,28 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import json
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
+
+from storylab.paths import NOTEBOOKS_DIR
 
 TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "None": type(None)}
 
 
 class ParameterError(ValueError):
-    """A parameter that does not fit the notebook: reported as one line, before any compute."""
+    """A parameter that does not fit the notebook: reported as one line, before any compute.
+
+    In Jupyter (Lab or papermill) the error shows as that one line instead of a
+    traceback: IPython prints what `_render_traceback_` returns.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"ParameterError: {self}"]
 
 
 @dataclass(frozen=True)
@@ -35,35 +50,91 @@ class Parameter:
     default: Any
     types: tuple[type, ...] | None  # None: any type
     comment: str
+    choices: tuple[Any, ...] | None = None  # from Literal[...]: the only values allowed
 
     def type_label(self) -> str:
+        if self.choices is not None:
+            extra = " | None" if self.types and type(None) in self.types and None not in self.choices else ""
+            return " | ".join(json.dumps(c) for c in self.choices) + extra
         if self.types is None:
             return "any"
         return " | ".join("None" if t is type(None) else t.__name__ for t in self.types)
 
+    def accepts(self, value: Any) -> bool:
+        if self.choices is None:
+            return self.types is None or _fits(value, self.types)
+        if value is None:
+            return type(None) in (self.types or ())
+        return any(value == choice and type(value) is type(choice) for choice in self.choices)  # True is not 1
 
-def parameters_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            return cell
-    raise ParameterError("notebook has no cell tagged 'parameters'")
+
+def resolve_notebook(notebook: str | Path) -> Path:
+    """`01_tokenizers`, `01_tokenizers.ipynb`, `01` or a path → the notebook file."""
+    path = Path(notebook)
+    if path.suffix == ".ipynb" and path.is_file():
+        return path.resolve()
+    stem = path.name.removesuffix(".ipynb")
+    matches = sorted(NOTEBOOKS_DIR.glob(f"{stem}*.ipynb")) if stem else []
+    exact = [m for m in matches if m.stem == stem]
+    if exact or len(matches) == 1:
+        return (exact or matches)[0]
+    available = ", ".join(p.stem for p in sorted(NOTEBOOKS_DIR.glob("*.ipynb")))
+    raise ParameterError(f"notebook {str(notebook)!r} not found; expected one of: {available}")
+
+
+def read_notebook_json(path: str | Path) -> dict[str, Any]:
+    """A notebook file as its JSON dict; one-line errors naming the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise ParameterError(f"notebook {str(path)!r}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ParameterError(f"notebook {str(path)!r}: not UTF-8 text (byte {error.object[error.start]:#04x} at "
+                             f"position {error.start}); expected a Jupyter notebook (.ipynb JSON)") from None
+    except ValueError as error:
+        raise ParameterError(f"notebook {str(path)!r}: not valid JSON ({error}); expected a Jupyter notebook") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise ParameterError(f"notebook {str(path)!r}: expected a Jupyter notebook (a JSON object with 'cells')")
+    return data
+
+
+def parameters_source(path: str | Path) -> str:
+    """The source of the code cell tagged `parameters`."""
+    for cell in read_notebook_json(path)["cells"]:
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if cell.get("cell_type") == "code" and "parameters" in tags:
+            source = cell.get("source", "")
+            return "".join(source) if isinstance(source, list) else str(source)
+    raise ParameterError(f"notebook {str(path)!r} has no cell tagged 'parameters'")
 
 
 def notebook_parameters(path: str | Path) -> dict[str, Parameter]:
     """The parameters a notebook declares, in order, with defaults, types and comments."""
-    source = parameters_cell(nbformat.read(str(path), as_version=4)).source
+    source = parameters_source(path)
+    where = f"notebook {Path(path).name}"
+    try:
+        body = ast.parse(source).body
+    except SyntaxError as error:
+        raise ParameterError(f"{where}: the parameters cell is not valid Python (line {error.lineno}: {error.msg})") from None
     comments = _line_comments(source)
     parameters: dict[str, Parameter] = {}
-    for node in ast.parse(source).body:
+    for node in body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             name, annotation = node.targets[0].id, None
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
             name, annotation = node.target.id, node.annotation
         else:
-            continue
-        default = ast.literal_eval(node.value)
-        types = _annotation_types(annotation) if annotation is not None else _default_types(default)
-        parameters[name] = Parameter(name, default, types, comments.get(node.lineno, ""))
+            continue  # imports (`from typing import Literal`), docstrings
+        try:
+            default = ast.literal_eval(node.value)
+        except ValueError:
+            raise ParameterError(f"{where}: parameter {name!r} (line {node.lineno}) is not a plain literal") from None
+        if annotation is None:
+            types, choices = _default_types(default), None
+        else:
+            types, choices = _annotation_types(annotation, f"{where}: parameter {name!r}")
+        parameters[name] = Parameter(name, default, types, comments.get(node.lineno, ""), choices)
     return parameters
 
 
@@ -83,17 +154,40 @@ def _default_types(default: Any) -> tuple[type, ...] | None:
     return (type(default),)
 
 
-def _annotation_types(annotation: ast.expr) -> tuple[type, ...]:
+def _annotation_types(annotation: ast.expr, where: str) -> tuple[tuple[type, ...], tuple[Any, ...] | None]:
+    """(types, Literal choices or None) of an annotation like `int | None` or `Literal["a", "b"] | None`."""
     if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
-        return _annotation_types(annotation.left) + _annotation_types(annotation.right)
+        left_types, left_choices = _annotation_types(annotation.left, where)
+        right_types, right_choices = _annotation_types(annotation.right, where)
+        if left_choices is not None or right_choices is not None:
+            choices = (left_choices or ()) + (right_choices or ())
+            return left_types + right_types, choices
+        return left_types + right_types, None
+    if isinstance(annotation, ast.Subscript) and _name(annotation.value) == "Literal":
+        elements = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+        try:
+            choices = tuple(ast.literal_eval(e) for e in elements)
+        except ValueError:
+            raise ParameterError(f"{where}: Literal[...] must list plain values, got {ast.unparse(annotation)!r}") from None
+        return tuple(dict.fromkeys(type(c) for c in choices)), choices
     if isinstance(annotation, ast.Subscript):  # list[int] → list
         annotation = annotation.value
-    name = annotation.id if isinstance(annotation, ast.Name) else getattr(annotation, "value", None)
-    name = "None" if name is None else name
+    name = _name(annotation)
     if name not in TYPE_NAMES:
-        raise ParameterError(f"unsupported parameter annotation {ast.unparse(annotation)!r}")
+        raise ParameterError(f"{where}: unsupported annotation {ast.unparse(annotation)!r}; expected int, float, str, "
+                             "bool, list, dict, None, Literal[...] or a union of them")
     types = (TYPE_NAMES[name],)
-    return types + ((int,) if float in types else ())
+    return types + ((int,) if float in types else ()), None
+
+
+def _name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):  # typing.Literal
+        return node.attr
+    if isinstance(node, ast.Constant) and node.value is None:
+        return "None"
+    return ast.unparse(node)
 
 
 def parse_cli_overrides(pairs: list[str]) -> dict[str, Any]:
@@ -120,19 +214,24 @@ def parse_value(text: str) -> Any:
     return value
 
 
-def validate_parameters(declared: dict[str, Parameter], overrides: dict[str, Any], notebook: str = "notebook") -> dict[str, Any]:
-    """Check overrides against the declared parameters (names and types); return them unchanged."""
+def validate_parameters(declared: dict[str, Parameter], overrides: dict[str, Any], notebook: str = "notebook",
+                        hint: str = "") -> dict[str, Any]:
+    """Check values against the declared parameters (names, types, Literal choices); return them unchanged.
+
+    `hint` is added to a type error (the notebook's own check adds how plain papermill
+    passes lists and dicts).
+    """
     checked = {}
     for name, value in overrides.items():
         if name not in declared:
             close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(declared)}"
-            raise ParameterError(f"{notebook}: unknown parameter {name!r}{hint}")
+            did_you_mean = f"; did you mean {close[0]!r}?" if close else f"; expected one of: {', '.join(declared)}"
+            raise ParameterError(f"{notebook}: unknown parameter {name!r}{did_you_mean}")
         parameter = declared[name]
-        if parameter.types is not None and not _fits(value, parameter.types):
-            raise ParameterError(
-                f"{notebook}: parameter {name!r} expects {parameter.type_label()}, got {value!r} ({type(value).__name__})"
-            )
+        if not parameter.accepts(value):
+            shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+            raise ParameterError(f"{notebook}: parameter {name!r} expects {parameter.type_label()}, "
+                                 f"got {shown} ({type(value).__name__}){hint}")
         checked[name] = value
     return checked
 
@@ -143,17 +242,31 @@ def _fits(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
-def read_yaml_mapping(path: str | Path, where: str, expected: str) -> dict[str, Any]:
-    """A YAML file that must hold a mapping (params, pipeline and sweep files); one-line errors."""
+def read_text_file(path: str | Path, where: str, expected: str) -> str:
+    """A file's text; one-line errors naming the file and what was expected."""
     path = Path(path)
     if not path.exists():
         raise ParameterError(f"{where}: no such file")
+    if not path.is_file():
+        raise ParameterError(f"{where}: is a directory; expected {expected}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise ParameterError(f"{where}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise ParameterError(f"{where}: not UTF-8 text (byte {error.object[error.start]:#04x} at position "
+                             f"{error.start}); expected {expected}") from None
+
+
+def read_yaml_mapping(path: str | Path, where: str, expected: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (params, pipeline and sweep files); one-line errors."""
+    text = read_text_file(path, where, f"a YAML file holding {expected}")
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         raise ParameterError(f"{where}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise ParameterError(f"{where}: expected {expected}")
+        raise ParameterError(f"{where}: expected {expected}, got a YAML {type(data).__name__}")
     return data
 
 

@@ -17,7 +17,8 @@ Every run is named after the values that vary (`n_states=100,rows=1000,tokenizer
 and lands in `outputs/runs/<notebook>/<name>/`; `prefix:` keeps two sweeps of one notebook
 apart (a run of another sweep is never replaced), and smoke runs are prefixed `smoke-`.
 Every combination is checked against the notebook's parameters cell before any run starts.
-This module only plans a sweep; `sweep_local`, `sweep_slurm` run it.
+This module only plans a sweep; `sweep_launch` starts it (through `sweep_local` or
+`sweep_slurm`).
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from typing import Any
 
 from storylab.cache import spec_hash
 from storylab.paths import outputs_dir, runs_dir
-from storylab.runner.execute import effective_parameters, resolve_notebook
-from storylab.runner.params import ParameterError, read_yaml_mapping
+from storylab.runner.names import MAX_NAME_CHARS, check_run_name
+from storylab.runner.notebook_checks import effective_parameters
+from storylab.runner.params import ParameterError, read_yaml_mapping, resolve_notebook
 
 SWEEP_KEYS = {"notebook", "description", "params", "grid", "zip", "slurm", "smoke", "prefix"}
 SMOKE_KEYS = {"params", "grid", "zip", "prefix"}
-MAX_NAME_CHARS = 120
 UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._=,+-]+")
 
 
@@ -45,6 +46,7 @@ class PlannedRun:
     name: str
     overrides: dict[str, Any]  # base params + this combination: what the run is given
     swept: dict[str, Any]      # only the values this sweep varies (for names, tables, plots)
+    params: dict[str, Any] = field(default_factory=dict)  # every parameter of the run, checked
 
 
 @dataclass
@@ -85,15 +87,20 @@ def load_sweep(path: str | Path, smoke: bool = False) -> Sweep:
         grid = _mapping(block, "grid", f"{where} smoke") if "grid" in block else grid
         zipped = _mapping(block, "zip", f"{where} smoke") if "zip" in block else zipped
         prefix = str(block.get("prefix", "smoke-" + prefix))
+    if prefix:
+        check_run_name(prefix, f"{where}: prefix")
     notebook = resolve_notebook(data["notebook"])
     combinations = expand(grid, zipped, where)
-    runs = [PlannedRun(name, {**params, **combo}, combo)
-            for name, combo in zip(run_names(combinations, prefix), combinations)]
-    for run in runs:
+    runs = []
+    for name, combo in zip(run_names(combinations, prefix), combinations):
+        overrides = {**params, **combo}
         try:
-            effective_parameters(notebook, run.overrides)
+            check_run_name(name, f"{where}: run name")
+            checked = effective_parameters(notebook, overrides)
         except ParameterError as error:
-            raise ParameterError(f"{where}: run {run.name!r}: {error}") from None
+            raise ParameterError(f"{where}: run {name!r}: {error}") from None
+        # the run is given the checked values: user paths absolute, whichever directory it runs in
+        runs.append(PlannedRun(name, {k: checked[k] for k in overrides}, combo, checked))
     slurm = data.get("slurm") or {}
     if not isinstance(slurm, dict):
         raise ParameterError(f"{where}: 'slurm' must be a mapping (partition, time_min, mem_gb, ...)")
@@ -133,7 +140,8 @@ def render_value(value: Any) -> str:
     return UNSAFE_NAME_CHARS.sub("-", text).strip("-") or "empty"
 
 
-def run_name(values: dict[str, Any], prefix: str = "") -> str:
+def combination_name(values: dict[str, Any], prefix: str = "") -> str:
+    """`prefix` + the values that vary, e.g. `smoke-n_states=100,rows=1000`; long names end in a hash."""
     name = prefix + ",".join(f"{k}={render_value(v)}" for k, v in values.items())
     name = name or "default"
     if len(name) > MAX_NAME_CHARS:  # keep it readable, and unique through the hash
@@ -143,11 +151,11 @@ def run_name(values: dict[str, Any], prefix: str = "") -> str:
 
 def run_names(combinations: list[dict[str, Any]], prefix: str = "") -> list[str]:
     """One name per combination; two values that render alike get a hash suffix to stay apart."""
-    names = [run_name(c, prefix) for c in combinations]
+    names = [combination_name(c, prefix) for c in combinations]
     counts: dict[str, int] = {}
     for name in names:
         counts[name] = counts.get(name, 0) + 1
-    return [f"{n}-{spec_hash(c, 8)}" if counts[n] > 1 else n for n, c in zip(names, combinations)]
+    return [f"{n[:MAX_NAME_CHARS - 9]}-{spec_hash(c, 8)}" if counts[n] > 1 else n for n, c in zip(names, combinations)]
 
 
 def _mapping(data: dict, key: str, where: str) -> dict[str, Any]:
@@ -161,67 +169,3 @@ def _check_keys(data: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ParameterError(f"{where}: unknown key {unknown[0]!r}; expected some of: {', '.join(sorted(allowed))}")
-
-
-@dataclass
-class SweepOutcome:
-    sweep: Sweep
-    state: dict[str, Any]       # jobs.json
-    launched: list[str]         # run names started by this call
-    skipped: dict[str, str]     # run name → finished | failed (left alone)
-    waited: bool = True
-
-    def count(self, status: str) -> int:
-        return sum(1 for e in self.state["runs"].values() if e.get("state") == status)
-
-
-def run_sweep(path: str | Path, jobs: int = 1, backend: str = "local", retry_failed: bool = False,
-              smoke: bool = False, wait: bool = True, cluster: str = "slurm", progress: bool = True) -> SweepOutcome:
-    """Check every run, launch the ones not yet done, (wait,) then write the summary and index."""
-    from storylab.runner.report import write_index
-    from storylab.runner.sweep_state import begin_state, select_runs
-    from storylab.runner.sweep_summary import write_summary
-
-    if backend not in ("local", "slurm"):
-        raise ParameterError(f"--backend: expected local or slurm, got {backend!r}")
-    if jobs < 1:
-        raise ParameterError(f"--jobs: expected a positive number of parallel runs, got {jobs}")
-    if not wait and backend == "local":
-        raise ParameterError("--no-wait works with --backend slurm only (local runs are children of the sweep)")
-    sweep = load_sweep(path, smoke)  # every run's parameters are checked before anything starts
-    cluster = sweep.slurm.get("cluster", cluster) if cluster == "slurm" else cluster
-    if backend == "slurm":
-        from storylab.runner.sweep_slurm import check_cluster, executor_parameters
-
-        check_cluster(cluster)  # no SLURM here, or a bad slurm block: fail before any state is written
-        executor_parameters(sweep.slurm, sweep.name)
-    _refuse_if_still_running(sweep)
-    todo, skipped = select_runs(sweep, retry_failed)
-    state = begin_state(sweep, backend, todo, skipped)
-    try:
-        if backend == "local":
-            from storylab.runner.sweep_local import run_local
-
-            run_local(sweep, todo, state, jobs, progress)
-        elif todo:
-            from storylab.runner.sweep_slurm import submit, wait as wait_for
-
-            submitted = submit(sweep, todo, state, cluster)
-            if wait:
-                wait_for(sweep, todo, submitted, state, progress)
-    finally:  # also after Ctrl-C: the summary and index show what did finish
-        write_summary(state)
-        write_index()
-    return SweepOutcome(sweep, state, [r.name for r in todo], skipped, wait)
-
-
-def _refuse_if_still_running(sweep: Sweep) -> None:
-    """Launching again while earlier jobs of this sweep still run would start each run twice."""
-    from storylab.runner.sweep_state import read_state, standings
-
-    previous = read_state(sweep.folder)
-    busy = [name for name, (standing, _) in standings(previous).items() if standing in ("pending", "running")] \
-        if previous.get("runs") else []
-    if busy:
-        raise ParameterError(f"sweep {sweep.name}: {len(busy)} runs of an earlier launch are still pending or running "
-                             f"(python -m storylab status {sweep.name}); wait for them or cancel their jobs")

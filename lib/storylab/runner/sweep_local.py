@@ -1,10 +1,11 @@
 """Run a sweep on this machine: up to N notebook runs at once, each its own process and kernel.
 
-Each run is `python -m storylab run NOTEBOOK -f <params file> --name NAME` in a child
-process (own session, so a terminal Ctrl-C reaches only the sweep, which then interrupts
-every child exactly once and waits: the runner removes its temporary folder and no
-half-written run is left). Starts are staggered, and a run whose kernel failed to start
-is started again.
+Each run is `python -m storylab run NOTEBOOK -f <params file> --name NAME --force` in a
+child process (own session, so a terminal Ctrl-C reaches only the sweep, which then
+interrupts every child exactly once and waits: the runner removes its temporary folder
+and no half-written run is left). SIGTERM to the sweep is passed on to the children the
+same way. `--force` because the sweep has already chosen what to (re)run. Starts are
+staggered, and a run whose kernel failed to start is started again.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from pathlib import Path
 import yaml
 
 from storylab.cache import write_text_atomic
+from storylab.runner.in_progress import reap_dead_runs
+from storylab.runner.process import Terminated
 from storylab.runner.sweep import PlannedRun, Sweep
-from storylab.runner.sweep_state import is_kernel_start_failure, now_iso, read_run_status, write_state
+from storylab.runner.sweep_state import KERNEL_START_ATTEMPTS, SweepState, is_kernel_start_failure, now_iso, write_state
+from storylab.runs import read_run
 
 STAGGER_S = 1.0          # between two kernel starts
-KERNEL_START_ATTEMPTS = 3
 INTERRUPT_GRACE_S = 60   # how long an interrupted child may take to clean up
 POLL_S = 0.2
 
 
-def run_local(sweep: Sweep, todo: list[PlannedRun], state: dict, jobs: int = 1, progress: bool = True) -> dict:
+def run_local(sweep: Sweep, todo: list[PlannedRun], state: SweepState, jobs: int = 1,
+              progress: bool = True) -> SweepState:
     """Run `todo` with up to `jobs` at once; record each outcome in `state` (jobs.json)."""
     from tqdm import tqdm
 
@@ -49,12 +53,12 @@ def run_local(sweep: Sweep, todo: list[PlannedRun], state: dict, jobs: int = 1, 
                 run = running.pop(process)
                 if _finish(sweep, run, process, state):
                     bar.update(1)
-                    bar.set_postfix_str(f"{run.name}: {state['runs'][run.name]['state']}", refresh=True)
+                    bar.set_postfix_str(f"{run.name}: {state.runs[run.name].state}", refresh=True)
                 else:
                     queue.appendleft(run)
             time.sleep(POLL_S)
-    except KeyboardInterrupt:
-        _interrupt(sweep, running, state)
+    except KeyboardInterrupt as interrupt:
+        _interrupt(sweep, running, state, terminated=isinstance(interrupt, Terminated))
         raise
     finally:
         bar.close()
@@ -67,12 +71,13 @@ def threads_per_run(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def _start(sweep: Sweep, run: PlannedRun, state: dict, threads: int) -> subprocess.Popen:
+def _start(sweep: Sweep, run: PlannedRun, state: SweepState, threads: int) -> subprocess.Popen:
     params_file = sweep.folder / "params" / f"{run.name}.yaml"
     write_text_atomic(params_file, yaml.safe_dump(run.overrides, sort_keys=False))
     log = _log_path(sweep, run)
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "storylab", "run", str(sweep.notebook), "-f", str(params_file), "--name", run.name]
+    command = [sys.executable, "-m", "storylab", "run", str(sweep.notebook), "-f", str(params_file), "--name", run.name,
+               "--force"]
     with open(log, "ab") as log_file:
         log_file.write(f"\n=== {now_iso()} {' '.join(command)}\n".encode())
         log_file.flush()
@@ -80,40 +85,45 @@ def _start(sweep: Sweep, run: PlannedRun, state: dict, threads: int) -> subproce
         env.setdefault("OMP_NUM_THREADS", str(threads))  # the run's kernel inherits it; torch reads it at start
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True, env=env)
-    entry = state["runs"][run.name]
-    entry.update(state="running", pid=process.pid, attempts=entry.get("attempts", 0) + 1, log=str(log),
-                 started_at=time.time())
-    write_state(sweep.folder, state)
+    entry = state.runs[run.name]
+    entry.state, entry.pid, entry.attempts, entry.log, entry.started_at = \
+        "running", process.pid, entry.attempts + 1, str(log), time.time()
+    write_state(state)
     return process
 
 
-def _finish(sweep: Sweep, run: PlannedRun, process: subprocess.Popen, state: dict) -> bool:
+def _finish(sweep: Sweep, run: PlannedRun, process: subprocess.Popen, state: SweepState) -> bool:
     """Record a child's outcome; False when it should be started again (its kernel never started)."""
-    entry = state["runs"][run.name]
+    entry = state.runs[run.name]
+    entry.pid = None
     status_file = sweep.run_folder(run) / "status.json"
+    if process.returncode < 0:  # killed by a signal: its temporary folder says it died
+        reap_dead_runs(sweep.notebook.stem, run.name)
     # written by this attempt, not left by an earlier run of the same name
-    fresh = status_file.exists() and status_file.stat().st_mtime >= entry["started_at"]
-    status = read_run_status(sweep.run_folder(run)) if fresh else {}
-    if fresh and is_kernel_start_failure(status) and entry["attempts"] < KERNEL_START_ATTEMPTS:
-        entry.update(state="pending", error=status["error"]["message"])
-        write_state(sweep.folder, state)
+    fresh = status_file.exists() and status_file.stat().st_mtime >= (entry.started_at or 0)
+    status = read_run(sweep.run_folder(run)).status if fresh else {}
+    if fresh and is_kernel_start_failure(status) and entry.attempts < KERNEL_START_ATTEMPTS:
+        entry.state, entry.error = "pending", status["error"]["message"]
+        write_state(state)
         time.sleep(STAGGER_S)
         return False
-    if fresh:
-        entry.update(state=status["status"], error=(status.get("error") or {}).get("message"))
-    else:  # the child died before the runner could write a status (killed, out of memory, ...)
-        entry.update(state="failed", error=f"the run's process exited with status {process.returncode} "
-                                           f"without writing its run; see {_log_path(sweep, run)}")
-    entry["pid"] = None
-    write_state(sweep.folder, state)
+    if fresh and status:
+        entry.state, entry.error = status["status"], (status.get("error") or {}).get("message")
+    else:  # the child ended before the runner could write a status (bad arguments, ...)
+        entry.state = "failed"
+        entry.error = (f"the run's process exited with status {process.returncode} without writing its run; "
+                       f"see {_log_path(sweep, run)}")
+    write_state(state)
     return True
 
 
-def _interrupt(sweep: Sweep, running: dict[subprocess.Popen, PlannedRun], state: dict) -> None:
-    """Interrupt every child once and wait while each removes its temporary run folder."""
+def _interrupt(sweep: Sweep, running: dict[subprocess.Popen, PlannedRun], state: SweepState,
+               terminated: bool = False) -> None:
+    """Pass Ctrl-C (or SIGTERM) on to every child once and wait while each removes its temporary run folder."""
+    signum, why = (signal.SIGTERM, "terminated (SIGTERM)") if terminated else (signal.SIGINT, "interrupted (Ctrl-C)")
     for process in running:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signum)
     deadline = time.monotonic() + INTERRUPT_GRACE_S
     for process, run in running.items():
         try:
@@ -121,10 +131,12 @@ def _interrupt(sweep: Sweep, running: dict[subprocess.Popen, PlannedRun], state:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        state["runs"][run.name].update(state="interrupted", pid=None, error="interrupted (Ctrl-C)")
-    for run in [r for r in sweep.runs if state["runs"][r.name]["state"] == "pending"]:
-        state["runs"][run.name].update(state="interrupted", error="not started: the sweep was interrupted")
-    write_state(sweep.folder, state)
+        entry = state.runs[run.name]
+        entry.state, entry.pid, entry.error = "interrupted", None, why
+    for name, entry in state.runs.items():
+        if entry.state == "pending":
+            entry.state, entry.error = "interrupted", "not started: the sweep was interrupted"
+    write_state(state)
 
 
 def _log_path(sweep: Sweep, run: PlannedRun) -> Path:

@@ -29,15 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from storylab.paths import outputs_dir, runs_dir
+from storylab.runner.execute import run_notebook
 from storylab.runner.params import ParameterError
 from storylab.runner.sweep import PlannedRun, Sweep
-from storylab.runner.sweep_state import is_kernel_start_failure, read_run_status, write_state
+from storylab.runner.sweep_state import KERNEL_START_ATTEMPTS, SweepState, is_kernel_start_failure, write_state
+from storylab.runs import read_run
 
 GENERIC = {"timeout_min", "mem_gb", "cpus_per_task", "gpus_per_node", "name", "tasks_per_node", "nodes"}
 RENAMED = {"time_min": "timeout_min", "additional": "slurm_additional_parameters",
            "array_parallelism": "slurm_array_parallelism"}
 DEFAULT_TIMEOUT_MIN = 60
-KERNEL_START_ATTEMPTS = 3
 POLL_S = {"slurm": 10.0, "local": 0.5}  # sacct is not to be hammered; local jobs are cheap to poll
 
 
@@ -83,7 +84,7 @@ def make_executor(sweep: Sweep, cluster: str):
     return executor
 
 
-def submit(sweep: Sweep, todo: list[PlannedRun], state: dict, cluster: str = "slurm") -> list:
+def submit(sweep: Sweep, todo: list[PlannedRun], state: SweepState, cluster: str = "slurm") -> list:
     """Submit one array job for `todo`; record job ids in `state` (jobs.json)."""
     executor = make_executor(sweep, cluster)
     outputs = str(outputs_dir())
@@ -91,14 +92,15 @@ def submit(sweep: Sweep, todo: list[PlannedRun], state: dict, cluster: str = "sl
     delays = [float(i % 8) * 0.5 for i in range(len(todo))]
     jobs = executor.map_array(run_sweep_job, [str(sweep.notebook)] * len(todo), [r.overrides for r in todo],
                               [r.name for r in todo], [outputs] * len(todo), delays)
-    state.update(cluster=cluster, submitit_folder=str(sweep.folder / "submitit" / "%j"))
+    state.cluster, state.submitit_folder = cluster, str(sweep.folder / "submitit" / "%j")
     for run, job in zip(todo, jobs):
-        state["runs"][run.name].update(job_id=str(job.job_id), log=str(job.paths.stderr), attempts=1)
-    write_state(sweep.folder, state)
+        entry = state.runs[run.name]
+        entry.job_id, entry.log, entry.attempts = str(job.job_id), str(job.paths.stderr), 1
+    write_state(state)
     return jobs
 
 
-def wait(sweep: Sweep, todo: list[PlannedRun], jobs: list, state: dict, progress: bool = True) -> dict:
+def wait_for_jobs(sweep: Sweep, todo: list[PlannedRun], jobs: list, state: SweepState, progress: bool = True) -> None:
     """Wait for every job, recording each run's outcome as it ends."""
     from tqdm import tqdm
 
@@ -110,34 +112,34 @@ def wait(sweep: Sweep, todo: list[PlannedRun], jobs: list, state: dict, progress
                     _record(sweep, name, job, state)
                     del pending[name]
                     bar.update(1)
-                    bar.set_postfix_str(f"{name}: {state['runs'][name]['state']}", refresh=True)
+                    bar.set_postfix_str(f"{name}: {state.runs[name].state}", refresh=True)
             if pending:
-                time.sleep(POLL_S[state.get("cluster", "slurm")])
-    return state
+                time.sleep(POLL_S[state.cluster or "slurm"])
 
 
-def _record(sweep: Sweep, name: str, job, state: dict) -> None:
-    entry = state["runs"][name]
+def _record(sweep: Sweep, name: str, job, state: SweepState) -> None:
+    entry = state.runs[name]
     error = job.exception()
     if error is not None:
-        entry.update(state="failed", error=f"the job failed: {str(error).strip().splitlines()[-1][:300]} "
-                                           f"(log: {job.paths.stderr})")
+        entry.state = "failed"
+        entry.error = f"the job failed: {str(error).strip().splitlines()[-1][:300]} (log: {job.paths.stderr})"
     else:
-        status = read_run_status(runs_dir() / sweep.notebook.stem / name)
-        entry.update(state=status.get("status", "failed"), error=(status.get("error") or {}).get("message"))
-    write_state(sweep.folder, state)
+        run = read_run(runs_dir() / sweep.notebook.stem / name)
+        entry.state = run.state if run.state in ("finished", "failed") else "failed"
+        entry.error = run.error
+    write_state(state)
 
 
 def run_sweep_job(notebook: str, overrides: dict[str, Any], name: str, outputs: str,
                   start_delay_s: float = 0.0) -> dict[str, Any]:
-    """One run of a sweep inside a SLURM job; starts the kernel again if it failed to start."""
-    from storylab.runner.execute import run_notebook
+    """One run of a sweep inside a SLURM job; starts the kernel again if it failed to start.
 
+    `force`: the sweep has already chosen this run (new, changed or failed before)."""
     os.environ["STORYLAB_OUTPUTS"] = outputs
     time.sleep(start_delay_s)
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
-        result = run_notebook(notebook, overrides, name=name)
-        if attempt == KERNEL_START_ATTEMPTS or not is_kernel_start_failure(read_run_status(result.folder)):
+        result = run_notebook(notebook, overrides, name=name, force=True)
+        if attempt == KERNEL_START_ATTEMPTS or not is_kernel_start_failure(read_run(result.folder).status):
             break
         time.sleep(random.uniform(1.0, 4.0))
     return {"status": result.status, "folder": str(result.folder), "error": result.error, "attempts": attempt}

@@ -1,26 +1,32 @@
-"""Where each run of a sweep stands: the state file `outputs/sweeps/<sweep>/jobs.json`.
+"""Where each run of a sweep stands: the typed state file `outputs/sweeps/<sweep>/jobs.json`.
 
 The run folders are the truth for runs that ended (their `status.json`); the state file
 adds what folders cannot say: which runs belong to the sweep, when each was submitted,
 and the process or SLURM job running it, so `storylab status` can tell a pending run
 from a running one and notice a job that died without writing its run.
+
+`SweepState` and `RunEntry` are the file's only readers and writers (`to_json` /
+`from_json`); a malformed file is a one-line ParameterError naming it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from storylab.cache import write_json_atomic
 from storylab.paths import outputs_dir, runs_dir
+from storylab.runner.in_progress import is_running, reap_dead_runs
+from storylab.runner.params import ParameterError
+from storylab.runner.process import SLURM_ALIVE, pid_alive, slurm_job_state
+from storylab.runs import read_run
 
-TMP_RUN = re.compile(r"^\.tmp-(?P<name>.*)-[0-9a-f]{8}$")
-SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED", "UNKNOWN"}
+STATES = ("finished", "failed", "running", "pending", "interrupted")
+KERNEL_START_ATTEMPTS = 3  # a run whose kernel failed to start is started at most this often
 
 
 def now_iso() -> str:
@@ -31,143 +37,151 @@ def sweeps_dir() -> Path:
     return outputs_dir() / "sweeps"
 
 
-def read_state(sweep_folder: Path) -> dict[str, Any]:
+@dataclass
+class RunEntry:
+    """One run of a sweep as the sweep launched it."""
+    overrides: dict[str, Any] = field(default_factory=dict)  # the parameters the run is given
+    swept: dict[str, Any] = field(default_factory=dict)      # only the values the sweep varies
+    state: str = "pending"             # pending | running | finished | failed | interrupted
+    submitted: str | None = None       # when this launch submitted it (None: left alone, done before)
+    attempts: int = 0
+    error: str | None = None
+    skipped: bool = False
+    pid: int | None = None             # local backend: the child process
+    job_id: str | None = None          # slurm backend: the submitit / SLURM job
+    log: str | None = None
+    started_at: float | None = None    # local backend: when the child started (epoch seconds)
+
+
+@dataclass
+class SweepState:
+    sweep: str
+    notebook: str
+    file: str = ""
+    backend: str = "local"             # local | slurm
+    swept: list[str] = field(default_factory=list)
+    launched: str = ""
+    runs: dict[str, RunEntry] = field(default_factory=dict)
+    cluster: str | None = None         # slurm backend: slurm | local (submitit's local executor)
+    submitit_folder: str | None = None
+    updated: str = ""
+
+    @property
+    def folder(self) -> Path:
+        return sweeps_dir() / self.sweep
+
+    def count(self, state: str) -> int:
+        return sum(1 for e in self.runs.values() if e.state == state)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "jobs.json") -> "SweepState":
+        if not isinstance(data, dict):
+            raise ParameterError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        runs = data.get("runs", {})
+        if not isinstance(runs, dict):
+            raise ParameterError(f"{where}: 'runs' must be an object of run names")
+        top = _known(cls, {k: v for k, v in data.items() if k != "runs"}, where)
+        entries = {name: RunEntry(**_known(RunEntry, entry, f"{where}: run {name!r}")) for name, entry in runs.items()}
+        return cls(**top, runs=entries)
+
+
+def _known(cls, data: Any, where: str) -> dict[str, Any]:
+    """`data` restricted to the dataclass's fields, with the required ones present."""
+    if not isinstance(data, dict):
+        raise ParameterError(f"{where}: expected a JSON object, got {json.dumps(data)[:40]}")
+    names = {f.name for f in fields(cls)} - {"runs"}
+    required = [f.name for f in fields(cls) if f.name != "runs" and f.default is MISSING and f.default_factory is MISSING]
+    missing = [n for n in required if n not in data]
+    if missing:
+        raise ParameterError(f"{where}: missing {missing[0]!r}")
+    return {k: v for k, v in data.items() if k in names}
+
+
+def read_state(sweep_folder: Path) -> SweepState | None:
+    """The sweep's state, None when it has none; a malformed file is a one-line ParameterError."""
+    path = sweep_folder / "jobs.json"
     try:
-        return json.loads((sweep_folder / "jobs.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def write_state(sweep_folder: Path, state: dict[str, Any]) -> None:
-    state["updated"] = now_iso()
-    write_json_atomic(sweep_folder / "jobs.json", state)
-
-
-def read_run_status(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def finished_params(folder: Path) -> dict[str, Any] | None:
-    try:
-        return yaml.safe_load((folder / "params.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as error:
+        raise ParameterError(f"{path}: not a readable JSON state file ({str(error).splitlines()[0]})") from None
+    if isinstance(data, dict):
+        data.setdefault("sweep", sweep_folder.name)
+    return SweepState.from_json(data, str(path))
 
 
-def run_in_progress(folder: Path) -> bool:
-    """A hidden `.tmp-<name>-<hex>` beside the run folder: the runner is building it now."""
-    if not folder.parent.exists():
-        return False
-    return any((m := TMP_RUN.match(p.name)) and m["name"] == folder.name for p in folder.parent.iterdir())
+def write_state(state: SweepState) -> None:
+    state.updated = now_iso()
+    write_json_atomic(state.folder / "jobs.json", state.to_json())
 
 
-def pid_alive(pid: int | None) -> bool:
-    import psutil
+def all_states() -> dict[str, SweepState | str]:
+    """Every sweep folder → its state, or why it cannot be read."""
+    found: dict[str, SweepState | str] = {}
+    if not sweeps_dir().is_dir():
+        return found
+    for folder in sorted(p for p in sweeps_dir().iterdir() if (p / "jobs.json").exists()):
+        try:
+            found[folder.name] = read_state(folder)
+        except ParameterError as error:
+            found[folder.name] = str(error)
+    return found
 
-    if not pid:
-        return False
-    try:
-        return psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE
-    except (psutil.Error, ValueError):
-        return False
 
-
-def job_alive(state: dict[str, Any], entry: dict[str, Any]) -> bool | None:
+def job_alive(state: SweepState, entry: RunEntry) -> bool | None:
     """Is the process / job of this run still alive? None when the state file cannot say."""
-    if state.get("backend") == "local":
-        return pid_alive(entry.get("pid")) if entry.get("pid") else None
-    job_id = entry.get("job_id")
-    if not job_id:
+    if state.backend == "local":
+        return pid_alive(entry.pid) if entry.pid else None
+    if not entry.job_id:
         return None
-    if state.get("cluster") == "local":  # submitit's local executor: the job id is the controller's pid
-        return pid_alive(int(str(job_id).split("_")[0]))
-    import submitit
-
-    job = submitit.SlurmJob(folder=state["submitit_folder"], job_id=str(job_id))
-    return job.state.split()[0] in SLURM_ALIVE
+    if state.cluster == "local":  # submitit's local executor: the job id is the controller's pid
+        return pid_alive(int(str(entry.job_id).split("_")[0]))
+    job_state = slurm_job_state(entry.job_id, state.submitit_folder or "")
+    return None if job_state is None else job_state in SLURM_ALIVE
 
 
-def run_standing(state: dict[str, Any], name: str) -> tuple[str, str | None]:
-    """(pending | running | finished | failed, error message or None) of one run of a sweep."""
-    entry = state["runs"][name]
-    folder = runs_dir() / state["notebook"] / name
-    if run_in_progress(folder):
+def run_standing(state: SweepState, name: str) -> tuple[str, str | None]:
+    """(pending | running | finished | failed | interrupted, error or None) of one run of a sweep.
+
+    A dead attempt left in progress (killed outright) is turned into a failed run first."""
+    entry = state.runs[name]
+    reap_dead_runs(state.notebook, name)
+    if is_running(state.notebook, name):
         return "running", None
-    status = read_run_status(folder)
-    submitted = entry.get("submitted")
-    if status and (submitted is None or status.get("ended", "") >= submitted):
-        return status.get("status", "failed"), (status.get("error") or {}).get("message")
-    alive = job_alive(state, entry) if submitted else None
+    run = read_run(runs_dir() / state.notebook / name)
+    ended = run.status.get("ended", "") if not run.problem else ""
+    if (run.finished or run.state == "failed") and (entry.submitted is None or ended >= entry.submitted):
+        return run.state, run.error
+    alive = job_alive(state, entry) if entry.submitted else None
     if alive:
         return "pending", None
-    if alive is False and entry.get("state") in ("pending", "running"):
-        return "failed", entry.get("error") or "its job ended without writing the run (see the job's log)"
-    return entry.get("state", "pending"), entry.get("error")
+    if alive is False and entry.state in ("pending", "running"):
+        return "failed", entry.error or "its job ended without writing the run (see the job's log)"
+    return entry.state, entry.error
 
 
-def standings(state: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
-    return {name: run_standing(state, name) for name in state.get("runs", {})}
+def standings(state: SweepState) -> dict[str, tuple[str, str | None]]:
+    return {name: run_standing(state, name) for name in state.runs}
+
+
+def standing_counts(stand: dict[str, tuple[str, str | None]]) -> dict[str, int]:
+    """{state: number of runs}, in the order of STATES."""
+    counts = {s: sum(1 for standing, _ in stand.values() if standing == s) for s in STATES}
+    return {s: n for s, n in counts.items() if n}
 
 
 def sweep_membership() -> dict[tuple[str, str], list[str]]:
-    """(notebook, run name) → the sweeps that list it: the index's sweep column."""
+    """(notebook, run name) → the sweeps that list it: the dashboard's sweep column."""
     members: dict[tuple[str, str], list[str]] = {}
-    if not sweeps_dir().exists():
-        return members
-    for folder in sorted(sweeps_dir().iterdir()):
-        state = read_state(folder)
-        for name in state.get("runs", {}):
-            members.setdefault((state.get("notebook", ""), name), []).append(folder.name)
+    for sweep_name, state in all_states().items():
+        if isinstance(state, SweepState):
+            for name in state.runs:
+                members.setdefault((state.notebook, name), []).append(sweep_name)
     return members
-
-
-def select_runs(sweep, retry_failed: bool = False) -> tuple[list, dict[str, str]]:
-    """(runs to launch, {name: 'finished' | 'failed'} of runs to leave alone).
-
-    A run whose folder ended with the same parameters is skipped: finished ones always,
-    failed ones unless `retry_failed`. Runs never made, or made with other parameters
-    (the sweep file changed), are launched; but a run folder of another sweep is never
-    replaced: that is a name clash, reported before anything starts.
-    """
-    from storylab.runner.execute import effective_parameters
-    from storylab.runner.params import ParameterError
-
-    members = sweep_membership()
-    todo, skipped = [], {}
-    for run in sweep.runs:
-        folder = sweep.run_folder(run)
-        status = read_run_status(folder).get("status")
-        same = status is not None and finished_params(folder) == effective_parameters(sweep.notebook, run.overrides)
-        others = [s for s in members.get((sweep.notebook.stem, run.name), []) if s != sweep.name]
-        if status is not None and not same and others:
-            raise ParameterError(f"sweep {sweep.name}: run {run.name!r} would replace the run of sweep {others[0]!r}, "
-                                 f"which has other parameters; give one of them a `prefix:` (e.g. prefix: {sweep.name}-)")
-        if same and (status == "finished" or (status == "failed" and not retry_failed)):
-            skipped[run.name] = status
-        else:
-            todo.append(run)
-    return todo, skipped
-
-
-def begin_state(sweep, backend: str, todo: list, skipped: dict[str, str], **extra: Any) -> dict[str, Any]:
-    """A fresh jobs.json for this launch: every run of the sweep, the ones launched now pending."""
-    launched = now_iso()
-    runs = {}
-    for run in sweep.runs:
-        entry: dict[str, Any] = {"overrides": run.overrides, "swept": run.swept}
-        if run.name in skipped:
-            error = (read_run_status(sweep.run_folder(run)).get("error") or {}).get("message")
-            entry.update(state=skipped[run.name], submitted=None, error=error, skipped=True)
-        else:
-            entry.update(state="pending", submitted=launched, attempts=0, error=None)
-        runs[run.name] = entry
-    state = {"sweep": sweep.name, "file": str(sweep.file), "notebook": sweep.notebook.stem, "backend": backend,
-             "swept": sweep.swept_names, "launched": launched, **extra, "runs": runs}
-    write_state(sweep.folder, state)
-    return state
 
 
 # Kernels started at the same moment can race for the same ports, or miss the start-up

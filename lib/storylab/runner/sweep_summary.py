@@ -11,51 +11,46 @@ import csv
 import html
 import io
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from storylab.cache import write_text_atomic
 from storylab.paths import outputs_dir, runs_dir
+from storylab.runner.html import KEY_METRICS, TABLE_CSS, cell, link, plotly_script_tag, relative_href, status_cell
 from storylab.runner.sweep import render_value
-from storylab.runner.sweep_state import read_run_status, standings
-from storylab.runs import read_run
+from storylab.runner.sweep_state import SweepState, standing_counts, standings
+from storylab.runs import is_finite_number, read_run
 
 MAX_METRICS_PLOTTED = 12
 
 
-def summary_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
+def summary_rows(state: SweepState) -> list[dict[str, Any]]:
     rows = []
     for name, (standing, error) in standings(state).items():
-        folder = runs_dir() / state["notebook"] / name
-        run = read_run(folder) if (folder / "status.json").exists() else None
-        metrics = {k: v for k, v in (run.metrics if run else {}).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-        rows.append({"run": name, "status": standing, "swept": state["runs"][name].get("swept", {}),
+        run = read_run(runs_dir() / state.notebook / name)
+        metrics = {k: v for k, v in run.metrics.items() if is_finite_number(v)}
+        rows.append({"run": name, "status": standing, "swept": state.runs[name].swept,
                      "metrics": metrics if standing == "finished" else {},
-                     "elapsed_s": read_run_status(folder).get("elapsed_s"), "error": error or "",
-                     "report": folder / "report.html" if (folder / "report.html").exists() else None})
+                     "elapsed_s": run.status.get("elapsed_s"), "error": error or "",
+                     "report": run.folder / "report.html"})
     return rows
 
 
 def metric_names(rows: list[dict[str, Any]]) -> list[str]:
-    """Numeric metrics of finished runs, the index's key metrics first."""
-    from storylab.runner.report import KEY_METRICS
-
+    """Numeric metrics of finished runs, the dashboard's key metrics first."""
     seen: dict[str, None] = {}
     for row in rows:
         seen.update(dict.fromkeys(row["metrics"]))
     return [m for m in KEY_METRICS if m in seen] + sorted(m for m in seen if m not in KEY_METRICS)
 
 
-def write_summary(state: dict[str, Any]) -> tuple[Path, Path]:
-    folder = outputs_dir() / "sweeps" / state["sweep"]
+def write_summary(state: SweepState) -> tuple[Path, Path]:
+    folder = state.folder
     rows = summary_rows(state)
     metrics = metric_names(rows)
-    swept = state.get("swept", [])
-    write_text_atomic(folder / "summary.csv", _csv(rows, swept, metrics))
-    write_text_atomic(folder / "summary.html", _html(state, rows, swept, metrics, folder))
+    write_text_atomic(folder / "summary.csv", _csv(rows, state.swept, metrics))
+    write_text_atomic(folder / "summary.html", _html(state, rows, state.swept, metrics, folder))
     return folder / "summary.csv", folder / "summary.html"
 
 
@@ -115,48 +110,30 @@ def figures(rows: list[dict], swept: list[str], metrics: list[str]) -> list:
     return out
 
 
-def _html(state: dict, rows: list[dict], swept: list[str], metrics: list[str], folder: Path) -> str:
-    from storylab.runner.report import plotly_script_tag
-
+def _html(state: SweepState, rows: list[dict], swept: list[str], metrics: list[str], folder: Path) -> str:
     header = ["run", "status", *swept, *_metric_headers(metrics, swept), "run_elapsed_s"]
     lines = []
     for r in rows:
-        link = html.escape(r["run"])
-        if r["report"]:
-            link = f'<a href="{html.escape(os.path.relpath(r["report"], folder))}">{link}</a>'
-        status = html.escape(r["status"]) + (f'<div class="error">{html.escape(r["error"])}</div>' if r["error"] else "")
-        cells = [link, status, *(html.escape(str(_plain(r["swept"].get(p)))) for p in swept),
-                 *(_number(r["metrics"].get(m)) for m in metrics), _number(r["elapsed_s"])]
+        cells = [link(relative_href(r["report"], folder), r["run"]), status_cell(r["status"], r["error"]),
+                 *(cell(_plain(r["swept"].get(p))) for p in swept), *(cell(r["metrics"].get(m)) for m in metrics),
+                 cell(r["elapsed_s"])]
         lines.append(f'<tr class="{html.escape(r["status"])}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     plots = "\n".join(f'<div class="figure">{f.to_html(full_html=False, include_plotlyjs=False, default_width="100%")}</div>'
                       for f in figures(rows, swept, metrics))
-    counts = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    counts = standing_counts({r["run"]: (r["status"], None) for r in rows})
     index = os.path.relpath(outputs_dir() / "index.html", folder)
     return SUMMARY_TEMPLATE.format(
-        title=html.escape(state["sweep"]), script=plotly_script_tag(folder), index=html.escape(index),
-        notebook=html.escape(state["notebook"]), counts=html.escape(", ".join(f"{v} {k}" for k, v in counts.items())),
+        title=html.escape(state.sweep), script=plotly_script_tag(folder), index=html.escape(index), css=TABLE_CSS,
+        notebook=html.escape(state.notebook), counts=html.escape(", ".join(f"{v} {k}" for k, v in counts.items())),
         header="".join(f"<th>{html.escape(h)}</th>" for h in header), rows="\n".join(lines),
         plots=f'<div class="plots">{plots}</div>' if plots else "<p>No metric varies across finished runs yet.</p>")
-
-
-def _number(value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
 
 
 SUMMARY_TEMPLATE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>sweep {title}</title>
 {script}
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; font-size: 14px; margin-bottom: 2em; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }}
-th {{ background: #f4f4f4; }}
-tr.failed td {{ background: #fff0f0; }}
-.error {{ color: #a00; font-size: 12px; max-width: 40em; }}
+{css}
 .plots {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 1em; }}
 </style></head>
 <body>

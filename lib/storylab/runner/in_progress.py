@@ -1,0 +1,150 @@
+"""Runs in progress: the hidden `.tmp-<name>-<hex>` folders the runner builds runs in.
+
+Each records its owner (host, pid, SLURM job) in its `status.json` from the moment it
+exists. A run whose owner is alive, or cannot be checked from here (another host
+without SLURM), is shown as running. A run whose owner is gone (SIGKILL, the OOM
+killer, a SLURM time limit) would otherwise stay "running" forever: `reap_dead_runs`
+turns it into a failed run (`died: ...`) in its final folder, so `status`, the dashboard
+and `sweep --retry-failed` treat it like any failed run. A finished run of the same name
+is never replaced by a dead attempt; the attempt is removed instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from storylab.cache import write_json_atomic
+from storylab.paths import runs_dir
+from storylab.runner.process import owner_state
+from storylab.runs import TMP_RUN, Run, read_run
+
+STARTUP_GRACE_S = 60.0  # a folder this young may not have written its status.json yet
+
+
+@dataclass
+class RunInProgress:
+    run: Run            # read from the temporary folder: notebook, name, params, status (owner)
+    liveness: str       # alive | unknown | dead
+    why: str            # where it runs, or why it is considered dead
+    last_line: str      # the last line the notebook printed so far, or its last metric
+
+    @property
+    def final_folder(self) -> Path:
+        return self.run.folder.parent / self.run.name
+
+
+def runs_in_progress(notebook: str | None = None, name: str | None = None) -> list[RunInProgress]:
+    """Every temporary run folder (optionally of one notebook / run name), with its owner's liveness."""
+    found = []
+    for folder in _tmp_folders(notebook):
+        run = read_run(folder)
+        if name is not None and run.name != name:
+            continue
+        liveness, why = _liveness(run)
+        found.append(RunInProgress(run, liveness, why, last_line(folder, run.metrics)))
+    return found
+
+
+def _tmp_folders(notebook: str | None) -> list[Path]:
+    root = runs_dir()
+    parents = [root / notebook] if notebook else (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+    folders = []
+    for parent in parents:
+        if parent.is_dir():
+            folders.extend(sorted(p for p in parent.iterdir() if p.is_dir() and TMP_RUN.match(p.name)))
+    return folders
+
+
+def _liveness(run: Run) -> tuple[str, str]:
+    if not run.problem and run.status.get("host"):
+        return owner_state(run.status)
+    if time.time() - _mtime(run.folder) < STARTUP_GRACE_S:
+        return "alive", "starting"
+    return "dead", f"it records no owner process ({run.problem or 'no host in status.json'}): its runner crashed"
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def is_running(notebook: str, name: str) -> bool:
+    """Is a live (or unverifiable) attempt at run `name` of `notebook` in progress?"""
+    return any(p.liveness != "dead" for p in runs_in_progress(notebook, name))
+
+
+def reap_dead_runs(notebook: str | None = None, name: str | None = None) -> list[Path]:
+    """Turn every dead run in progress into a failed run (`died: ...`); the final folders made."""
+    made = []
+    for dead in (p for p in runs_in_progress(notebook, name) if p.liveness == "dead"):
+        folder = _reap(dead)
+        if folder is not None:
+            made.append(folder)
+    return made
+
+
+def _reap(dead: RunInProgress) -> Path | None:
+    final = dead.final_folder
+    claimed = final.parent / f".reap-{final.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(dead.run.folder, claimed)  # one reaper wins; the others find the folder gone
+    except OSError:
+        return None
+    status = dead.run.status
+    if dead.run.state not in ("finished", "failed"):  # it died before it could end: say so
+        status = {**status, "status": "failed", "died": True,
+                  "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "error": {"cell": None, "ename": "Died", "evalue": dead.why, "message": f"died: {dead.why}"}}
+    write_json_atomic(claimed / "status.json", status)
+    if status["status"] != "finished" and read_run(final).finished:
+        shutil.rmtree(claimed)  # a finished run is never replaced by a dead attempt
+        return None
+    replace_folder(claimed, final)
+    return final
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Move `tmp` to `final`, replacing an older folder of that name only at the last moment."""
+    old = None
+    if final.exists():
+        old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(final, old)
+    os.rename(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def last_line(folder: Path, metrics: dict[str, Any], max_chars: int = 200) -> str:
+    """The last line a run printed so far (papermill saves the notebook as cells run), else its last metric."""
+    try:
+        notebook = json.loads((folder / "notebook.ipynb").read_bytes())
+        for cell in reversed(notebook.get("cells", [])):
+            for output in reversed(cell.get("outputs", [])):
+                text = _output_text(output)
+                lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+                if lines:
+                    return lines[-1][:max_chars]
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # not written yet, or caught mid-write: fall back to the metrics
+    if metrics:
+        key, value = list(metrics.items())[-1]
+        return f"{key} = {json.dumps(value, default=str)}"[:max_chars]
+    return ""
+
+
+def _output_text(output: dict[str, Any]) -> str:
+    if output.get("output_type") == "stream":
+        text = output.get("text", "")
+    else:
+        text = (output.get("data") or {}).get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else str(text)

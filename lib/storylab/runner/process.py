@@ -1,0 +1,105 @@
+"""Which process owns a run, whether it is still alive, and SIGTERM handled like Ctrl-C.
+
+A run in progress records its owner in its `status.json` (`this_process()`): host, pid,
+the pid's start time (so a recycled pid is not mistaken for the run) and, inside a SLURM
+job, the job id. `owner_state(record)` then says whether that owner is alive: on this
+host by its pid; on another host by the SLURM job's state (submitit asks `sacct`);
+otherwise it cannot say ("unknown"), and the run is shown as running on that host.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+from typing import Any
+
+# SLURM job states in which the job may still write its run.
+SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED",
+               "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT"}
+PID_START_SLACK_S = 2.0  # process start times are read with a clock tick's precision
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a SLURM time limit, `kill`, a container stop): unwinds like Ctrl-C, so every
+    `finally` and `except BaseException` that cleans up after an interrupted run runs."""
+
+    exit_status = 143  # 128 + SIGTERM, what a shell reports for a process killed by it
+
+
+def raise_on_sigterm() -> None:
+    """Make SIGTERM raise `Terminated` in the main thread (the command line calls this)."""
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def slurm_job_id() -> str | None:
+    """The SLURM job running this process (`123_4` for an array task), or None outside SLURM."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        return f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def this_process() -> dict[str, Any]:
+    """The owner record a run in progress keeps in its status.json."""
+    import psutil
+
+    record: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(),
+                              "pid_started": round(psutil.Process().create_time(), 3)}
+    job = slurm_job_id()
+    if job:
+        record["slurm_job_id"] = job
+    return record
+
+
+def pid_alive(pid: Any, started: Any = None) -> bool:
+    """Is process `pid` alive here (and, when `started` is given, the same process that started then)?"""
+    import psutil
+
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(process.create_time() - float(started)) <= PID_START_SLACK_S
+    except (psutil.Error, ValueError, TypeError):
+        return False
+
+
+def slurm_job_state(job_id: str, folder: str = os.devnull) -> str | None:
+    """The SLURM state of a job (RUNNING, TIMEOUT, ...) as submitit reads it from `sacct`, or
+    None when it cannot be known here (no sacct, an unknown job)."""
+    if shutil.which("sacct") is None:  # not a SLURM machine: submitit would only warn and say UNKNOWN
+        return None
+    try:
+        from submitit.slurm.slurm import SlurmJob
+
+        state = str(SlurmJob(folder=folder, job_id=str(job_id)).state or "")
+    except Exception:  # noqa: BLE001 - no sacct or submitit, an unreadable answer: cannot say
+        return None
+    state = state.split()[0].upper() if state.strip() else ""
+    return None if state in ("", "UNKNOWN") else state
+
+
+def owner_state(record: dict[str, Any]) -> tuple[str, str]:
+    """("alive" | "dead" | "unknown", why) for the owner recorded in a run's status.json."""
+    host, pid = record.get("host"), record.get("pid")
+    where = f"pid {pid} on {host}"
+    if host == socket.gethostname():
+        if pid_alive(pid, record.get("pid_started")):
+            return "alive", f"{where} is running"
+        return "dead", (f"its process ({where}) is gone: killed before the run could end "
+                        "(out of memory? a time limit? kill -9?)")
+    job = record.get("slurm_job_id")
+    if job:
+        state = slurm_job_state(str(job))
+        if state is None:
+            return "unknown", f"running on {host} (SLURM job {job}; its state cannot be read here)"
+        if state in SLURM_ALIVE:
+            return "alive", f"SLURM job {job} on {host} is {state}"
+        return "dead", f"its SLURM job {job} on {host} ended as {state} before the run could end"
+    return "unknown", f"running on {host} (pid {pid}; another machine, so this one cannot tell if it is alive)"

@@ -1,0 +1,109 @@
+"""The runner's imports only point down: no module imports one that imports it back.
+
+Imports are read with `ast`, those inside functions included (a lazy import that breaks
+a cycle is still a cycle). Importing `a.b.c` also runs the `__init__` of each package
+above it that the importer is not itself inside, so those count as imports too.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import storylab
+
+LIB = Path(storylab.__file__).resolve().parent.parent
+# Modules whose place in a cycle fails this test (the runner and what it reads and writes).
+OWNED = ("storylab.runner", "storylab.cli", "storylab.__main__", "storylab.runs", "storylab.notebook",
+         "storylab.compare", "storylab.paths", "storylab.cache")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(LIB).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in (LIB / "storylab").rglob("*.py")}
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """The storylab modules `name` imports anywhere in its file (with the packages that run on the way)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names)
+    found = set()
+    for target in targets:
+        parts = target.split(".")
+        for depth in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:depth])
+            if prefix in known and prefix != name and not name.startswith(prefix + "."):
+                found.add(prefix)
+    return found
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(node):
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    found = modules()
+    return {name: imports_of(name, path, set(found)) for name, path in found.items()}
+
+
+def test_the_runner_has_no_import_cycles():
+    graph = import_graph()
+    assert "storylab.runner.execute" in graph["storylab.cli"]  # the graph is read at all
+    owned = [c for c in cycles(graph) if any(m == o or m.startswith(o + ".") for m in c for o in OWNED)]
+    assert owned == []
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_lazy_import(tmp_path):
+    (tmp_path / "a.py").write_text("import b\n")
+    (tmp_path / "b.py").write_text("def f():\n    import c\n")
+    (tmp_path / "c.py").write_text("from a import x\n")
+    graph = {n: imports_of(n, tmp_path / f"{n}.py", {"a", "b", "c"}) for n in "abc"}
+    assert cycles(graph) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("module", ["storylab.runner.params", "storylab.runner.execute", "storylab.runner.dashboard"])
+def test_package_inits_on_the_way_count(module):
+    """`from storylab.runner.params import X` in cli runs storylab/runner/__init__.py first."""
+    graph = import_graph()
+    assert "storylab.runner" in graph["storylab.cli"] and "storylab.runner.execute" in graph["storylab.runner"]
+    assert module in graph["storylab.cli"]

@@ -46,7 +46,7 @@ browser:
 	    && test -x $(CHROMIUM) || { echo "error: installing chromium failed; run: sudo apt-get install -y chromium"; exit 1; }; }
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $$(test "$$(id -u)" = 0 && echo --allow-root)
 
 sweep: $(STAMP)
 	$(PY) -m storylab sweep $(SWEEP) --jobs $(JOBS)

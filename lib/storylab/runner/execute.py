@@ -28,6 +28,7 @@ import yaml
 
 from storylab.cache import spec_hash, write_json_atomic, write_text_atomic
 from storylab.paths import launch_dir, runs_dir
+from storylab.progress import HEADLESS_ENV
 from storylab.runner.in_progress import reap_dead_runs, replace_folder, runs_in_progress
 from storylab.runner.names import check_run_name
 from storylab.runner.notebook_checks import effective_parameters
@@ -156,10 +157,10 @@ def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progres
     started = time.time()
     # The kernel inherits this environment: notebooks find their run folder, their own
     # file and the directory user paths resolve against through it; progress bars print
-    # a line every 20 s instead of filling the report.
+    # one final line per loop instead of filling the report (storylab.progress).
     kernel_env = {"STORYLAB_RUN_DIR": str(folder), "STORYLAB_NOTEBOOK": str(notebook),
                   "STORYLAB_LAUNCH_DIR": str(launch_dir()),
-                  "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", "20")}
+                  HEADLESS_ENV: "1"}
     previous = {key: os.environ.get(key) for key in kernel_env}
     os.environ.update(kernel_env)
     kernel_log = open(folder / KERNEL_LOG, "wb")

@@ -56,3 +56,23 @@ def test_results_table_puts_models_without_bits_per_char_last():
                                       "gap_to_floor_bits_per_char", "elapsed_s")}} for r in rows]
     table = results_table(rows)
     assert list(table["model"]) == ["c", "b", "a"] and "val_bits_per_char_note" in table
+
+
+def test_reference_lines_convert_the_best_of_each_family_with_this_runs_counts(fresh_outputs):
+    from storylab.experiment import fit_baselines, model_records, reference_lines
+    from storylab.metrics import LN2, save_metrics
+
+    exp = load_experiment(TINY, "byte", rows=25)
+    per_token = exp.validation.n_chars * LN2 / exp.validation.n_tokens
+    assert reference_lines(exp) == {"floor": exp.floor_bits_per_char * per_token}  # no runs yet
+    records = model_records(exp, fit_baselines(exp, neural_bigram_steps=2, kn_orders=[2, 3], device="cpu"))
+    folder = fresh_outputs / "runs" / "02_hmm" / "main"
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text('{"status": "finished", "ended": "2026-01-01T00:00:00+00:00"}')
+    save_metrics({"models": records}, folder)
+    lines = reference_lines(exp, families=("bigram", "kneser-ney"))
+    best_kn = min((r for r in records if r["family"] == "kneser-ney"), key=lambda r: r["val_bits_per_char"])
+    bigram = next(r for r in records if r["family"] == "bigram")
+    assert lines == {"floor": exp.floor_bits_per_char * per_token,
+                     "bigram (runs/02_hmm/main)": bigram["val_bits_per_char"] * per_token,
+                     f"{best_kn['model']} (runs/02_hmm/main)": best_kn["val_bits_per_char"] * per_token}

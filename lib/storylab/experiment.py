@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from storylab.cache import spec_hash
 from storylab.corpora import Corpus, corpus_spec, load_corpus
 from storylab.lm import LanguageModel, score
-from storylab.metrics import model_record, tokenizer_label
+from storylab.metrics import LN2, model_record, tokenizer_label
 from storylab.paths import checkpoint_dir
 from storylab.tokenizers import EncodedCorpus, EncodedSplit, encode_corpus, normalize_tokenizer_spec
 
@@ -147,3 +147,28 @@ def results_table(records: Sequence[dict[str, Any]]):
                                 and table["val_bits_per_char_note"].notna().any() else [])
     order = pd.to_numeric(table["val_bits_per_char"], errors="coerce").sort_values(na_position="last").index
     return table.loc[order, columns].reset_index(drop=True)
+
+
+def reference_lines(exp: Experiment, families: Sequence[str] = ("hmm", "bigram", "kneser-ney")) -> dict[str, float]:
+    """Reference levels for this experiment's loss curves, in nats per validation token of THIS run.
+
+    The corpus floor, and the best model of each family among runs with results on the same
+    validation set and tokenizer (finished runs and hand runs, see `storylab.compare`). Each is
+    converted from bits per character with this experiment's own token and character counts,
+    so a reference from a run with another token count still sits at the right height.
+    """
+    from storylab.compare import model_table, validation_key
+
+    per_token = exp.validation.n_chars * LN2 / exp.validation.n_tokens
+    lines = {} if exp.floor_bits_per_char is None else {"floor": exp.floor_bits_per_char * per_token}
+    table = model_table()
+    if not len(table):
+        return lines
+    same = table[(table["corpus"].map(validation_key) == validation_key(exp.spec))
+                 & (table["tokenizer"] == exp.tokenizer_name) & table["val_bits_per_char"].notna()]
+    for family in families:
+        of_family = same[same["family"] == family]
+        if len(of_family):
+            best = of_family.sort_values("val_bits_per_char").iloc[0]
+            lines[f"{best['model']} ({best['run_id']})"] = float(best["val_bits_per_char"]) * per_token
+    return lines

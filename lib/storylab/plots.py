@@ -114,6 +114,16 @@ def bar(values: Any, labels: Sequence | None = None, title: str = "", xaxis_titl
     return fig
 
 
+def histogram(values: dict[str, Any], title: str = "", xaxis_title: str = "", yaxis_title: str = "count",
+              **layout: Any) -> go.Figure:
+    """Overlaid, semi-transparent histograms, one per named series."""
+    fig = go.Figure()
+    for name, series in values.items():
+        fig.add_trace(go.Histogram(x=to_numpy(series), name=str(name), opacity=0.6))
+    fig.update_layout(barmode="overlay", title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, **layout)
+    return fig
+
+
 def hline(fig: go.Figure, y: float | None, label: str, dash: str = "dash") -> go.Figure:
     """A labelled horizontal reference line (a floor, a baseline); `None` draws nothing."""
     if y is not None:

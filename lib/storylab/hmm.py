@@ -19,6 +19,7 @@ Probabilities are float32 tensors on the model's device (`hmm.start`, `hmm.trans
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class CategoricalHMM:
         self.device = resolve_device(device)
         self.history = FitHistory()
         self._data_fingerprint: dict | None = None
+        self._fit_settings: dict | None = None
         rng = np.random.default_rng(self.seed)
         ones = np.full(self.n_states, self.concentration)
         self._set_params(
@@ -120,8 +122,10 @@ class CategoricalHMM:
         train log-likelihood per token falls below `tol`. `smoothing` adds Dirichlet
         pseudo-counts in the M-step (so no probability becomes 0). `batch_tokens` bounds
         the tokens per E-step batch (memory ≈ 12 bytes × n_states per token).
-        With `checkpoint` (a folder) every iteration is saved there and a later call
-        resumes from it; `n_iter` then counts the checkpoint's iterations too.
+        With `checkpoint` (a folder) every iteration is saved there (one file, renamed
+        into place) and a later call resumes from it, to the same bytes as an unbroken
+        fit; `n_iter` then counts the checkpoint's iterations too. A checkpoint written
+        for other data, sizes or `smoothing` is refused.
         """
         n_iter = check_int("n_iter", n_iter)
         tol = check_number("tol", tol)
@@ -130,15 +134,16 @@ class CategoricalHMM:
             batch_tokens = check_int("batch_tokens", batch_tokens, minimum=1)
         seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
         val_seqs = as_token_sequences(val, self.vocab_size, "val") if val is not None else None
-        fingerprint = {"n_sequences": len(seqs), "n_tokens": int(sum(len(s) for s in seqs))}
+        fingerprint = data_fingerprint(seqs)
+        settings = {"smoothing": smoothing}
 
         target = len(self.history) + n_iter
         if checkpoint is not None and (Path(checkpoint) / hmm_io.WEIGHTS_FILE).exists():
-            self._resume(Path(checkpoint), fingerprint)
+            self._resume(Path(checkpoint), fingerprint, settings)
             target = n_iter
         elif not self.history and self.init == "unigram":
             self._init_from_unigram(seqs)
-        self._data_fingerprint = fingerprint
+        self._data_fingerprint, self._fit_settings = fingerprint, settings
 
         batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
         batches = engine.make_batches(seqs, batch_tokens, self.device)
@@ -205,14 +210,18 @@ class CategoricalHMM:
         noise = rng.uniform(1 - UNIGRAM_NOISE, 1 + UNIGRAM_NOISE, size=(self.n_states, self.vocab_size))
         self._set_params(self._start, self._trans, counts[None, :] * noise)
 
-    def _resume(self, folder: Path, fingerprint: dict) -> None:
-        tensors, meta = hmm_io.load_params(folder)
+    def _resume(self, folder: Path, fingerprint: dict, settings: dict) -> None:
+        hmm_io.remove_stale_temporaries(folder)  # only this fit writes its checkpoint folder
+        tensors, meta, legacy = hmm_io.load_params(folder)
+        if legacy:
+            raise ValueError(f"checkpoint: {folder} is in the old two-file format, whose tables and history may come from different iterations; delete it to start the fit afresh")
         if (meta["n_states"], meta["vocab_size"]) != (self.n_states, self.vocab_size):
             raise ValueError(f"checkpoint: {folder} holds {meta['n_states']} states x {meta['vocab_size']} tokens, this model is {self.n_states} x {self.vocab_size}")
-        if meta.get("data_fingerprint") not in (None, fingerprint):
-            raise ValueError(f"checkpoint: {folder} was written for other training data ({meta['data_fingerprint']}, now {fingerprint})")
-        self._set_params(tensors["start"], tensors["trans"], tensors["emit"])
-        self.history = FitHistory(meta.get("history", []))
+        if meta.get("data_fingerprint") != fingerprint:
+            raise ValueError(f"checkpoint: {folder} was written for other training data ({meta.get('data_fingerprint')}, now {fingerprint})")
+        if meta.get("fit_settings") != settings:
+            raise ValueError(f"checkpoint: {folder} was written by a fit with other settings ({meta.get('fit_settings')}, now {settings}); smoothing must match")
+        self._restore(tensors, meta)
 
     # ----------------------------------------------------------------- inference
     def log_likelihood(self, sequences, batch_tokens: int | None = None) -> np.ndarray:
@@ -310,7 +319,7 @@ class CategoricalHMM:
 
     # ----------------------------------------------------------------- files and peers
     def save(self, path: str | Path) -> Path:
-        """Write `path/hmm.safetensors` + `path/hmm.json` (settings, history, iteration)."""
+        """Write `path/hmm.safetensors`: the tables, with settings, history and iteration in its header."""
         meta = {
             "n_states": self.n_states,
             "vocab_size": self.vocab_size,
@@ -319,20 +328,29 @@ class CategoricalHMM:
             "concentration": self.concentration,
             "iteration": len(self.history),
             "data_fingerprint": self._data_fingerprint,
+            "fit_settings": self._fit_settings,
             "history": list(self.history),
         }
-        return hmm_io.save_params(Path(path), self._start, self._trans, self._emit, meta)
+        return hmm_io.save_params(Path(path), {"start": self._start, "trans": self._trans, "emit": self._emit}, meta)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "CategoricalHMM":
         """A model saved with `save`; a missing, corrupted or wrong-shaped file is a ValueError."""
-        tensors, meta = hmm_io.load_params(Path(path))
+        tensors, meta, _ = hmm_io.load_params(Path(path))
         hmm = cls(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0), device=device, init=meta.get("init", "random"), concentration=meta.get("concentration", 1.0))
-        # exact round trip: the saved float32 tables are used as they are, not renormalised
-        hmm._start, hmm._trans, hmm._emit = (tensors[k].to(hmm.device).contiguous() for k in ("start", "trans", "emit"))
-        hmm.history = FitHistory(meta.get("history", []))
-        hmm._data_fingerprint = meta.get("data_fingerprint")
+        hmm._restore(tensors, meta)
         return hmm
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Tables, history and fit bookkeeping from a saved file, exactly as saved.
+
+        The float32 tables are used bit for bit, never renormalised: renormalising moves
+        their last bits, and a resumed fit then drifts away from an unbroken one.
+        """
+        self._start, self._trans, self._emit = (tensors[k].to(self.device).contiguous() for k in ("start", "trans", "emit"))
+        self.history = FitHistory(meta.get("history", []))
+        self._data_fingerprint = meta.get("data_fingerprint")
+        self._fit_settings = meta.get("fit_settings")
 
     def to_pomegranate(self):
         """A pomegranate `DenseHMM` with the full vocabulary width (see `hmm_io.to_pomegranate`)."""
@@ -343,6 +361,15 @@ class CategoricalHMM:
         """From a pomegranate `DenseHMM`; `vocab_size` is given explicitly, never inferred."""
         start, trans, emit = hmm_io.from_pomegranate(model, vocab_size)
         return cls.from_params(start, trans, emit, device=device)
+
+
+def data_fingerprint(seqs: list[np.ndarray]) -> dict:
+    """Sizes and a content hash of the training data, so a checkpoint never resumes on other data."""
+    digest = hashlib.sha256()
+    for seq in seqs:
+        digest.update(np.int64(len(seq)).tobytes())
+        digest.update(np.ascontiguousarray(seq, dtype=np.int64).tobytes())
+    return {"n_sequences": len(seqs), "n_tokens": int(sum(len(s) for s in seqs)), "sha256": digest.hexdigest()[:16]}
 
 
 def _dirichlet(rng: np.random.Generator, concentration: np.ndarray, n_rows: int) -> np.ndarray:

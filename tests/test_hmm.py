@@ -43,11 +43,12 @@ def varied_sequences(hmm, n=12, max_length=20, seed=0):
     return [tokens[i, :length] for i, length in enumerate(lengths)]
 
 
-def reference_em_step(hmm, seqs, smoothing=0.0):
+def reference_em_step(hmm, seqs, smoothing=0.0, emit_allowed=None):
     """A plain NumPy Baum-Welch step (unscaled, float64) for short sequences.
 
     Textbook forward-backward, written independently of the engine; `smoothing` is added
-    as a pseudo-count to every entry of all three tables before normalising.
+    as a pseudo-count to every entry of all three tables before normalising (to the
+    emissions only where `emit_allowed` (K, V) is True, if given).
     """
     start, trans, emit = params64(hmm)
     start_counts, trans_counts, emit_counts = np.zeros_like(start), np.zeros_like(trans), np.zeros_like(emit)
@@ -66,8 +67,9 @@ def reference_em_step(hmm, seqs, smoothing=0.0):
             trans_counts += np.outer(alpha[t], emit[:, x[t + 1]] * beta[t + 1]) * trans / likelihood
         for t in range(T):
             emit_counts[:, x[t]] += gamma[t]
-    normalise = lambda c: (c + smoothing) / (c + smoothing).sum(axis=-1, keepdims=True)  # noqa: E731
-    return normalise(start_counts), normalise(trans_counts), normalise(emit_counts)
+    normalise = lambda c: c / c.sum(axis=-1, keepdims=True)  # noqa: E731
+    emit_pseudo = smoothing if emit_allowed is None else smoothing * np.asarray(emit_allowed, dtype=np.float64)
+    return normalise(start_counts + smoothing), normalise(trans_counts + smoothing), normalise(emit_counts + emit_pseudo)
 
 
 # ----------------------------------------------------------------------------- likelihood

@@ -4,6 +4,9 @@
     history = hmm.fit(enc.train, n_iter=50, val=enc.validation, checkpoint=run_dir() / "hmm")
     hmm.log_likelihood(enc.validation)          # nats per sequence
 
+    # thousands of states: 64 blocks of 64 states, tokens assigned to blocks from the data
+    big = CategoricalHMM(n_states=4096, vocab_size=1024, emission_blocks=64)
+
 Baum–Welch EM with the batched, scaled forward–backward of `hmm_engine` (matmul-bound,
 float32, any sequence length, memory set by a per-batch token budget), plus the
 inference a researcher asks of a fitted model: smoothed posteriors, filtered belief
@@ -14,7 +17,15 @@ from an encoded split already end in the end-of-text token, which the HMM scores
 ordinary token; `start` is the distribution of the state emitting a story's first token,
 which plays the role the preceding end-of-text token plays for the bigram baseline.
 Probabilities are float32 tensors on the model's device (`hmm.start`, `hmm.trans`,
-`hmm.emit`); sufficient statistics and log-likelihoods are accumulated in float64.
+`hmm.emit`); log-likelihoods and start and emission counts are accumulated in float64,
+transition counts in float32 (a K×K float64 table alone is 2 GB at K=16,384).
+
+Blocked emissions (Chiu & Rush 2020; `storylab.hmm_blocks`): with `emission_blocks=M`
+the states are cut into M blocks of K/M and every token belongs to one block
+(`token_blocks`, given or computed from the training data by `storylab.token_blocks`);
+a state emits only its block's tokens. The tables stay dense (`emit` holds exact zeros
+outside the blocks), so every method works unchanged; fitting, likelihoods, posteriors,
+beliefs and Viterbi touch only the K/M live states per token.
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in pape
 
 from storylab import hmm_engine as engine
 from storylab import hmm_io
+from storylab import token_blocks as block_assignment
+from storylab.hmm_blocks import Blocks, check_token_blocks
 from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
 from storylab.sampling import candidate_probabilities, pick_next_token
@@ -48,19 +61,31 @@ class FitHistory(list):
 
 
 class CategoricalHMM:
-    """A hidden Markov model with `n_states` hidden states emitting tokens in [0, vocab_size)."""
+    """A hidden Markov model with `n_states` hidden states emitting tokens in [0, vocab_size).
 
-    def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0):
+    `emission_blocks=M` > 1 makes emissions block-sparse (see the module docstring):
+    `n_states` must be a multiple of M, and `token_blocks` (V block ids, every block
+    used) fixes which tokens each block emits; left None, the first `fit` computes it
+    from the training data with `token_block_method` ("context" clustering, or the
+    frequency-balanced "random" control; see `storylab.token_blocks`). Until then the
+    model is an ordinary dense HMM.
+    """
+
+    def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0,
+                 emission_blocks: int = 1, token_blocks=None, token_block_method: str = "context"):
         self.n_states = check_int("n_states", n_states, minimum=1)
         self.vocab_size = check_int("vocab_size", vocab_size, minimum=1)
         self.seed = check_int("seed", seed)
         if init not in INITS:
             raise ValueError(f"init: expected one of {INITS}, got {init!r}")
         self.init, self.concentration = init, check_number("concentration", concentration, strict=True)
+        self.emission_blocks = self._check_blocks(emission_blocks, token_block_method)
+        self.token_block_method = token_block_method
         self.device = resolve_device(device)
         self.history = FitHistory()
         self._data_fingerprint: dict | None = None
         self._fit_settings: dict | None = None
+        self._blocks: Blocks | None = None
         rng = np.random.default_rng(self.seed)
         ones = np.full(self.n_states, self.concentration)
         self._set_params(
@@ -68,6 +93,32 @@ class CategoricalHMM:
             _dirichlet(rng, ones, self.n_states),
             _dirichlet(rng, np.full(self.vocab_size, self.concentration), self.n_states),
         )
+        if token_blocks is not None:
+            self._assign_blocks(check_token_blocks(token_blocks, self.vocab_size, self.emission_blocks))
+
+    def _check_blocks(self, emission_blocks, token_block_method) -> int:
+        n_blocks = check_int("emission_blocks", emission_blocks, minimum=1)
+        if self.n_states % n_blocks:
+            raise ValueError(f"emission_blocks: n_states={self.n_states} must be a multiple of emission_blocks={n_blocks}")
+        if n_blocks > self.vocab_size:
+            raise ValueError(f"emission_blocks: {n_blocks} blocks need at least one token each, vocab_size is {self.vocab_size}")
+        if token_block_method not in block_assignment.METHODS:
+            raise ValueError(f"token_block_method: expected one of {block_assignment.METHODS}, got {token_block_method!r}")
+        return n_blocks
+
+    def _assign_blocks(self, token_blocks: np.ndarray) -> None:
+        """Fix the token blocks (M > 1) and zero the emissions outside them, each row renormalised."""
+        if self.emission_blocks == 1:
+            if (token_blocks != 0).any():
+                raise ValueError("token_blocks: a model with emission_blocks=1 has one block, 0")
+            return
+        self._blocks = Blocks(token_blocks, self.emission_blocks, self.n_states, self.device)
+        self._set_params(self._start, self._trans, self._emit)
+
+    @property
+    def token_blocks(self) -> np.ndarray | None:
+        """(V,) block id of every token for a blocked model once its blocks are fixed, else None."""
+        return None if self._blocks is None else self._blocks.token_blocks.cpu().numpy().copy()
 
     # ----------------------------------------------------------------- parameters
     @property
@@ -88,6 +139,8 @@ class CategoricalHMM:
             # renormalise in float64 so float32 rows sum to 1 as closely as they can
             return (value / value.sum(dim=-1, keepdim=True)).float().contiguous()
 
+        if self._blocks is not None:  # a blocked model never emits outside its blocks
+            emit = torch.as_tensor(emit, dtype=torch.float64).to(self.device) * self._blocks.emission_mask()
         self._start, self._trans, self._emit = table(start), table(trans), table(emit)
 
     @classmethod
@@ -100,7 +153,8 @@ class CategoricalHMM:
         return hmm
 
     def __repr__(self) -> str:
-        return f"CategoricalHMM(n_states={self.n_states}, vocab_size={self.vocab_size}, device='{self.device}', iterations={len(self.history)})"
+        blocks = f", emission_blocks={self.emission_blocks}" if self.emission_blocks > 1 else ""
+        return f"CategoricalHMM(n_states={self.n_states}, vocab_size={self.vocab_size}{blocks}, device='{self.device}', iterations={len(self.history)})"
 
     # ----------------------------------------------------------------- fitting
     def fit(
@@ -143,9 +197,11 @@ class CategoricalHMM:
             target = n_iter
         elif not self.history and self.init == "unigram":
             self._init_from_unigram(seqs)
+        if self.emission_blocks > 1 and self._blocks is None:
+            self._assign_blocks(block_assignment.assign_token_blocks(seqs, self.vocab_size, self.emission_blocks, self.token_block_method, self.seed))
         self._data_fingerprint, self._fit_settings = fingerprint, settings
 
-        batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
+        batch_tokens = batch_tokens or self._default_batch_tokens()
         batches = engine.make_batches(seqs, batch_tokens, self.device)
         val_batches = engine.make_batches(val_seqs, batch_tokens, self.device) if val_seqs else None
         workspace = engine.Workspace(self.device)
@@ -169,12 +225,14 @@ class CategoricalHMM:
 
     def _em_iteration(self, batches: list[engine.Batch], smoothing: float, workspace: engine.Workspace) -> dict:
         started = time.perf_counter()
-        stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device)
+        stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device, self._blocks)
         emit_t = self._emit.T.contiguous()
         with torch.no_grad():
             for batch in batches:
-                engine.accumulate_batch(stats, batch, self._start, self._trans, emit_t, workspace)
-            self._start, self._trans, self._emit = engine.m_step(stats, smoothing, (self._start, self._trans, self._emit))
+                engine.accumulate_batch(stats, batch, self._start, self._trans, emit_t, workspace, self._blocks)
+            if self._blocks is not None:
+                self._blocks.release()  # the block-ordered copies of trans: 2 GB at K=16,384, not needed in the M-step
+            self._start, self._trans, self._emit = engine.m_step(stats, smoothing, (self._start, self._trans, self._emit), self._blocks)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         elapsed_s = time.perf_counter() - started
@@ -202,7 +260,7 @@ class CategoricalHMM:
         start, trans, emit = params
         emit_t = emit.T.contiguous()
         with torch.no_grad():
-            return float(sum(engine.forward(b, start, trans, emit_t, workspace)[3].sum() for b in batches))
+            return float(sum(engine.forward(b, start, trans, emit_t, workspace, self._blocks)[3].sum() for b in batches))
 
     def _init_from_unigram(self, seqs: list[np.ndarray]) -> None:
         counts = np.bincount(np.concatenate(seqs), minlength=self.vocab_size).astype(np.float64) + 1.0
@@ -221,18 +279,26 @@ class CategoricalHMM:
             raise ValueError(f"checkpoint: {folder} was written for other training data ({meta.get('data_fingerprint')}, now {fingerprint})")
         if meta.get("fit_settings") != settings:
             raise ValueError(f"checkpoint: {folder} was written by a fit with other settings ({meta.get('fit_settings')}, now {settings}); smoothing must match")
-        self._restore(tensors, meta)
+        if meta.get("emission_blocks", 1) != self.emission_blocks:
+            raise ValueError(f"checkpoint: {folder} holds a model with emission_blocks={meta.get('emission_blocks', 1)}, this model has {self.emission_blocks}")
+        saved_blocks = tensors.get("token_blocks")
+        if self._blocks is not None and saved_blocks is not None and not torch.equal(saved_blocks, self._blocks.token_blocks.cpu()):
+            raise ValueError(f"checkpoint: {folder} was fitted with other token_blocks than the ones this model was given")
+        self._restore(tensors, meta, where=f"checkpoint: {folder}")
 
     # ----------------------------------------------------------------- inference
+    def _default_batch_tokens(self) -> int:
+        return engine.default_batch_tokens(self.n_states, self.device, blocks=self._blocks)
+
     def log_likelihood(self, sequences, batch_tokens: int | None = None) -> np.ndarray:
         """Natural-log p(x) per sequence (no end state), in the order given."""
         seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
+        batch_tokens = batch_tokens or self._default_batch_tokens()
         result = np.empty(len(seqs), dtype=np.float64)
         emit_t, workspace = self._emit.T.contiguous(), engine.Workspace(self.device)
         with torch.no_grad():
             for batch in engine.make_batches(seqs, batch_tokens, self.device):
-                result[batch.index] = engine.forward(batch, self._start, self._trans, emit_t, workspace)[3].cpu().numpy()
+                result[batch.index] = engine.forward(batch, self._start, self._trans, emit_t, workspace, self._blocks)[3].cpu().numpy()
         return result
 
     def _single_batch(self, seq, name: str = "seq") -> engine.Batch:
@@ -242,33 +308,29 @@ class CategoricalHMM:
 
     def posteriors(self, seq) -> np.ndarray:
         """(T, K) smoothed marginals p(state_t | x_1..x_T)."""
+        batch = self._single_batch(seq)
         with torch.no_grad():
-            gamma = engine.smoothed_marginals(self._single_batch(seq), self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device))
-        return gamma.cpu().numpy().astype(np.float64)
+            gamma = engine.smoothed_marginals(batch, self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device), self._blocks)
+        return self._all_states(batch, gamma)
 
     def beliefs(self, seq) -> np.ndarray:
         """(T, K) filtered belief states p(state_t | x_1..x_t)."""
+        batch = self._single_batch(seq)
         with torch.no_grad():
-            alpha = engine.forward(self._single_batch(seq), self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device))[0]
-        return alpha.cpu().numpy().astype(np.float64)
+            alpha = engine.forward(batch, self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device), self._blocks)[0]
+        return self._all_states(batch, alpha)
+
+    def _all_states(self, batch: engine.Batch, values: torch.Tensor) -> np.ndarray:
+        """(T, K) float64 from the engine's per-token values (a blocked model's hold only the live states)."""
+        if self._blocks is not None:
+            values = self._blocks.to_global(values, self._blocks.index(batch).groups)
+        return values.cpu().numpy().astype(np.float64)
 
     def viterbi(self, seq) -> np.ndarray:
         """The most likely state path (T,) as int64 (log-space max-product)."""
         (tokens,) = as_token_sequences([seq], self.vocab_size, "seq")
         with torch.no_grad():
-            log_trans = self._trans.double().log()
-            log_emit = self._emit.double().log().T[torch.as_tensor(tokens, device=self.device)]  # (T, K)
-            score = self._start.double().log() + log_emit[0]
-            backpointers = torch.empty(len(tokens), self.n_states, dtype=torch.long, device=self.device)
-            for t in range(1, len(tokens)):
-                score, backpointers[t] = (score[:, None] + log_trans).max(dim=0)
-                score = score + log_emit[t]
-            path = np.empty(len(tokens), dtype=np.int64)
-            path[-1] = int(score.argmax())
-            pointers = backpointers.cpu().numpy()
-            for t in range(len(tokens) - 1, 0, -1):
-                path[t - 1] = pointers[t, path[t]]
-        return path
+            return engine.viterbi(torch.as_tensor(tokens, device=self.device), self._start, self._trans, self._emit.T.contiguous(), self._blocks)
 
     def sample(self, n: int, length: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """`(tokens, states)`, each (n, length) int64; deterministic for `seed` on any device."""
@@ -326,27 +388,45 @@ class CategoricalHMM:
             "seed": self.seed,
             "init": self.init,
             "concentration": self.concentration,
+            "emission_blocks": self.emission_blocks,
+            "token_block_method": self.token_block_method,
             "iteration": len(self.history),
             "data_fingerprint": self._data_fingerprint,
             "fit_settings": self._fit_settings,
             "history": list(self.history),
         }
-        return hmm_io.save_params(Path(path), {"start": self._start, "trans": self._trans, "emit": self._emit}, meta)
+        tables = {"start": self._start, "trans": self._trans, "emit": self._emit}
+        if self._blocks is not None:
+            tables["token_blocks"] = self._blocks.token_blocks
+        return hmm_io.save_params(Path(path), tables, meta)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "CategoricalHMM":
         """A model saved with `save`; a missing, corrupted or wrong-shaped file is a ValueError."""
-        tensors, meta, _ = hmm_io.load_params(Path(path))
-        hmm = cls(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0), device=device, init=meta.get("init", "random"), concentration=meta.get("concentration", 1.0))
-        hmm._restore(tensors, meta)
+        path = Path(path)
+        tensors, meta, _ = hmm_io.load_params(path)
+        where = f"path: {path / hmm_io.WEIGHTS_FILE}"
+        try:
+            hmm = cls(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0), device=device, init=meta.get("init", "random"),
+                      concentration=meta.get("concentration", 1.0), emission_blocks=meta.get("emission_blocks", 1),
+                      token_block_method=meta.get("token_block_method", "context"))
+        except ValueError as error:
+            raise ValueError(f"{where} has settings this version cannot use: {error}") from error
+        hmm._restore(tensors, meta, where)
         return hmm
 
-    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """Tables, history and fit bookkeeping from a saved file, exactly as saved.
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict, where: str) -> None:
+        """Tables, blocks, history and fit bookkeeping from a saved file, exactly as saved.
 
         The float32 tables are used bit for bit, never renormalised: renormalising moves
         their last bits, and a resumed fit then drifts away from an unbroken one.
         """
+        if "token_blocks" in tensors:
+            token_blocks = check_token_blocks(tensors["token_blocks"], self.vocab_size, self.emission_blocks, where)
+            self._blocks = Blocks(token_blocks, self.emission_blocks, self.n_states, self.device)
+            outside = tensors["emit"][~self._blocks.emission_mask().cpu()]
+            if (outside != 0).any():
+                raise ValueError(f"{where}: emit has probability outside the token blocks (a blocked model's emissions there are exactly 0)")
         self._start, self._trans, self._emit = (tensors[k].to(self.device).contiguous() for k in ("start", "trans", "emit"))
         self.history = FitHistory(meta.get("history", []))
         self._data_fingerprint = meta.get("data_fingerprint")

@@ -89,9 +89,9 @@ class CategoricalHMM:
         rng = np.random.default_rng(self.seed)
         ones = np.full(self.n_states, self.concentration)
         self._set_params(
-            _dirichlet(rng, ones, 1)[0],
-            _dirichlet(rng, ones, self.n_states),
-            _dirichlet(rng, np.full(self.vocab_size, self.concentration), self.n_states),
+            next(_dirichlet_rows(rng, ones, 1))[0],
+            _dirichlet_rows(rng, ones, self.n_states),
+            _dirichlet_rows(rng, np.full(self.vocab_size, self.concentration), self.n_states),
         )
         if token_blocks is not None:
             self._assign_blocks(check_token_blocks(token_blocks, self.vocab_size, self.emission_blocks))
@@ -113,7 +113,7 @@ class CategoricalHMM:
                 raise ValueError("token_blocks: a model with emission_blocks=1 has one block, 0")
             return
         self._blocks = Blocks(token_blocks, self.emission_blocks, self.n_states, self.device)
-        self._set_params(self._start, self._trans, self._emit)
+        self._set_emit(self._emit)
 
     @property
     def token_blocks(self) -> np.ndarray | None:
@@ -134,14 +134,15 @@ class CategoricalHMM:
         return self._emit
 
     def _set_params(self, start, trans, emit) -> None:
-        def table(value):
-            value = torch.as_tensor(value, dtype=torch.float64).to(self.device)
-            # renormalise in float64 so float32 rows sum to 1 as closely as they can
-            return (value / value.sum(dim=-1, keepdim=True)).float().contiguous()
+        """Set the tables from arrays, tensors or iterators of row chunks (see `_as_probabilities`)."""
+        self._start = _as_probabilities(start, (self.n_states,), self.device)
+        self._trans = _as_probabilities(trans, (self.n_states, self.n_states), self.device)
+        self._set_emit(emit)
 
+    def _set_emit(self, emit) -> None:
         if self._blocks is not None:  # a blocked model never emits outside its blocks
             emit = torch.as_tensor(emit, dtype=torch.float64).to(self.device) * self._blocks.emission_mask()
-        self._start, self._trans, self._emit = table(start), table(trans), table(emit)
+        self._emit = _as_probabilities(emit, (self.n_states, self.vocab_size), self.device)
 
     @classmethod
     def from_params(cls, start, trans, emit, device: str = "auto") -> "CategoricalHMM":
@@ -207,13 +208,9 @@ class CategoricalHMM:
         workspace = engine.Workspace(self.device)
         converged = bool(self.history) and self.history[-1].get("converged", False)
         bar = tqdm(total=target, initial=min(len(self.history), target), disable=not progress, desc="EM", unit="iter")
+        n_val_tokens = sum(len(s) for s in val_seqs) if val_seqs else 0
         while len(self.history) < target and not converged:
-            seen_params = (self._start, self._trans, self._emit)
-            row = self._em_iteration(batches, smoothing, workspace)
-            if val_batches is not None:
-                val_ll = self._total_log_likelihood(val_batches, seen_params, workspace)
-                row["val_log_likelihood"] = val_ll
-                row["val_nats_per_token"] = -val_ll / sum(len(s) for s in val_seqs)
+            row = self._em_iteration(batches, smoothing, workspace, val_batches, n_val_tokens)
             converged = self._check_convergence(row, tol)
             self.history.append(row)
             if checkpoint is not None:
@@ -223,26 +220,35 @@ class CategoricalHMM:
         bar.close()
         return self.history
 
-    def _em_iteration(self, batches: list[engine.Batch], smoothing: float, workspace: engine.Workspace) -> dict:
+    def _em_iteration(self, batches: list[engine.Batch], smoothing: float, workspace: engine.Workspace,
+                      val_batches: list[engine.Batch] | None = None, n_val_tokens: int = 0) -> dict:
+        """One E-step and M-step; `val_batches` are scored with the parameters the E-step saw (not timed)."""
         started = time.perf_counter()
         stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device, self._blocks)
         emit_t = self._emit.T.contiguous()
         with torch.no_grad():
             for batch in batches:
                 engine.accumulate_batch(stats, batch, self._start, self._trans, emit_t, workspace, self._blocks)
+            val_started = time.perf_counter()
+            val_ll = self._total_log_likelihood(val_batches, workspace) if val_batches is not None else None
+            val_s = time.perf_counter() - val_started
             if self._blocks is not None:
-                self._blocks.release()  # the block-ordered copies of trans: 2 GB at K=16,384, not needed in the M-step
+                self._blocks.release_backward()  # 1 GB at K=16,384; the M-step needs only the forward copy
             self._start, self._trans, self._emit = engine.m_step(stats, smoothing, (self._start, self._trans, self._emit), self._blocks)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        elapsed_s = time.perf_counter() - started
-        return {
+        elapsed_s = time.perf_counter() - started - val_s
+        row = {
             "iteration": len(self.history) + 1,
             "train_log_likelihood": stats.log_likelihood,
             "train_nats_per_token": -stats.log_likelihood / stats.n_tokens,
             "elapsed_s": elapsed_s,
             "tokens_per_s": stats.n_tokens / elapsed_s,
         }
+        if val_ll is not None:
+            row["val_log_likelihood"] = val_ll
+            row["val_nats_per_token"] = -val_ll / n_val_tokens
+        return row
 
     def _check_convergence(self, row: dict, tol: float) -> bool:
         if not self.history:
@@ -256,11 +262,10 @@ class CategoricalHMM:
         row["converged"] = bool(improvement < tol)
         return row["converged"]
 
-    def _total_log_likelihood(self, batches: list[engine.Batch], params, workspace: engine.Workspace) -> float:
-        start, trans, emit = params
-        emit_t = emit.T.contiguous()
+    def _total_log_likelihood(self, batches: list[engine.Batch], workspace: engine.Workspace) -> float:
+        emit_t = self._emit.T.contiguous()
         with torch.no_grad():
-            return float(sum(engine.forward(b, start, trans, emit_t, workspace, self._blocks)[3].sum() for b in batches))
+            return float(sum(engine.forward(b, self._start, self._trans, emit_t, workspace, self._blocks)[3].sum() for b in batches))
 
     def _init_from_unigram(self, seqs: list[np.ndarray]) -> None:
         counts = np.bincount(np.concatenate(seqs), minlength=self.vocab_size).astype(np.float64) + 1.0
@@ -452,8 +457,38 @@ def data_fingerprint(seqs: list[np.ndarray]) -> dict:
     return {"n_sequences": len(seqs), "n_tokens": int(sum(len(s) for s in seqs)), "sha256": digest.hexdigest()[:16]}
 
 
-def _dirichlet(rng: np.random.Generator, concentration: np.ndarray, n_rows: int) -> np.ndarray:
-    rows = rng.dirichlet(concentration, size=n_rows)
-    # a tiny concentration can give exact zeros, which EM could never move away from
-    rows = np.maximum(rows, 1e-12)
-    return rows / rows.sum(axis=1, keepdims=True)
+ROWS_BYTES = 64 * 2**20  # float64 rows made or renormalised at a time: a K×K float64 table is 2 GB at K=16,384
+
+
+def _rows_per_chunk(n_cols: int) -> int:
+    return max(1, ROWS_BYTES // (8 * n_cols))
+
+
+def _as_probabilities(value, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A float32 table of `shape`, each row renormalised in float64 so it sums to 1 as closely as float32 can.
+
+    `value` is an array or tensor, or an iterator of row chunks (how `__init__` makes a
+    large random table without holding it in float64 whole).
+    """
+    if isinstance(value, (np.ndarray, torch.Tensor, list, tuple)):
+        array = value if isinstance(value, torch.Tensor) else np.asarray(value)
+        step = _rows_per_chunk(shape[-1])
+        value = [array] if array.ndim == 1 else (array[first : first + step] for first in range(0, array.shape[0], step))
+    table = torch.empty(shape, dtype=torch.float32, device=device)
+    first = 0
+    for chunk in value:
+        chunk = torch.as_tensor(chunk, dtype=torch.float64).to(device)
+        table[first : first + len(chunk)] = chunk / chunk.sum(dim=-1, keepdim=True)
+        first += len(chunk)
+    return table
+
+
+def _dirichlet_rows(rng: np.random.Generator, concentration: np.ndarray, n_rows: int):
+    """Dirichlet rows in chunks (the same draws as one call: numpy fills rows in order)."""
+    step = _rows_per_chunk(len(concentration))
+    for first in range(0, n_rows, step):
+        rows = rng.dirichlet(concentration, size=min(step, n_rows - first))
+        # a tiny concentration can give exact zeros, which EM could never move away from
+        np.maximum(rows, 1e-12, out=rows)
+        rows /= rows.sum(axis=1, keepdims=True)
+        yield rows

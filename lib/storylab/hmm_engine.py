@@ -34,13 +34,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from storylab.hmm_blocks import Blocks
+from storylab.hmm_blocks import Blocks, dense_from_blocks
 
 BYTES_PER_FLOAT = 4
 BUFFERS_PER_TOKEN = 3  # alpha, emissions/right factors, beta/marginals: (tokens, K) float32 each
 # blocked: the same three (tokens, k) plus, for the transition counts, up to two gathered copies
 BLOCKED_BUFFERS_PER_TOKEN = 5
-TRANSITION_CHUNK_MB = 64  # float64 rows of the transition M-step processed at a time
 
 
 @dataclass
@@ -170,7 +169,7 @@ def forward(batch: Batch, start: torch.Tensor, trans: torch.Tensor, emit_t: torc
     torch.mul(emissions[first], first_start, out=alpha[first])
     torch.sum(alpha[first], dim=1, keepdim=True, out=norms[first])
     alpha[first].div_(norms[first])
-    step = _block_step(blocks, index, workspace, blocks.transition_rows(trans)[0]) if blocks is not None else None
+    step = _block_step(blocks, index, workspace, blocks.forward_rows(trans)) if blocks is not None else None
     for t in range(1, len(batch.rows)):
         now = batch.step(t)
         alpha_now, norms_now = alpha[now], norms[now]  # each indexing makes a view: make them once
@@ -220,7 +219,7 @@ def backward(batch: Batch, alpha, emissions, norms, trans: torch.Tensor, workspa
         trans_t = trans.T.contiguous()
         dense_counts = pair_counts[0] if pair_counts is not None else None
     else:
-        step = _block_step(blocks, blocks.index(batch), workspace, blocks.transition_rows(trans)[1])
+        step = _block_step(blocks, blocks.index(batch), workspace, blocks.backward_rows(trans))
     beta[batch.step(len(batch.rows) - 1)].fill_(1.0)
     for t in range(len(batch.rows) - 2, -1, -1):
         now, going_on, after = batch.step(t), batch.step(t, batch.rows[t + 1]), batch.step(t + 1)
@@ -256,7 +255,9 @@ def add_block_pair_counts(pair_counts: torch.Tensor, index, alpha: torch.Tensor,
         torch.index_select(alpha, 0, index.chunk_prev[first:last].reshape(-1), out=before)
         torch.index_select(right, 0, index.chunk_now[first:last].reshape(-1), out=after)
         before = before.view(group, rows, k).mul_(index.chunk_weight[first:last])
-        pair_counts.index_add_(0, index.chunk_pair[first:last], torch.bmm(before.transpose(1, 2), after.view(group, rows, k)))
+        products = workspace.get("pair_products", group * k, k).view(group, k, k)  # reused: fresh pages cost more than the bmm
+        torch.bmm(before.transpose(1, 2), after.view(group, rows, k), out=products)
+        pair_counts.index_add_(0, index.chunk_pair[first:last], products)
 
 
 @dataclass
@@ -343,19 +344,28 @@ def _normalised_rows(counts: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
 
 
 def _transition_m_step(pairs: torch.Tensor, old_trans: torch.Tensor, smoothing: float, blocks: Blocks | None) -> torch.Tensor:
-    """New transitions from (pairs ⊙ trans + smoothing), a few rows at a time (a dense float64 K×K is 2 GB at K=16,384)."""
+    """New transitions from pairs ⊙ trans + smoothing, normalised by row; consumes `pairs`.
+
+    Works in place in the block-ordered `pairs` (a float64 K×K alone would be 2 GB at
+    K=16,384): the products are float32 (as exact as the float32 result), row sums are
+    float32 within a block and float64 across blocks. A blocked model's new table in
+    block order is handed to `blocks` for the next E-step.
+    """
     n_states = old_trans.shape[0]
     n_blocks, k = (1, n_states) if blocks is None else (blocks.n_blocks, blocks.size)
-    by_source = pairs.view(n_blocks, n_blocks, k, k)  # [g, h, i, j]: from state i of block g to state j of block h
-    chunk = max(1, min(k, TRANSITION_CHUNK_MB * 2**20 // (8 * n_states)))
-    new = torch.empty_like(old_trans)
-    for g in range(n_blocks):
-        for first in range(0, k, chunk):
-            rows = slice(g * k + first, g * k + min(k, first + chunk))
-            # the rows in dense column order: (h, i, j) -> (i, h·k + j)
-            dense_rows = by_source[g, :, first : first + chunk].permute(1, 0, 2).reshape(-1, n_states)
-            counts = dense_rows.double() * old_trans[rows].double() + smoothing
-            new[rows] = _normalised_rows(counts, old_trans[rows])
+    old = old_trans.view(1, 1, k, k) if blocks is None else blocks.forward_blocks(old_trans)
+    counts = pairs.view(n_blocks, n_blocks, k, k).mul_(old)  # [g, h, i, j]: from state i of block g to state j of block h
+    # float64 sums of float32 partial sums: a float64 sum over a float32 tensor converts every element (10x slower)
+    totals = counts.sum(dim=3).double().sum(dim=1) + smoothing * n_states  # (M, k): one per source state
+    # times a float32 reciprocal: dividing a float32 tensor by a float64 one in place is 30x slower
+    counts.add_(smoothing).mul_((1 / totals).float().view(n_blocks, 1, k, 1))
+    unvisited = totals == 0
+    if unvisited.any():  # keep an unvisited state's old row
+        counts.copy_(torch.where(unvisited.view(n_blocks, 1, k, 1), old, counts))
+    if blocks is None:
+        return counts.view(n_states, n_states)  # the model's new table now owns the statistics' storage
+    new = dense_from_blocks(counts)
+    blocks.adopt(new, counts)
     return new
 
 

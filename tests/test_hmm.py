@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,10 @@ from storylab.hmm import CategoricalHMM
 
 def random_hmm(n_states=3, vocab_size=4, seed=0, concentration=1.0):
     return CategoricalHMM(n_states, vocab_size, seed=seed, device="cpu", concentration=concentration)
+
+
+def tables(hmm):
+    return tuple(p.cpu() for p in (hmm.start, hmm.trans, hmm.emit))
 
 
 def params64(hmm):
@@ -38,8 +43,13 @@ def varied_sequences(hmm, n=12, max_length=20, seed=0):
     return [tokens[i, :length] for i, length in enumerate(lengths)]
 
 
-def reference_em_step(hmm, seqs):
-    """A plain NumPy Baum-Welch step (unscaled, float64) for short sequences."""
+def reference_em_step(hmm, seqs, smoothing=0.0, emit_allowed=None):
+    """A plain NumPy Baum-Welch step (unscaled, float64) for short sequences.
+
+    Textbook forward-backward, written independently of the engine; `smoothing` is added
+    as a pseudo-count to every entry of all three tables before normalising (to the
+    emissions only where `emit_allowed` (K, V) is True, if given).
+    """
     start, trans, emit = params64(hmm)
     start_counts, trans_counts, emit_counts = np.zeros_like(start), np.zeros_like(trans), np.zeros_like(emit)
     for x in seqs:
@@ -58,7 +68,8 @@ def reference_em_step(hmm, seqs):
         for t in range(T):
             emit_counts[:, x[t]] += gamma[t]
     normalise = lambda c: c / c.sum(axis=-1, keepdims=True)  # noqa: E731
-    return normalise(start_counts), normalise(trans_counts), normalise(emit_counts)
+    emit_pseudo = smoothing if emit_allowed is None else smoothing * np.asarray(emit_allowed, dtype=np.float64)
+    return normalise(start_counts + smoothing), normalise(trans_counts + smoothing), normalise(emit_counts + emit_pseudo)
 
 
 # ----------------------------------------------------------------------------- likelihood
@@ -116,11 +127,14 @@ def test_zero_probability_sequence_gives_minus_infinity():
 
 
 # ----------------------------------------------------------------------------- EM
-def test_one_em_step_equals_numpy_reference():
+@pytest.mark.parametrize("smoothing", [0.0, 0.7])
+def test_one_em_step_equals_numpy_reference(smoothing):
+    # 10 short sequences: pseudo-counts of 0.7 move every table far beyond the tolerance,
+    # so smoothing left out of one table, or scaled by the vocabulary size, fails here
     hmm = random_hmm(n_states=3, vocab_size=5, seed=4)
     seqs = varied_sequences(hmm, n=10, max_length=25, seed=2)
-    expected = reference_em_step(hmm, seqs)
-    hmm.fit(seqs, n_iter=1, progress=False)
+    expected = reference_em_step(hmm, seqs, smoothing)
+    hmm.fit(seqs, n_iter=1, progress=False, smoothing=smoothing)
     for name, got, want in zip(("start", "trans", "emit"), params64(hmm), expected):
         assert np.allclose(got, want, atol=2e-6), name
 
@@ -166,6 +180,24 @@ def test_history_has_per_iteration_metrics_and_validation():
     assert frame["val_nats_per_token"].iloc[0] == pytest.approx(-frame["val_log_likelihood"].iloc[0] / n_val_tokens)
 
 
+def test_each_history_row_scores_the_parameters_before_its_step():
+    truth = random_hmm(n_states=3, vocab_size=5, seed=0)
+    seqs = varied_sequences(truth, n=20, max_length=30, seed=0)
+    train, val = seqs[:15], seqs[15:]
+    unbroken = random_hmm(n_states=3, vocab_size=5, seed=9)
+    history = unbroken.fit(train, n_iter=3, tol=0.0, val=val, progress=False)
+    stepped = random_hmm(n_states=3, vocab_size=5, seed=9)
+    before = []
+    for _ in range(3):  # the same fit one step at a time, scoring each step's starting parameters
+        before.append((stepped.log_likelihood(train).sum(), stepped.log_likelihood(val).sum()))
+        stepped.fit(train, n_iter=1, tol=0.0, val=val, progress=False)
+    for row, (train_ll, val_ll) in zip(history, before):
+        assert row["train_log_likelihood"] == pytest.approx(train_ll, rel=1e-9)
+        assert row["val_log_likelihood"] == pytest.approx(val_ll, rel=1e-9)
+    assert history[-1]["val_log_likelihood"] != pytest.approx(unbroken.log_likelihood(val).sum(), rel=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(tables(unbroken), tables(stepped)))
+
+
 def test_tol_stops_early():
     hmm = random_hmm(n_states=2, vocab_size=3, seed=0)
     seqs = varied_sequences(hmm, n=20, max_length=30)
@@ -173,12 +205,19 @@ def test_tol_stops_early():
     assert len(history) < 500 and history[-1]["converged"]
 
 
-def test_smoothing_keeps_unseen_tokens_possible():
+def test_smoothing_makes_every_zero_probability_positive_again():
+    # zeros in all three tables stay exactly zero under EM; pseudo-counts are what lift them
+    start, trans = [1.0, 0.0], [[0.5, 0.5], [0.0, 1.0]]
+    emit = [[0.5, 0.5, 0, 0, 0, 0], [0.25, 0.25, 0.5, 0, 0, 0]]
     seqs = [np.array([0, 1, 0, 1, 2]), np.array([1, 1, 0])]
-    hmm = CategoricalHMM(2, 6, seed=0, device="cpu")
-    hmm.fit(seqs, n_iter=5, smoothing=0.1, progress=False)
-    assert (hmm.emit > 0).all() and (hmm.trans > 0).all()
-    assert np.isfinite(hmm.log_likelihood([np.array([5, 4, 3])])[0])
+    plain = CategoricalHMM.from_params(start, trans, emit, device="cpu")
+    plain.fit(seqs, n_iter=3, progress=False)
+    assert plain.start[1] == 0 and plain.trans[1, 0] == 0 and (plain.emit[:, 3:] == 0).all()
+    assert plain.log_likelihood([np.array([5, 4, 3])])[0] == -np.inf
+    smoothed = CategoricalHMM.from_params(start, trans, emit, device="cpu")
+    smoothed.fit(seqs, n_iter=3, smoothing=0.1, progress=False)
+    assert (smoothed.start > 0).all() and (smoothed.trans > 0).all() and (smoothed.emit > 0).all()
+    assert np.isfinite(smoothed.log_likelihood([np.array([5, 4, 3])])[0])
 
 
 def test_unigram_init_is_deterministic_and_data_informed():
@@ -273,55 +312,131 @@ def test_interface_generate_is_deterministic_and_stops_at_stop_id():
 
 
 # ----------------------------------------------------------------------------- files
+TIMING_COLUMNS = ("elapsed_s", "tokens_per_s")
+
+
+def fit_bytes(hmm):
+    """What a fit leaves behind: table bytes and history rows without timings."""
+    return (
+        [t.numpy().tobytes() for t in tables(hmm)],
+        [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in hmm.history],
+    )
+
+
 def test_save_load_round_trip_is_exact(tmp_path):
     hmm = random_hmm(n_states=4, vocab_size=9, seed=1)
     hmm.fit(varied_sequences(hmm), n_iter=2, progress=False)
     hmm.save(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["hmm.safetensors"]  # one file: one atomic rename
     loaded = CategoricalHMM.load(tmp_path / "model", device="cpu")
-    for a, b in zip((hmm.start, hmm.trans, hmm.emit), (loaded.start, loaded.trans, loaded.emit)):
-        assert torch.equal(a.cpu(), b.cpu())
+    assert fit_bytes(loaded) == fit_bytes(hmm)
     assert loaded.history == hmm.history
 
 
-def test_corrupted_or_wrong_shaped_files_are_clear_errors(tmp_path):
+def write_tables(path, tensors, meta=None):
     from safetensors.torch import save_file
 
+    save_file(tensors, str(path), metadata=None if meta is None else {"format": "storylab.CategoricalHMM/2", "meta": json.dumps(meta)})
+
+
+def test_corrupted_truncated_or_wrong_files_are_one_line_errors_naming_the_file(tmp_path):
     random_hmm().save(tmp_path / "ok")
-    corrupted = tmp_path / "corrupted"
-    random_hmm().save(corrupted)
-    (corrupted / "hmm.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="corrupted"):
-        CategoricalHMM.load(corrupted)
-    wrong = tmp_path / "wrong"
-    random_hmm().save(wrong)
-    save_file({"start": torch.ones(3) / 3, "trans": torch.ones(3, 2) / 2, "emit": torch.ones(3, 4) / 4}, str(wrong / "hmm.safetensors"))
-    with pytest.raises(ValueError, match="shapes"):
-        CategoricalHMM.load(wrong)
-    mismatch = tmp_path / "mismatch"
-    random_hmm().save(mismatch)
-    meta = json.loads((mismatch / "hmm.json").read_text())
-    meta["vocab_size"] = 99
-    (mismatch / "hmm.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="says"):
-        CategoricalHMM.load(mismatch)
+    weights = (tmp_path / "ok" / "hmm.safetensors").read_bytes()
+    for name, content in (("garbage", b"not a safetensors file"), ("truncated", weights[:-10]), ("header_only", weights[:40])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "hmm.safetensors").write_bytes(content)
+        with pytest.raises(ValueError, match=rf"{name}/hmm.safetensors is truncated or corrupted") as error:
+            CategoricalHMM.load(tmp_path / name)
+        assert "\n" not in str(error.value)
+    meta = {"n_states": 3, "vocab_size": 4, "history": []}
+    good = {"start": torch.ones(3) / 3, "trans": torch.ones(3, 3) / 3, "emit": torch.ones(3, 4) / 4}
+    cases = {
+        "shapes": ({**good, "trans": torch.ones(3, 2) / 2}, meta, "shapes"),
+        "dtype": ({**good, "emit": torch.ones(3, 4, dtype=torch.float64) / 4}, meta, r"emit as float64, expected float32"),
+        "says": (good, {**meta, "vocab_size": 99}, r"3 states x 4 tokens but its header says 3 x 99"),
+        "foreign": (good, None, "not a saved CategoricalHMM"),
+    }
+    for name, (tensors, header, message) in cases.items():
+        (tmp_path / name).mkdir()
+        write_tables(tmp_path / name / "hmm.safetensors", tensors, header)
+        with pytest.raises(ValueError, match=rf"{name}/hmm.safetensors.*{message}"):
+            CategoricalHMM.load(tmp_path / name)
     with pytest.raises(ValueError, match="not a saved CategoricalHMM"):
         CategoricalHMM.load(tmp_path / "missing")
 
 
-def test_checkpoint_resume_ends_with_the_same_parameters(tmp_path):
-    truth = random_hmm(n_states=3, vocab_size=6, seed=8)
-    seqs = varied_sequences(truth, n=20, max_length=30)
-    unbroken = random_hmm(n_states=3, vocab_size=6, seed=0)
-    unbroken.fit(seqs, n_iter=5, tol=0.0, progress=False)
-    interrupted = random_hmm(n_states=3, vocab_size=6, seed=0)
-    interrupted.fit(seqs, n_iter=2, tol=0.0, progress=False, checkpoint=tmp_path / "ckpt")
-    resumed = random_hmm(n_states=3, vocab_size=6, seed=0)
-    history = resumed.fit(seqs, n_iter=5, tol=0.0, progress=False, checkpoint=tmp_path / "ckpt")
-    assert [row["iteration"] for row in history] == [1, 2, 3, 4, 5]
-    for a, b in zip((unbroken.start, unbroken.trans, unbroken.emit), (resumed.start, resumed.trans, resumed.emit)):
-        assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="checkpoint"):
-        random_hmm(n_states=3, vocab_size=6).fit(seqs[:5], n_iter=5, progress=False, checkpoint=tmp_path / "ckpt")
+def test_files_of_the_old_two_file_format_load_but_do_not_resume(tmp_path):
+    from safetensors.torch import save_file
+
+    hmm = random_hmm(n_states=3, vocab_size=4, seed=2)
+    seqs = varied_sequences(hmm, n=5, max_length=10)
+    hmm.fit(seqs, n_iter=2, progress=False)
+    old = tmp_path / "old"
+    old.mkdir()
+    save_file(dict(zip(("start", "trans", "emit"), tables(hmm))), str(old / "hmm.safetensors"))
+    (old / "hmm.json").write_text(json.dumps({"format": "storylab.CategoricalHMM/1", "n_states": 3, "vocab_size": 4, "history": list(hmm.history)}))
+    assert fit_bytes(CategoricalHMM.load(old, device="cpu")) == fit_bytes(hmm)
+    with pytest.raises(ValueError, match="old two-file format"):
+        random_hmm(n_states=3, vocab_size=4).fit(seqs, n_iter=3, progress=False, checkpoint=old)
+
+
+def test_resumed_fit_gives_the_same_bytes_as_an_unbroken_one(tmp_path):
+    # 16 states x 200 tokens: big enough that renormalising the saved float32 tables on
+    # resume changes their last bits (it did, and the fits drifted apart)
+    truth = random_hmm(n_states=16, vocab_size=200, seed=8)
+    seqs = varied_sequences(truth, n=30, max_length=40, seed=1)
+    unbroken = random_hmm(n_states=16, vocab_size=200, seed=0)
+    unbroken.fit(seqs, n_iter=8, tol=0.0, val=seqs[:5], progress=False)
+    random_hmm(n_states=16, vocab_size=200, seed=0).fit(seqs, n_iter=5, tol=0.0, val=seqs[:5], progress=False, checkpoint=tmp_path / "ckpt")
+    resumed = random_hmm(n_states=16, vocab_size=200, seed=0)
+    history = resumed.fit(seqs, n_iter=8, tol=0.0, val=seqs[:5], progress=False, checkpoint=tmp_path / "ckpt")
+    assert [row["iteration"] for row in history] == list(range(1, 9))
+    assert fit_bytes(resumed) == fit_bytes(unbroken)
+    with pytest.raises(ValueError, match="checkpoint.*other training data"):
+        random_hmm(n_states=16, vocab_size=200).fit(seqs[:5], n_iter=9, progress=False, checkpoint=tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="checkpoint.*smoothing"):
+        random_hmm(n_states=16, vocab_size=200).fit(seqs, n_iter=9, smoothing=0.5, progress=False, checkpoint=tmp_path / "ckpt")
+
+
+KILLED_FIT = """
+import os, signal, sys
+import numpy as np
+from storylab.hmm import CategoricalHMM
+
+folder, kill_after, seqs = sys.argv[1], int(sys.argv[2]), list(np.load(sys.argv[3]))
+real_replace, renames = os.replace, []
+
+def replace_then_die(src, dst):  # SIGKILL right after a checkpoint's weights are renamed into place
+    real_replace(src, dst)
+    renames.append(dst)
+    if str(dst).endswith("hmm.safetensors") and len([d for d in renames if str(d).endswith("hmm.safetensors")]) == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+os.replace = replace_then_die
+CategoricalHMM(16, 200, seed=0, device="cpu").fit(seqs, n_iter=8, tol=0.0, progress=False, checkpoint=folder)
+"""
+
+
+def test_fit_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path):
+    # a real process killed at the worst moment: just after the 5th checkpoint's weights
+    # are in place (with the old two-file checkpoint, before its history was)
+    import os
+    import subprocess
+    import sys
+
+    import storylab
+
+    truth = random_hmm(n_states=16, vocab_size=200, seed=8)
+    tokens, _ = truth.sample(30, 40, seed=1)
+    np.save(tmp_path / "seqs.npy", tokens)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(storylab.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_FIT, str(tmp_path / "ckpt"), "5", str(tmp_path / "seqs.npy")], env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    resumed = random_hmm(n_states=16, vocab_size=200, seed=0)
+    resumed.fit(list(tokens), n_iter=8, tol=0.0, progress=False, checkpoint=tmp_path / "ckpt")
+    unbroken = random_hmm(n_states=16, vocab_size=200, seed=0)
+    unbroken.fit(list(tokens), n_iter=8, tol=0.0, progress=False)
+    assert fit_bytes(resumed) == fit_bytes(unbroken)
 
 
 # ----------------------------------------------------------------------------- errors

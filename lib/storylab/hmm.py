@@ -4,6 +4,9 @@
     history = hmm.fit(enc.train, n_iter=50, val=enc.validation, checkpoint=run_dir() / "hmm")
     hmm.log_likelihood(enc.validation)          # nats per sequence
 
+    # thousands of states: 64 blocks of 64 states, tokens assigned to blocks from the data
+    big = CategoricalHMM(n_states=4096, vocab_size=1024, emission_blocks=64)
+
 Baum–Welch EM with the batched, scaled forward–backward of `hmm_engine` (matmul-bound,
 float32, any sequence length, memory set by a per-batch token budget), plus the
 inference a researcher asks of a fitted model: smoothed posteriors, filtered belief
@@ -15,11 +18,20 @@ from an encoded split already end in the end-of-text token, which the HMM scores
 ordinary token; `start` is the distribution of the state emitting a story's first token,
 which plays the role the preceding end-of-text token plays for the bigram baseline.
 Probabilities are float32 tensors on the model's device (`hmm.start`, `hmm.trans`,
-`hmm.emit`); sufficient statistics and log-likelihoods are accumulated in float64.
+`hmm.emit`); log-likelihoods and start and emission counts are accumulated in float64,
+transition counts in float32 (a K×K float64 table alone is 2 GB at K=16,384).
+
+Blocked emissions (Chiu & Rush 2020; `storylab.hmm_blocks`): with `emission_blocks=M`
+the states are cut into M blocks of K/M and every token belongs to one block
+(`token_blocks`, given or computed from the training data by `storylab.token_blocks`);
+a state emits only its block's tokens. The tables stay dense (`emit` holds exact zeros
+outside the blocks), so every method works unchanged; fitting, likelihoods, posteriors,
+beliefs and Viterbi touch only the K/M live states per token.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -29,6 +41,8 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in pape
 
 from storylab import hmm_engine as engine
 from storylab import hmm_io
+from storylab import token_blocks as block_assignment
+from storylab.hmm_blocks import Blocks, check_token_blocks
 from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
 from storylab.lm import EOT
@@ -53,6 +67,13 @@ class CategoricalHMM:
 
     `eot_id` (the end-of-text token) only tells `generate` where to stop by default; the
     model scores it as an ordinary token.
+
+    `emission_blocks=M` > 1 makes emissions block-sparse (see the module docstring):
+    `n_states` must be a multiple of M, and `token_blocks` (V block ids, every block
+    used) fixes which tokens each block emits; left None, the first `fit` computes it
+    from the training data with `token_block_method` ("context" clustering, or the
+    frequency-balanced "random" control; see `storylab.token_blocks`). Until then the
+    model is an ordinary dense HMM.
     """
 
     family = "hmm"
@@ -61,7 +82,7 @@ class CategoricalHMM:
     EM_FLOPS_PER_TOKEN_PER_STATE_PAIR = 6.0
 
     def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0,
-                 eot_id: int | None = None):
+                 eot_id: int | None = None, emission_blocks: int = 1, token_blocks=None, token_block_method: str = "context"):
         self.n_states = check_int("n_states", n_states, minimum=1)
         self.vocab_size = check_int("vocab_size", vocab_size, minimum=1)
         self.eot_id = None if eot_id is None else check_int("eot_id", eot_id, below=self.vocab_size)
@@ -69,16 +90,46 @@ class CategoricalHMM:
         if init not in INITS:
             raise ValueError(f"init: expected one of {INITS}, got {init!r}")
         self.init, self.concentration = init, check_number("concentration", concentration, strict=True)
+        self.emission_blocks = self._check_blocks(emission_blocks, token_block_method)
+        self.token_block_method = token_block_method
         self.device = resolve_device(device)
         self.history = FitHistory()
         self._data_fingerprint: dict | None = None
+        self._fit_settings: dict | None = None
+        self._blocks: Blocks | None = None
         rng = np.random.default_rng(self.seed)
         ones = np.full(self.n_states, self.concentration)
         self._set_params(
-            _dirichlet(rng, ones, 1)[0],
-            _dirichlet(rng, ones, self.n_states),
-            _dirichlet(rng, np.full(self.vocab_size, self.concentration), self.n_states),
+            next(_dirichlet_rows(rng, ones, 1))[0],
+            _dirichlet_rows(rng, ones, self.n_states),
+            _dirichlet_rows(rng, np.full(self.vocab_size, self.concentration), self.n_states),
         )
+        if token_blocks is not None:
+            self._assign_blocks(check_token_blocks(token_blocks, self.vocab_size, self.emission_blocks))
+
+    def _check_blocks(self, emission_blocks, token_block_method) -> int:
+        n_blocks = check_int("emission_blocks", emission_blocks, minimum=1)
+        if self.n_states % n_blocks:
+            raise ValueError(f"emission_blocks: n_states={self.n_states} must be a multiple of emission_blocks={n_blocks}")
+        if n_blocks > self.vocab_size:
+            raise ValueError(f"emission_blocks: {n_blocks} blocks need at least one token each, vocab_size is {self.vocab_size}")
+        if token_block_method not in block_assignment.METHODS:
+            raise ValueError(f"token_block_method: expected one of {block_assignment.METHODS}, got {token_block_method!r}")
+        return n_blocks
+
+    def _assign_blocks(self, token_blocks: np.ndarray) -> None:
+        """Fix the token blocks (M > 1) and zero the emissions outside them, each row renormalised."""
+        if self.emission_blocks == 1:
+            if (token_blocks != 0).any():
+                raise ValueError("token_blocks: a model with emission_blocks=1 has one block, 0")
+            return
+        self._blocks = Blocks(token_blocks, self.emission_blocks, self.n_states, self.device)
+        self._set_emit(self._emit)
+
+    @property
+    def token_blocks(self) -> np.ndarray | None:
+        """(V,) block id of every token for a blocked model once its blocks are fixed, else None."""
+        return None if self._blocks is None else self._blocks.token_blocks.cpu().numpy().copy()
 
     # ----------------------------------------------------------------- parameters
     @property
@@ -94,12 +145,15 @@ class CategoricalHMM:
         return self._emit
 
     def _set_params(self, start, trans, emit) -> None:
-        def table(value):
-            value = torch.as_tensor(value, dtype=torch.float64).to(self.device)
-            # renormalise in float64 so float32 rows sum to 1 as closely as they can
-            return (value / value.sum(dim=-1, keepdim=True)).float().contiguous()
+        """Set the tables from arrays, tensors or iterators of row chunks (see `_as_probabilities`)."""
+        self._start = _as_probabilities(start, (self.n_states,), self.device)
+        self._trans = _as_probabilities(trans, (self.n_states, self.n_states), self.device)
+        self._set_emit(emit)
 
-        self._start, self._trans, self._emit = table(start), table(trans), table(emit)
+    def _set_emit(self, emit) -> None:
+        if self._blocks is not None:  # a blocked model never emits outside its blocks
+            emit = torch.as_tensor(emit, dtype=torch.float64).to(self.device) * self._blocks.emission_mask()
+        self._emit = _as_probabilities(emit, (self.n_states, self.vocab_size), self.device)
 
     @classmethod
     def from_params(cls, start, trans, emit, device: str = "auto", eot_id: int | None = None) -> "CategoricalHMM":
@@ -111,7 +165,8 @@ class CategoricalHMM:
         return hmm
 
     def __repr__(self) -> str:
-        return f"CategoricalHMM(n_states={self.n_states}, vocab_size={self.vocab_size}, device='{self.device}', iterations={len(self.history)})"
+        blocks = f", emission_blocks={self.emission_blocks}" if self.emission_blocks > 1 else ""
+        return f"CategoricalHMM(n_states={self.n_states}, vocab_size={self.vocab_size}{blocks}, device='{self.device}', iterations={len(self.history)})"
 
     # ----------------------------------------------------------------- fitting
     def fit(
@@ -133,8 +188,10 @@ class CategoricalHMM:
         train log-likelihood per token falls below `tol`. `smoothing` adds Dirichlet
         pseudo-counts in the M-step (so no probability becomes 0). `batch_tokens` bounds
         the tokens per E-step batch (memory ≈ 12 bytes × n_states per token).
-        With `checkpoint` (a folder) every iteration is saved there and a later call
-        resumes from it; `n_iter` then counts the checkpoint's iterations too.
+        With `checkpoint` (a folder) every iteration is saved there (one file, renamed
+        into place) and a later call resumes from it, to the same bytes as an unbroken
+        fit; `n_iter` then counts the checkpoint's iterations too. A checkpoint written
+        for other data, sizes or `smoothing` is refused.
         """
         n_iter = check_int("n_iter", n_iter)
         tol = check_number("tol", tol)
@@ -143,29 +200,28 @@ class CategoricalHMM:
             batch_tokens = check_int("batch_tokens", batch_tokens, minimum=1)
         seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
         val_seqs = as_token_sequences(val, self.vocab_size, "val") if val is not None else None
-        fingerprint = {"n_sequences": len(seqs), "n_tokens": int(sum(len(s) for s in seqs))}
+        fingerprint = data_fingerprint(seqs)
+        settings = {"smoothing": smoothing}
 
         target = len(self.history) + n_iter
         if checkpoint is not None and (Path(checkpoint) / hmm_io.WEIGHTS_FILE).exists():
-            self._resume(Path(checkpoint), fingerprint)
+            self._resume(Path(checkpoint), fingerprint, settings)
             target = n_iter
         elif not self.history and self.init == "unigram":
             self._init_from_unigram(seqs)
-        self._data_fingerprint = fingerprint
+        if self.emission_blocks > 1 and self._blocks is None:
+            self._assign_blocks(block_assignment.assign_token_blocks(seqs, self.vocab_size, self.emission_blocks, self.token_block_method, self.seed))
+        self._data_fingerprint, self._fit_settings = fingerprint, settings
 
-        batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
+        batch_tokens = batch_tokens or self._default_batch_tokens()
         batches = engine.make_batches(seqs, batch_tokens, self.device)
         val_batches = engine.make_batches(val_seqs, batch_tokens, self.device) if val_seqs else None
         workspace = engine.Workspace(self.device)
         converged = bool(self.history) and self.history[-1].get("converged", False)
         bar = tqdm(total=target, initial=min(len(self.history), target), disable=not progress, desc="EM", unit="iter")
+        n_val_tokens = sum(len(s) for s in val_seqs) if val_seqs else 0
         while len(self.history) < target and not converged:
-            seen_params = (self._start, self._trans, self._emit)
-            row = self._em_iteration(batches, smoothing, workspace)
-            if val_batches is not None:
-                val_ll = self._total_log_likelihood(val_batches, seen_params, workspace)
-                row["val_log_likelihood"] = val_ll
-                row["val_nats_per_token"] = -val_ll / sum(len(s) for s in val_seqs)
+            row = self._em_iteration(batches, smoothing, workspace, val_batches, n_val_tokens)
             converged = self._check_convergence(row, tol)
             self.history.append(row)
             if checkpoint is not None:
@@ -175,24 +231,35 @@ class CategoricalHMM:
         bar.close()
         return self.history
 
-    def _em_iteration(self, batches: list[engine.Batch], smoothing: float, workspace: engine.Workspace) -> dict:
+    def _em_iteration(self, batches: list[engine.Batch], smoothing: float, workspace: engine.Workspace,
+                      val_batches: list[engine.Batch] | None = None, n_val_tokens: int = 0) -> dict:
+        """One E-step and M-step; `val_batches` are scored with the parameters the E-step saw (not timed)."""
         started = time.perf_counter()
-        stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device)
+        stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device, self._blocks)
         emit_t = self._emit.T.contiguous()
         with torch.no_grad():
             for batch in batches:
-                engine.accumulate_batch(stats, batch, self._start, self._trans, emit_t, workspace)
-            self._start, self._trans, self._emit = engine.m_step(stats, smoothing, (self._start, self._trans, self._emit))
+                engine.accumulate_batch(stats, batch, self._start, self._trans, emit_t, workspace, self._blocks)
+            val_started = time.perf_counter()
+            val_ll = self._total_log_likelihood(val_batches, workspace) if val_batches is not None else None
+            val_s = time.perf_counter() - val_started
+            if self._blocks is not None:
+                self._blocks.release_backward()  # 1 GB at K=16,384; the M-step needs only the forward copy
+            self._start, self._trans, self._emit = engine.m_step(stats, smoothing, (self._start, self._trans, self._emit), self._blocks)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        elapsed_s = time.perf_counter() - started
-        return {
+        elapsed_s = time.perf_counter() - started - val_s
+        row = {
             "iteration": len(self.history) + 1,
             "train_log_likelihood": stats.log_likelihood,
             "train_nats_per_token": -stats.log_likelihood / stats.n_tokens,
             "elapsed_s": elapsed_s,
             "tokens_per_s": stats.n_tokens / elapsed_s,
         }
+        if val_ll is not None:
+            row["val_log_likelihood"] = val_ll
+            row["val_nats_per_token"] = -val_ll / n_val_tokens
+        return row
 
     def _check_convergence(self, row: dict, tol: float) -> bool:
         if not self.history:
@@ -206,11 +273,10 @@ class CategoricalHMM:
         row["converged"] = bool(improvement < tol)
         return row["converged"]
 
-    def _total_log_likelihood(self, batches: list[engine.Batch], params, workspace: engine.Workspace) -> float:
-        start, trans, emit = params
-        emit_t = emit.T.contiguous()
+    def _total_log_likelihood(self, batches: list[engine.Batch], workspace: engine.Workspace) -> float:
+        emit_t = self._emit.T.contiguous()
         with torch.no_grad():
-            return float(sum(engine.forward(b, start, trans, emit_t, workspace)[3].sum() for b in batches))
+            return float(sum(engine.forward(b, self._start, self._trans, emit_t, workspace, self._blocks)[3].sum() for b in batches))
 
     def _init_from_unigram(self, seqs: list[np.ndarray]) -> None:
         counts = np.bincount(np.concatenate(seqs), minlength=self.vocab_size).astype(np.float64) + 1.0
@@ -218,25 +284,37 @@ class CategoricalHMM:
         noise = rng.uniform(1 - UNIGRAM_NOISE, 1 + UNIGRAM_NOISE, size=(self.n_states, self.vocab_size))
         self._set_params(self._start, self._trans, counts[None, :] * noise)
 
-    def _resume(self, folder: Path, fingerprint: dict) -> None:
-        tensors, meta = hmm_io.load_params(folder)
+    def _resume(self, folder: Path, fingerprint: dict, settings: dict) -> None:
+        hmm_io.remove_stale_temporaries(folder)  # only this fit writes its checkpoint folder
+        tensors, meta, legacy = hmm_io.load_params(folder)
+        if legacy:
+            raise ValueError(f"checkpoint: {folder} is in the old two-file format, whose tables and history may come from different iterations; delete it to start the fit afresh")
         if (meta["n_states"], meta["vocab_size"]) != (self.n_states, self.vocab_size):
             raise ValueError(f"checkpoint: {folder} holds {meta['n_states']} states x {meta['vocab_size']} tokens, this model is {self.n_states} x {self.vocab_size}")
-        if meta.get("data_fingerprint") not in (None, fingerprint):
-            raise ValueError(f"checkpoint: {folder} was written for other training data ({meta['data_fingerprint']}, now {fingerprint})")
-        self._set_params(tensors["start"], tensors["trans"], tensors["emit"])
-        self.history = FitHistory(meta.get("history", []))
+        if meta.get("data_fingerprint") != fingerprint:
+            raise ValueError(f"checkpoint: {folder} was written for other training data ({meta.get('data_fingerprint')}, now {fingerprint})")
+        if meta.get("fit_settings") != settings:
+            raise ValueError(f"checkpoint: {folder} was written by a fit with other settings ({meta.get('fit_settings')}, now {settings}); smoothing must match")
+        if meta.get("emission_blocks", 1) != self.emission_blocks:
+            raise ValueError(f"checkpoint: {folder} holds a model with emission_blocks={meta.get('emission_blocks', 1)}, this model has {self.emission_blocks}")
+        saved_blocks = tensors.get("token_blocks")
+        if self._blocks is not None and saved_blocks is not None and not torch.equal(saved_blocks, self._blocks.token_blocks.cpu()):
+            raise ValueError(f"checkpoint: {folder} was fitted with other token_blocks than the ones this model was given")
+        self._restore(tensors, meta, where=f"checkpoint: {folder}")
 
     # ----------------------------------------------------------------- inference
+    def _default_batch_tokens(self) -> int:
+        return engine.default_batch_tokens(self.n_states, self.device, blocks=self._blocks)
+
     def log_likelihood(self, sequences, batch_tokens: int | None = None) -> np.ndarray:
         """Natural-log p(x) per sequence (no end state), in the order given."""
         seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
+        batch_tokens = batch_tokens or self._default_batch_tokens()
         result = np.empty(len(seqs), dtype=np.float64)
         emit_t, workspace = self._emit.T.contiguous(), engine.Workspace(self.device)
         with torch.no_grad():
             for batch in engine.make_batches(seqs, batch_tokens, self.device):
-                result[batch.index] = engine.forward(batch, self._start, self._trans, emit_t, workspace)[3].cpu().numpy()
+                result[batch.index] = engine.forward(batch, self._start, self._trans, emit_t, workspace, self._blocks)[3].cpu().numpy()
         return result
 
     def _single_batch(self, seq, name: str = "seq") -> engine.Batch:
@@ -246,33 +324,29 @@ class CategoricalHMM:
 
     def posteriors(self, seq) -> np.ndarray:
         """(T, K) smoothed marginals p(state_t | x_1..x_T)."""
+        batch = self._single_batch(seq)
         with torch.no_grad():
-            gamma = engine.smoothed_marginals(self._single_batch(seq), self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device))
-        return gamma.cpu().numpy().astype(np.float64)
+            gamma = engine.smoothed_marginals(batch, self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device), self._blocks)
+        return self._all_states(batch, gamma)
 
     def beliefs(self, seq) -> np.ndarray:
         """(T, K) filtered belief states p(state_t | x_1..x_t)."""
+        batch = self._single_batch(seq)
         with torch.no_grad():
-            alpha = engine.forward(self._single_batch(seq), self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device))[0]
-        return alpha.cpu().numpy().astype(np.float64)
+            alpha = engine.forward(batch, self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device), self._blocks)[0]
+        return self._all_states(batch, alpha)
+
+    def _all_states(self, batch: engine.Batch, values: torch.Tensor) -> np.ndarray:
+        """(T, K) float64 from the engine's per-token values (a blocked model's hold only the live states)."""
+        if self._blocks is not None:
+            values = self._blocks.to_global(values, self._blocks.index(batch).groups)
+        return values.cpu().numpy().astype(np.float64)
 
     def viterbi(self, seq) -> np.ndarray:
         """The most likely state path (T,) as int64 (log-space max-product)."""
         (tokens,) = as_token_sequences([seq], self.vocab_size, "seq")
         with torch.no_grad():
-            log_trans = self._trans.double().log()
-            log_emit = self._emit.double().log().T[torch.as_tensor(tokens, device=self.device)]  # (T, K)
-            score = self._start.double().log() + log_emit[0]
-            backpointers = torch.empty(len(tokens), self.n_states, dtype=torch.long, device=self.device)
-            for t in range(1, len(tokens)):
-                score, backpointers[t] = (score[:, None] + log_trans).max(dim=0)
-                score = score + log_emit[t]
-            path = np.empty(len(tokens), dtype=np.int64)
-            path[-1] = int(score.argmax())
-            pointers = backpointers.cpu().numpy()
-            for t in range(len(tokens) - 1, 0, -1):
-                path[t - 1] = pointers[t, path[t]]
-        return path
+            return engine.viterbi(torch.as_tensor(tokens, device=self.device), self._start, self._trans, self._emit.T.contiguous(), self._blocks)
 
     def sample(self, n: int, length: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """`(tokens, states)`, each (n, length) int64; deterministic for `seed` on any device."""
@@ -295,9 +369,13 @@ class CategoricalHMM:
 
     @property
     def n_params(self) -> int:
-        """Free probabilities: start (K-1), transitions K(K-1), emissions K(V-1)."""
+        """Free probabilities: start (K-1), transitions K(K-1), emissions K(V-1) — or, blocked,
+        each state's block of tokens less one (the rest of its row is zero by construction)."""
         k, v = self.n_states, self.vocab_size
-        return (k - 1) + k * (k - 1) + k * (v - 1)
+        if self._blocks is None:
+            return (k - 1) + k * (k - 1) + k * (v - 1)
+        tokens_per_block = np.bincount(self._blocks.token_blocks.cpu().numpy(), minlength=self.emission_blocks)
+        return (k - 1) + k * (k - 1) + (k // self.emission_blocks) * int((tokens_per_block - 1).sum())
 
     @property
     def train_tokens(self) -> int:
@@ -361,29 +439,57 @@ class CategoricalHMM:
 
     # ----------------------------------------------------------------- files and peers
     def save(self, path: str | Path) -> Path:
-        """Write `path/hmm.safetensors` + `path/hmm.json` (settings, history, iteration)."""
+        """Write `path/hmm.safetensors`: the tables, with settings, history and iteration in its header."""
         meta = {
             "n_states": self.n_states,
             "vocab_size": self.vocab_size,
+            "eot_id": self.eot_id,
             "seed": self.seed,
             "init": self.init,
             "concentration": self.concentration,
+            "emission_blocks": self.emission_blocks,
+            "token_block_method": self.token_block_method,
             "iteration": len(self.history),
             "data_fingerprint": self._data_fingerprint,
+            "fit_settings": self._fit_settings,
             "history": list(self.history),
         }
-        return hmm_io.save_params(Path(path), self._start, self._trans, self._emit, meta)
+        tables = {"start": self._start, "trans": self._trans, "emit": self._emit}
+        if self._blocks is not None:
+            tables["token_blocks"] = self._blocks.token_blocks
+        return hmm_io.save_params(Path(path), tables, meta)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> "CategoricalHMM":
         """A model saved with `save`; a missing, corrupted or wrong-shaped file is a ValueError."""
-        tensors, meta = hmm_io.load_params(Path(path))
-        hmm = cls(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0), device=device, init=meta.get("init", "random"), concentration=meta.get("concentration", 1.0))
-        # exact round trip: the saved float32 tables are used as they are, not renormalised
-        hmm._start, hmm._trans, hmm._emit = (tensors[k].to(hmm.device).contiguous() for k in ("start", "trans", "emit"))
-        hmm.history = FitHistory(meta.get("history", []))
-        hmm._data_fingerprint = meta.get("data_fingerprint")
+        path = Path(path)
+        tensors, meta, _ = hmm_io.load_params(path)
+        where = f"path: {path / hmm_io.WEIGHTS_FILE}"
+        try:
+            hmm = cls(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0), device=device, init=meta.get("init", "random"),
+                      concentration=meta.get("concentration", 1.0), emission_blocks=meta.get("emission_blocks", 1),
+                      token_block_method=meta.get("token_block_method", "context"), eot_id=meta.get("eot_id"))
+        except ValueError as error:
+            raise ValueError(f"{where} has settings this version cannot use: {error}") from error
+        hmm._restore(tensors, meta, where)
         return hmm
+
+    def _restore(self, tensors: dict[str, torch.Tensor], meta: dict, where: str) -> None:
+        """Tables, blocks, history and fit bookkeeping from a saved file, exactly as saved.
+
+        The float32 tables are used bit for bit, never renormalised: renormalising moves
+        their last bits, and a resumed fit then drifts away from an unbroken one.
+        """
+        if "token_blocks" in tensors:
+            token_blocks = check_token_blocks(tensors["token_blocks"], self.vocab_size, self.emission_blocks, where)
+            self._blocks = Blocks(token_blocks, self.emission_blocks, self.n_states, self.device)
+            outside = tensors["emit"][~self._blocks.emission_mask().cpu()]
+            if (outside != 0).any():
+                raise ValueError(f"{where}: emit has probability outside the token blocks (a blocked model's emissions there are exactly 0)")
+        self._start, self._trans, self._emit = (tensors[k].to(self.device).contiguous() for k in ("start", "trans", "emit"))
+        self.history = FitHistory(meta.get("history", []))
+        self._data_fingerprint = meta.get("data_fingerprint")
+        self._fit_settings = meta.get("fit_settings")
 
     def to_pomegranate(self):
         """A pomegranate `DenseHMM` with the full vocabulary width (see `hmm_io.to_pomegranate`)."""
@@ -396,8 +502,47 @@ class CategoricalHMM:
         return cls.from_params(start, trans, emit, device=device)
 
 
-def _dirichlet(rng: np.random.Generator, concentration: np.ndarray, n_rows: int) -> np.ndarray:
-    rows = rng.dirichlet(concentration, size=n_rows)
-    # a tiny concentration can give exact zeros, which EM could never move away from
-    rows = np.maximum(rows, 1e-12)
-    return rows / rows.sum(axis=1, keepdims=True)
+def data_fingerprint(seqs: list[np.ndarray]) -> dict:
+    """Sizes and a content hash of the training data, so a checkpoint never resumes on other data."""
+    digest = hashlib.sha256()
+    for seq in seqs:
+        digest.update(np.int64(len(seq)).tobytes())
+        digest.update(np.ascontiguousarray(seq, dtype=np.int64).tobytes())
+    return {"n_sequences": len(seqs), "n_tokens": int(sum(len(s) for s in seqs)), "sha256": digest.hexdigest()[:16]}
+
+
+ROWS_BYTES = 64 * 2**20  # float64 rows made or renormalised at a time: a K×K float64 table is 2 GB at K=16,384
+
+
+def _rows_per_chunk(n_cols: int) -> int:
+    return max(1, ROWS_BYTES // (8 * n_cols))
+
+
+def _as_probabilities(value, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A float32 table of `shape`, each row renormalised in float64 so it sums to 1 as closely as float32 can.
+
+    `value` is an array or tensor, or an iterator of row chunks (how `__init__` makes a
+    large random table without holding it in float64 whole).
+    """
+    if isinstance(value, (np.ndarray, torch.Tensor, list, tuple)):
+        array = value if isinstance(value, torch.Tensor) else np.asarray(value)
+        step = _rows_per_chunk(shape[-1])
+        value = [array] if array.ndim == 1 else (array[first : first + step] for first in range(0, array.shape[0], step))
+    table = torch.empty(shape, dtype=torch.float32, device=device)
+    first = 0
+    for chunk in value:
+        chunk = torch.as_tensor(chunk, dtype=torch.float64).to(device)
+        table[first : first + len(chunk)] = chunk / chunk.sum(dim=-1, keepdim=True)
+        first += len(chunk)
+    return table
+
+
+def _dirichlet_rows(rng: np.random.Generator, concentration: np.ndarray, n_rows: int):
+    """Dirichlet rows in chunks (the same draws as one call: numpy fills rows in order)."""
+    step = _rows_per_chunk(len(concentration))
+    for first in range(0, n_rows, step):
+        rows = rng.dirichlet(concentration, size=min(step, n_rows - first))
+        # a tiny concentration can give exact zeros, which EM could never move away from
+        np.maximum(rows, 1e-12, out=rows)
+        rows /= rows.sum(axis=1, keepdims=True)
+        yield rows

@@ -1,9 +1,18 @@
-"""Files and peer-library conversions for `CategoricalHMM`: safetensors + JSON, and pomegranate.
+"""Files and peer-library conversions for `CategoricalHMM`: one safetensors file, and pomegranate.
 
-A saved HMM is a folder holding `hmm.safetensors` (start, trans, emit as float32
-probabilities) and `hmm.json` (sizes, settings, fit history, iteration). Loading checks
-shapes and that every distribution is a probability vector, so a truncated, foreign or
-hand-edited file is a one-line error rather than a model that silently misbehaves.
+A saved HMM is a folder holding one file, `hmm.safetensors`: the tables (start, trans,
+emit as float32 probabilities, plus `token_blocks` as int64 for a blocked model) and, in
+the safetensors header's `metadata`, the format name and a JSON document with the sizes,
+settings, fit history and iteration. One file is one atomic rename, so a checkpoint
+killed at any moment is either the previous iteration's or the new one, whole: tables
+and history can never come from different iterations.
+
+Loading checks the format, dtypes, shapes, that every distribution is a probability
+vector and that the header agrees with the tables, so a truncated, foreign or hand-edited
+file is a one-line error naming the file rather than a model that misbehaves later.
+Folders of the old two-file format (`hmm.safetensors` + `hmm.json`, renamed one after the
+other) still load, flagged `legacy`: a kill between the two renames could pair new
+tables with an old history, which cannot be detected, so they are not resumed from.
 Nothing here unpickles anything.
 """
 
@@ -15,51 +24,84 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
-from storylab.cache import atomic_path, write_json_atomic
+from storylab.cache import atomic_path
 
 WEIGHTS_FILE = "hmm.safetensors"
-META_FILE = "hmm.json"
-FORMAT = "storylab.CategoricalHMM/1"
+LEGACY_META_FILE = "hmm.json"
+FORMAT = "storylab.CategoricalHMM/2"
+LEGACY_FORMAT = "storylab.CategoricalHMM/1"
+TABLE_DTYPES = {"start": torch.float32, "trans": torch.float32, "emit": torch.float32, "token_blocks": torch.int64}
 
 
-def save_params(folder: Path, start: torch.Tensor, trans: torch.Tensor, emit: torch.Tensor, meta: dict[str, Any]) -> Path:
-    """Write the three tables and `meta` into `folder`, each file renamed into place."""
+def save_params(folder: Path, tables: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Write `tables` and `meta` into `folder/hmm.safetensors`, renamed into place in one step."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in (("start", start), ("trans", trans), ("emit", emit))}
+    tensors = {name: t.detach().to("cpu", TABLE_DTYPES[name]).contiguous() for name, t in tables.items()}
+    header = {"format": FORMAT, "meta": json.dumps(meta)}
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp))
-    write_json_atomic(folder / META_FILE, {"format": FORMAT, **meta})
+        save_file(tensors, str(tmp), metadata=header)
+    # a format-1 hmm.json left beside the new file would only mislead a reader
+    (folder / LEGACY_META_FILE).unlink(missing_ok=True)
     return folder
 
 
-def load_params(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and check a saved HMM folder: `({"start", "trans", "emit"}, meta)`."""
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary file a process killed in the middle of `save_params` left behind."""
+    for stale in Path(folder).glob(f".tmp-{WEIGHTS_FILE}-*"):
+        stale.unlink(missing_ok=True)
+
+
+def load_params(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
+    """Read and check a saved HMM folder: `(tables, meta, legacy)`."""
     folder = Path(folder)
-    weights, meta_path = folder / WEIGHTS_FILE, folder / META_FILE
-    if not weights.is_file() or not meta_path.is_file():
-        raise ValueError(f"path: {folder} is not a saved CategoricalHMM (expected {WEIGHTS_FILE} and {META_FILE} inside)")
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ValueError(f"path: {folder} is not a saved CategoricalHMM (expected {WEIGHTS_FILE} inside)")
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"path: {meta_path} is not valid JSON ({error})") from error
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"path: {meta_path} is not a {FORMAT} file")
-    try:
-        tensors = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(f"path: {weights} is corrupted or not a safetensors file ({error})") from error
-    check_params(tensors.get("start"), tensors.get("trans"), tensors.get("emit"), where=str(weights))
+        with safe_open(str(weights), framework="pt") as file:
+            header = file.metadata() or {}
+            tensors = {name: file.get_tensor(name) for name in file.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise ValueError(f"path: {weights} is truncated or corrupted, expected a whole safetensors file written by CategoricalHMM.save ({error})") from error
+    legacy = header.get("format") != FORMAT
+    meta = _legacy_meta(folder, weights) if legacy else _header_meta(weights, header)
+    for name, dtype in TABLE_DTYPES.items():
+        if name in tensors and tensors[name].dtype != dtype:
+            raise ValueError(f"path: {weights} holds {name} as {str(tensors[name].dtype).removeprefix('torch.')}, expected {str(dtype).removeprefix('torch.')}")
+    check_params(tensors.get("start"), tensors.get("trans"), tensors.get("emit"), where=f"path: {weights}")
     n_states, vocab_size = tensors["emit"].shape
     if (meta.get("n_states"), meta.get("vocab_size")) != (n_states, vocab_size):
         raise ValueError(
-            f"path: {weights} holds {n_states} states x {vocab_size} tokens but {META_FILE} says "
+            f"path: {weights} holds {n_states} states x {vocab_size} tokens but its header says "
             f"{meta.get('n_states')} x {meta.get('vocab_size')}"
         )
-    return tensors, meta
+    return tensors, meta, legacy
+
+
+def _header_meta(weights: Path, header: dict[str, str]) -> dict[str, Any]:
+    try:
+        meta = json.loads(header.get("meta", ""))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"path: {weights} has a corrupted header: its 'meta' is not valid JSON ({error})") from error
+    if not isinstance(meta, dict):
+        raise ValueError(f"path: {weights} has a corrupted header: expected a JSON object in 'meta'")
+    return meta
+
+
+def _legacy_meta(folder: Path, weights: Path) -> dict[str, Any]:
+    meta_path = folder / LEGACY_META_FILE
+    if not meta_path.is_file():
+        raise ValueError(f"path: {weights} is not a saved CategoricalHMM (no {FORMAT} header, and no {LEGACY_META_FILE} beside it)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"path: {meta_path} is not valid JSON ({error})") from error
+    if not isinstance(meta, dict) or meta.get("format") != LEGACY_FORMAT:
+        raise ValueError(f"path: {meta_path} is not a {LEGACY_FORMAT} file")
+    return meta
 
 
 def check_params(start, trans, emit, where: str = "from_params", atol: float = 1e-4) -> None:
@@ -73,10 +115,10 @@ def check_params(start, trans, emit, where: str = "from_params", atol: float = 1
     if trans.shape != (n_states, n_states) or emit.shape[0] != n_states or emit.shape[1] < 1:
         raise ValueError(f"{where}: expected start (K,), trans (K,K), emit (K,V); got shapes {tuple(start.shape)}, {tuple(trans.shape)}, {tuple(emit.shape)}")
     for name, value in (("start", start), ("trans", trans), ("emit", emit)):
-        value = torch.as_tensor(value, dtype=torch.float64)
+        value = torch.as_tensor(value)
         if not torch.isfinite(value).all() or (value < 0).any():
             raise ValueError(f"{where}: {name} must hold finite non-negative probabilities")
-        sums = value.sum(dim=-1)
+        sums = value.sum(dim=-1).double()  # no float64 copy of a K×K table (2 GB at K=16,384); float32 sums are close enough for atol
         if not torch.allclose(sums, torch.ones_like(sums), atol=atol):
             worst = float((sums - 1).abs().max())
             raise ValueError(f"{where}: every row of {name} must sum to 1 (off by up to {worst:.3g})")

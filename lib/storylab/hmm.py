@@ -100,9 +100,9 @@ class CategoricalHMM:
         rng = np.random.default_rng(self.seed)
         ones = np.full(self.n_states, self.concentration)
         self._set_params(
-            next(_dirichlet_rows(rng, ones, 1))[0],
-            _dirichlet_rows(rng, ones, self.n_states),
-            _dirichlet_rows(rng, np.full(self.vocab_size, self.concentration), self.n_states),
+            next(dirichlet_rows(rng, ones, 1))[0],
+            dirichlet_rows(rng, ones, self.n_states),
+            dirichlet_rows(rng, np.full(self.vocab_size, self.concentration), self.n_states),
         )
         if token_blocks is not None:
             self._assign_blocks(check_token_blocks(token_blocks, self.vocab_size, self.emission_blocks))
@@ -537,7 +537,7 @@ def _as_probabilities(value, shape: tuple[int, ...], device: torch.device) -> to
     return table
 
 
-def _dirichlet_rows(rng: np.random.Generator, concentration: np.ndarray, n_rows: int):
+def dirichlet_rows(rng: np.random.Generator, concentration: np.ndarray, n_rows: int):
     """Dirichlet rows in chunks (the same draws as one call: numpy fills rows in order)."""
     step = _rows_per_chunk(len(concentration))
     for first in range(0, n_rows, step):

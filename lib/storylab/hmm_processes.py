@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from storylab.checks import check_int, check_number
-from storylab.hmm import _dirichlet
+from storylab.hmm import dirichlet_rows
 
 EMISSIONS = ("deterministic", "stochastic")
 NEVER_MIXES_TOL = 1e-12  # |λ₂| this close to 1 counts as a chain that never mixes
@@ -104,7 +104,7 @@ def cyclic_params(n_states: int, vocab_size: int, epsilon: float, emission: str 
     else:
         concentration = check_number("concentration", concentration, strict=True)
         # the random kind's emission law (the same floored Dirichlet draw), on its own seeded stream
-        emit = _dirichlet(np.random.default_rng(seed), np.full(vocab_size, concentration), n_states)
+        emit = np.concatenate(list(dirichlet_rows(np.random.default_rng(seed), np.full(vocab_size, concentration), n_states)))
     return np.full(n_states, 1 / n_states), trans, emit
 
 

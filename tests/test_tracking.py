@@ -61,3 +61,20 @@ def test_wandb_runs_offline_without_credentials(monkeypatch, tmp_path):
         assert tracker._wandb_run.settings.mode == "offline"
         tracker.log(1, {"loss": 0.5})
     assert list((tmp_path / "tb" / "wandb").glob("offline-run-*"))
+
+
+def test_em_writes_its_history_as_tensorboard_scalars_and_a_resumed_fit_replays_it(tmp_path):
+    import numpy as np
+
+    from storylab.hmm import CategoricalHMM
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(0, 5, size=30) for _ in range(20)]
+    first = CategoricalHMM(3, 5, seed=0, device="cpu")
+    first.fit(seqs, n_iter=2, val=seqs[:5], checkpoint=tmp_path / "ckpt", progress=False)
+    with Tracker(tmp_path / "tb") as tracker:  # a new process resuming the same fit
+        resumed = CategoricalHMM(3, 5, seed=0, device="cpu")
+        history = resumed.fit(seqs, n_iter=4, val=seqs[:5], checkpoint=tmp_path / "ckpt", progress=False, tracker=tracker)
+    scalars = read_scalars(tmp_path / "tb")
+    assert [s for s, _ in scalars["em/train_nats_per_token"]] == [1, 2, 3, 4]
+    assert [v for _, v in scalars["em/val_nats_per_token"]] == pytest.approx([r["val_nats_per_token"] for r in history], rel=1e-6)

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in papermill reports
 
 from storylab import hmm_engine as engine
 from storylab import hmm_io
@@ -46,10 +45,14 @@ from storylab.hmm_blocks import Blocks, check_token_blocks
 from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
 from storylab.lm import EOT
+from storylab.progress import progress_bar
 from storylab.sampling import generate_tokens
 from storylab.token_sequences import as_token_prefix, as_token_sequences
 
 INITS = ("random", "unigram")
+# history fields written as TensorBoard scalars (storylab.tracking), by EM iteration
+EM_SCALARS = {"train_nats_per_token": "em/train_nats_per_token", "val_nats_per_token": "em/val_nats_per_token",
+              "tokens_per_s": "em/tokens_per_s", "elapsed_s": "em/iteration_s"}
 UNIGRAM_NOISE = 0.5  # ± multiplicative noise on unigram emissions, enough to break state symmetry
 
 
@@ -179,6 +182,7 @@ class CategoricalHMM:
         smoothing: float = 0.0,
         batch_tokens: int | None = None,
         checkpoint: str | Path | None = None,
+        tracker=None,
     ) -> FitHistory:
         """Baum–Welch EM; returns the history (one dict per iteration).
 
@@ -191,7 +195,9 @@ class CategoricalHMM:
         With `checkpoint` (a folder) every iteration is saved there (one file, renamed
         into place) and a later call resumes from it, to the same bytes as an unbroken
         fit; `n_iter` then counts the checkpoint's iterations too. A checkpoint written
-        for other data, sizes or `smoothing` is refused.
+        for other data, sizes or `smoothing` is refused. A `storylab.tracking.Tracker` gets
+        every history row as TensorBoard scalars as the fit runs (a resumed fit's earlier
+        rows first).
         """
         n_iter = check_int("n_iter", n_iter)
         tol = check_number("tol", tol)
@@ -218,7 +224,9 @@ class CategoricalHMM:
         val_batches = engine.make_batches(val_seqs, batch_tokens, self.device) if val_seqs else None
         workspace = engine.Workspace(self.device)
         converged = bool(self.history) and self.history[-1].get("converged", False)
-        bar = tqdm(total=target, initial=min(len(self.history), target), disable=not progress, desc="EM", unit="iter")
+        if tracker is not None:
+            tracker.replay(self.history, "iteration", EM_SCALARS)
+        bar = progress_bar(total=target, initial=min(len(self.history), target), disable=not progress, desc="EM", unit="iter")
         n_val_tokens = sum(len(s) for s in val_seqs) if val_seqs else 0
         while len(self.history) < target and not converged:
             row = self._em_iteration(batches, smoothing, workspace, val_batches, n_val_tokens)
@@ -226,6 +234,8 @@ class CategoricalHMM:
             self.history.append(row)
             if checkpoint is not None:
                 self.save(checkpoint)
+            if tracker is not None:
+                tracker.log(row["iteration"], {name: row.get(field) for field, name in EM_SCALARS.items()})
             bar.update(1)
             bar.set_postfix(train_nats_per_token=f"{row['train_nats_per_token']:.4f}", refresh=False)  # bars redraw at mininterval, not every update
         bar.close()

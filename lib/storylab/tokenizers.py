@@ -31,7 +31,6 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-from tqdm import tqdm  # plain text bars, as in hmm.py and transformer training
 from transformers import PreTrainedTokenizerFast
 
 from storylab.cache import cached_dir, write_json_atomic
@@ -39,6 +38,7 @@ from storylab.checks import check_int
 from storylab.corpora import Corpus, load_corpus
 from storylab.corpora.arrow import text_batches
 from storylab.npy_writer import NpyWriter
+from storylab.progress import progress_bar
 
 EOT = "<|endoftext|>"
 UNK = "<unk>"
@@ -383,7 +383,7 @@ def _encode_split(tokenizer: PreTrainedTokenizerFast, corpus: Corpus, split: str
     """Encode one split batch by batch into `<split>_ids.npy` and `<split>_offsets.npy`; its sizes and speed."""
     backend = tokenizer.backend_tokenizer
     n_stories, n_tokens, n_chars = len(corpus.dataset[split]), 0, 0
-    bar = tqdm(total=n_stories, desc=f"encode {split}", unit="story", disable=not progress, mininterval=1.0)
+    bar = progress_bar(total=n_stories, desc=f"encode {split}", unit="story", disable=not progress, mininterval=1.0)
     started = time.perf_counter()
     with NpyWriter(folder / f"{split}_ids.npy", dtype) as ids, NpyWriter(folder / f"{split}_offsets.npy", np.int64) as offsets:
         offsets.append([0])

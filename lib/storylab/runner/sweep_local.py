@@ -35,14 +35,14 @@ POLL_S = 0.2
 def run_local(sweep: Sweep, todo: list[PlannedRun], state: SweepState, jobs: int = 1,
               progress: bool = True) -> SweepState:
     """Run `todo` with up to `jobs` at once; record each outcome in `state` (jobs.json)."""
-    from tqdm import tqdm
+    from storylab.progress import progress_bar
 
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     queue: deque[PlannedRun] = deque(todo)
     running: dict[subprocess.Popen, PlannedRun] = {}
     last_start = 0.0
-    bar = tqdm(total=len(todo), desc=sweep.name, unit="run", disable=not progress or not todo)
+    bar = progress_bar(total=len(todo), desc=sweep.name, unit="run", disable=not progress or not todo)
     try:
         while queue or running:
             if queue and len(running) < jobs and time.monotonic() - last_start >= STAGGER_S:

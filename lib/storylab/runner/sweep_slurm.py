@@ -102,10 +102,10 @@ def submit(sweep: Sweep, todo: list[PlannedRun], state: SweepState, cluster: str
 
 def wait_for_jobs(sweep: Sweep, todo: list[PlannedRun], jobs: list, state: SweepState, progress: bool = True) -> None:
     """Wait for every job, recording each run's outcome as it ends."""
-    from tqdm import tqdm
+    from storylab.progress import progress_bar
 
     pending = dict(zip([r.name for r in todo], jobs))
-    with tqdm(total=len(pending), desc=sweep.name, unit="run", disable=not progress or not pending) as bar:
+    with progress_bar(total=len(pending), desc=sweep.name, unit="run", disable=not progress or not pending) as bar:
         while pending:
             for name, job in list(pending.items()):
                 if job.done():

@@ -21,6 +21,9 @@ from storylab.checks import check_int
 from storylab.lm import EOT, LanguageModel
 from storylab.sampling import generate_tokens
 from storylab.token_sequences import as_token_prefix, as_token_sequences
+from storylab.transformer.config import ModelConfig
+from storylab.transformer.moe import active_params
+from storylab.transformer.options import architecture_label
 from storylab.transformer.output_rules import restrict_logits
 from storylab.transformer.scoring import check_stride, model_config, model_context_length, window_nats
 
@@ -57,8 +60,11 @@ class TransformerLM:
 
     @property
     def label(self) -> str:
+        """"transformer L2 d128 h4", with the architecture options when there are any ("..., MoE 4x1")."""
         config = model_config(self.module)
-        return f"transformer L{config.n_layers} d{config.d_model} h{config.n_heads}"
+        label = f"transformer L{config.n_layers} d{config.d_model} h{config.n_heads}"
+        options = architecture_label(config) if isinstance(config, ModelConfig) else "dense"
+        return label if options == "dense" else f"{label}, {options}"
 
     @property
     def n_params(self) -> int:
@@ -70,8 +76,10 @@ class TransformerLM:
 
     @property
     def train_flops(self) -> float:
-        """The usual 6·N·D estimate (N parameters, D training tokens)."""
-        return FLOPS_PER_PARAM_PER_TOKEN * self.n_params * self.train_tokens
+        """The usual 6·N·D estimate, N the parameters a token passes through (an MoE's active ones)."""
+        config = model_config(self.module)
+        active = active_params(config) if isinstance(config, ModelConfig) else self.n_params
+        return FLOPS_PER_PARAM_PER_TOKEN * active * self.train_tokens
 
     def token_nats(self, sequences) -> list[np.ndarray]:
         """−ln p of every token of every sequence, end-of-text before each, sliding windows past n_ctx."""

@@ -237,3 +237,12 @@ def test_model_record_reads_the_model_and_its_score(models, tokenizer, name):
     assert record["val_bits_per_char"] == result.bits_per_char and record["val_tokens"] == result.n_tokens
     assert record["val_stride_tokens"] == result.stride and record["note"] == "x"
     assert isinstance(Score(**{k: getattr(result, k) for k in ("total_nats", "n_tokens", "n_chars")}), Score)
+
+
+def test_a_transformer_rescored_with_another_stride(models, tokenizer):
+    model = models["transformer"]
+    assert model.with_stride(None) is model
+    other = model.with_stride(1)
+    assert other.stride == 1 and other.module is model.module and other.train_tokens == model.train_tokens
+    with pytest.raises(ValueError, match="stride"):
+        model.with_stride(model.n_ctx + 1)

@@ -55,6 +55,12 @@ class TransformerLM:
         self._train_tokens = check_int("train_tokens", train_tokens)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
 
+    def with_stride(self, stride: int | None) -> "TransformerLM":
+        """This model scored with another sliding-window step (None keeps the current one)."""
+        if stride is None:
+            return self
+        return TransformerLM(self.module, self.eot_id, stride, train_tokens=self._train_tokens, batch_size=self.batch_size)
+
     def __repr__(self) -> str:
         return f"TransformerLM({self.label}, n_ctx={self.n_ctx}, stride={self.stride}, vocab_size={self.vocab_size})"
 

@@ -43,6 +43,7 @@ be resubmitted on other resources.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import queue
@@ -58,6 +59,7 @@ from storylab.cache import write_json_atomic
 from storylab.checks import check_int
 from storylab.devices import resolve_device
 from storylab.progress import progress_bar
+from storylab.tracking import Tracker
 from storylab.transformer.checkpoint import latest_checkpoint
 from storylab.transformer.config import ModelConfig, TrainConfig
 from storylab.transformer.runs import load_result
@@ -70,17 +72,24 @@ _ERROR_LINE = re.compile(r"^(?:\[rank\d+\]:\s*)?((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\
 _LAUNCHER_ERRORS = ("ChildFailedError", "torch.distributed.elastic")  # torchrun's own summary, not the cause
 
 
-def write_job(path: str | Path, model_config: ModelConfig, train_config: TrainConfig, corpus, tokenizer,
-              rows: int | None, out_dir: str | Path, *, device: str = "auto", resume: bool = True,
-              progress: bool = True, tracker_options: dict[str, Any] | None = None) -> Path:
-    """Write the job file every process of a distributed run reads (JSON); returns its path."""
+def check_job(model_config: ModelConfig, train_config: TrainConfig, tracker_options: dict[str, Any] | None) -> None:
+    """One-line errors for a job's arguments, before any process starts."""
     if not isinstance(model_config, ModelConfig):
         raise ValueError(f"model_config: expected a ModelConfig, got {type(model_config).__name__}")
     if not isinstance(train_config, TrainConfig):
         raise ValueError(f"train_config: expected a TrainConfig, got {type(train_config).__name__}")
-    if tracker_options is not None and not isinstance(tracker_options, dict):
-        raise ValueError(f"tracker_options: expected the arguments of a storylab.tracking.Tracker as a dict, "
-                         f"got {type(tracker_options).__name__}")
+    if tracker_options is not None:
+        known = set(inspect.signature(Tracker).parameters)
+        if not isinstance(tracker_options, dict) or not set(tracker_options) <= known:
+            raise ValueError(f"tracker_options: expected a dict of storylab.tracking.Tracker arguments "
+                             f"({', '.join(sorted(known))}), got {tracker_options!r}")
+
+
+def write_job(path: str | Path, model_config: ModelConfig, train_config: TrainConfig, corpus, tokenizer,
+              rows: int | None, out_dir: str | Path, *, device: str = "auto", resume: bool = True,
+              progress: bool = True, tracker_options: dict[str, Any] | None = None) -> Path:
+    """Write the job file every process of a distributed run reads (JSON); returns its path."""
+    check_job(model_config, train_config, tracker_options)
     job = {"model": model_config.to_dict(), "train": train_config.to_dict(), "corpus": corpus, "tokenizer": tokenizer,
            "rows": rows, "out_dir": str(Path(out_dir).resolve()), "device": str(device), "resume": bool(resume),
            "progress": bool(progress), "tracker": tracker_options}
@@ -95,7 +104,6 @@ def run_job(job_path: str) -> dict[str, Any] | None:
     """One process of a distributed run (torchrun or a SLURM task): train the job; rank 0 returns the summary."""
     from storylab.distributed import close_distributed, init_distributed
     from storylab.experiment import load_experiment
-    from storylab.tracking import Tracker
 
     job = json.loads(Path(job_path).read_text())
     context = init_distributed(job["device"])
@@ -126,6 +134,7 @@ def train_with_torchrun(model_config: ModelConfig, train_config: TrainConfig, co
     """
     from storylab.experiment import load_experiment
 
+    check_job(model_config, train_config, tracker_options)
     processes = check_int("processes", processes, minimum=1)
     if train_config.batch_size % processes:
         raise ValueError(f"batch_size: {train_config.batch_size} windows do not split evenly over {processes} "

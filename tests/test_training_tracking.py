@@ -1,4 +1,5 @@
-"""Training writes TensorBoard event files with the numbers of its JSONL logs, whole after a resume."""
+"""Training writes TensorBoard event files with the numbers of its JSONL logs, whole after a resume;
+its progress bar is the one of storylab.progress."""
 
 import json
 from dataclasses import replace
@@ -71,3 +72,11 @@ def test_a_mixture_of_experts_logs_its_aux_loss_and_expert_load(tmp_path, data):
     rows = log_rows(tmp_path / "run", "train_log.jsonl")
     assert curve(scalars, "moe/aux_loss")[1] == pytest.approx([row["aux_loss"] for row in rows], rel=1e-6)
     assert curve(scalars, "moe/layer0/expert1_load")[1] == pytest.approx([row["expert_load"][0][1] for row in rows])
+
+
+def test_under_the_runner_the_progress_bar_is_one_final_line(tmp_path, data, monkeypatch, capsys):
+    tokenizer, stream, val = data
+    monkeypatch.setenv("STORYLAB_HEADLESS", "1")  # what the runner sets in a papermill kernel
+    train(TINY, RECIPE, stream, val, tmp_path / "run", tokenizer=tokenizer, progress=True)
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("train: 100%") and "6/6" in lines[0]

@@ -63,6 +63,7 @@ from storylab.transformer.schedule import learning_rate
 from storylab.transformer.scoring import default_stride, evaluate
 from storylab.transformer.training_logs import (EVAL_LOG, TRAIN_LOG, read_jsonl, replay_logs, tensorboard_scalars,
                                                 truncate_log)
+
 RESULT_FILE = "result.json"
 # fields that change when or how often a run stops, logs or saves, not what it computes:
 # a resumed run may change them (e.g. to train a finished run for longer)

@@ -82,6 +82,8 @@ class StoryRNN(nn.Module):
 
     def run(self, input_ids: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """`(logits, state after the last token)`, starting from `state` (zeros when None)."""
+        # cuDNN wants the weights in one block; loading a checkpoint or DDP's broadcast can split them (no-op on CPU)
+        self.rnn.flatten_parameters()
         hidden, state = self.rnn(self.tok_embed(input_ids), state)
         return self.head(hidden), state
 

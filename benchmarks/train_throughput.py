@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/train_throughput.py --threads 1 --clock cpu   # on a busy shared machine
     .venv/bin/python benchmarks/train_throughput.py --only storylab --n-ctx 256               # the options at n_ctx 256
     .venv/bin/python benchmarks/train_throughput.py --only storylab --n-ctx 1024 --batch-size 4
+    .venv/bin/python benchmarks/train_throughput.py --only lstm,gru   # the recurrent family beside the transformer
 
 Every path trains the same shape (4 layers, d_model 128, 4 heads, d_mlp 512, vocab 512)
 with the same AdamW, batch and clipping, from random windows of one token stream:
@@ -20,7 +21,10 @@ with the same AdamW, batch and clipping, from random windows of one token stream
   top-k attention with k = 4 and 16, a 4-expert top-1 mixture of experts at equal active
   parameters (`equal_active_moe`), the masked-LM objective; and, on a stream of addition
   problems with its character tokenizer, the restricted-output loss ("addition" rule)
-  beside the full loss on the same stream.
+  beside the full loss on the same stream;
+- storylab `train()` with `architecture="lstm"` and `"gru"` (`storylab.transformer.rnn`) at the
+  transformer's n_layers and d_model (so fewer parameters: the row names its count), on the
+  same stream, windows of n_ctx tokens (truncated backpropagation through time).
 
 Repetitions are interleaved (each round runs every path once) so load from other
 processes spreads over all of them; the table shows the median tokens/s of the rounds,
@@ -44,6 +48,7 @@ from storylab.devices import resolve_device
 from storylab.transformer import ModelConfig, StoryTransformer, TrainConfig, equal_active_moe, train
 from storylab.transformer.bridge import tl_config
 from storylab.transformer.data import train_batch
+from storylab.transformer.rnn import recurrent_params
 
 PLAIN, DENSE, ADDITION_FULL = "plain PyTorch (SDPA)", "storylab train()", "storylab train(), addition, full loss"
 
@@ -107,7 +112,10 @@ def option_contestants(config: ModelConfig, stream, val_stream, batch_size: int,
     masked = replace(config, objective="masked", mask_id=config.d_vocab, d_vocab=config.d_vocab + 1)
     tokenizer, add_stream, add_val = addition_stream(config.n_ctx)
     on_addition = replace(config, d_vocab=len(tokenizer))
+    recurrent = [replace(config, architecture=name) for name in ("lstm", "gru")]
     return dict([
+        *(options(f"storylab train(), {c.architecture.upper()} L{c.n_layers} d{c.d_model} "
+                  f"({recurrent_params(c) / 1e6:.2f}M params)", c) for c in recurrent),
         options("storylab train(), top-k k=4", replace(config, attention="topk", attention_k=4)),
         options("storylab train(), top-k k=16", replace(config, attention="topk", attention_k=16)),
         options("storylab train(), MoE 4 experts top-1 (equal active)", equal_active_moe(config, 4)),

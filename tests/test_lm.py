@@ -17,7 +17,7 @@ from storylab.metrics import model_record
 from storylab.ngram import BigramModel, NeuralBigram, UnigramModel
 from storylab.prompts import UnknownTokenWarning, encode_prompt
 from storylab.tokenizers import EncodedSplit, encode_texts, train_tokenizer
-from storylab.transformer import ModelConfig, StoryTransformer, TransformerLM
+from storylab.transformer import RNNLM, ModelConfig, StoryRNN, StoryTransformer, TransformerLM
 
 TRAIN = ["Tim sat.", "Lily ran to Tim.", "Once upon a time, Lily sat and Tim ran.", "Tim ran."] * 2
 VALIDATION = ["Lily sat.", "Once upon a time, Tim ran to Lily and sat."]  # the second is longer than n_ctx
@@ -42,8 +42,9 @@ def models(tokenizer):
     hmm = CategoricalHMM(4, vocab, seed=0, device="cpu", eot_id=eot)
     hmm.fit(train, n_iter=2, progress=False)
     module = StoryTransformer(ModelConfig(n_layers=2, d_model=16, n_heads=2, d_mlp=32, n_ctx=N_CTX, d_vocab=vocab), seed=0)
+    lstm = StoryRNN(ModelConfig(architecture="lstm", n_layers=2, d_model=16, n_ctx=N_CTX, d_vocab=vocab), seed=0)
     with torch.no_grad():  # away from the init, so predictions depend on the context
-        for param in module.parameters():
+        for param in [*module.parameters(), *lstm.parameters()]:
             param.add_(0.5 * torch.randn(param.shape, generator=torch.Generator().manual_seed(1)))
     return {
         "unigram": UnigramModel(vocab, eot, k=0.5).fit(train),
@@ -52,16 +53,30 @@ def models(tokenizer):
         "kneser-ney": KneserNey(vocab, eot, order=3).fit(train),
         "hmm": hmm,
         "transformer": TransformerLM(module.eval(), eot, stride=STRIDE, train_tokens=1000),
+        "rnn": RNNLM(lstm.eval(), eot, train_tokens=1000),
     }
 
 
-ALL = ["unigram", "bigram", "neural bigram", "kneser-ney", "hmm", "transformer"]
-# float64 tables for the n-grams; the HMM's forward pass and the transformer's logits are float32
-RTOL = {"unigram": 1e-12, "bigram": 1e-12, "neural bigram": 1e-12, "kneser-ney": 1e-12, "hmm": 1e-5, "transformer": 1e-5}
+ALL = ["unigram", "bigram", "neural bigram", "kneser-ney", "hmm", "transformer", "rnn"]
+# float64 tables for the n-grams; the HMM's forward pass and the neural models' logits are float32
+RTOL = {"unigram": 1e-12, "bigram": 1e-12, "neural bigram": 1e-12, "kneser-ney": 1e-12, "hmm": 1e-5, "transformer": 1e-5,
+        "rnn": 1e-5}
+
+
+def one_token_at_a_time(model: RNNLM, tokens: torch.Tensor) -> np.ndarray:
+    """−ln p of tokens 1.. (token 0 is context), feeding the recurrent module one token per call, state carried."""
+    nats, state = [], None
+    with torch.no_grad():
+        for position in range(len(tokens) - 1):
+            logits, state = model.module.run(tokens[None, position : position + 1], state)
+            nats.append(-logits[0, -1].double().log_softmax(-1)[tokens[position + 1]].item())
+    return np.array(nats)
 
 
 def own_nats(name, model, sequences) -> np.ndarray:
     """Total −ln p per sequence, computed without `token_nats`."""
+    if name == "rnn":  # the state runs over the whole story, however long: no window
+        return np.array([one_token_at_a_time(model, torch.tensor([model.eot_id, *seq])).sum() for seq in sequences])
     if name != "transformer":
         return -model.log_likelihood(sequences)
     totals = []
@@ -122,6 +137,28 @@ def test_the_transformers_sliding_window_matches_an_explicit_loop(models, tokeni
     np.testing.assert_allclose(model.token_nats([story])[0], expected, rtol=1e-5)
     wider = TransformerLM(model.module, model.eot_id)  # default stride n_ctx // 2: more context, a different score
     assert wider.stride == N_CTX // 2 and not np.allclose(wider.token_nats([story])[0], expected)
+
+
+@pytest.mark.parametrize("name", ["transformer", "rnn"])
+def test_next_token_probs_all_rows_are_the_next_token_probs_of_each_prefix(models, tokenizer, name):
+    model = models[name]
+    story = encode_texts(tokenizer, [VALIDATION[1]])[0][:20]  # end-of-text + 20 tokens: past the n_ctx of 8
+    rows = model.next_token_probs_all(story)
+    assert rows.shape == (len(story) + 1, model.vocab_size) and rows.dtype == np.float64
+    for t in range(len(story) + 1):
+        np.testing.assert_allclose(rows[t], model.next_token_probs(story[:t]), rtol=RTOL[name], atol=1e-12)
+    assert model.next_token_probs_all([]).shape == (1, model.vocab_size)
+
+
+def test_the_rnn_carries_its_state_over_the_whole_story(models, tokenizer):
+    model = models["rnn"]
+    story = np.asarray(encode_texts(tokenizer, [VALIDATION[1]])[0] + [model.eot_id])
+    assert len(story) > 4 * N_CTX  # far past its training window: no window, no stride
+    expected = one_token_at_a_time(model, torch.tensor([model.eot_id, *story]))
+    np.testing.assert_allclose(model.token_nats([story])[0], expected, rtol=1e-5)
+    early_change = story.copy()
+    early_change[1] = (early_change[1] + 1) % model.vocab_size  # a token more than n_ctx before the last one
+    assert model.token_nats([early_change])[0][-1] != pytest.approx(model.token_nats([story])[0][-1], rel=1e-9)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -75,6 +75,15 @@ def bridge_tokenizer(tokenizer):
     return tokenizer
 
 
+def check_transformer(model) -> None:
+    """A one-line error for a recurrent model: TransformerLens opens transformers only."""
+    config = getattr(model, "config", None)
+    architecture = getattr(config, "architecture", "transformer")
+    if architecture != "transformer":
+        raise ValueError(f"model_or_run: TransformerLens has no {architecture.upper()}; to_bridge opens transformers "
+                         f"only (this run has architecture={architecture!r})")
+
+
 def to_bridge(model_or_run, tokenizer=None, device: str | torch.device | None = None) -> "TransformerBridge":
     """A `TransformerBridge` computing the same logits as a trained model.
 
@@ -95,6 +104,7 @@ def to_bridge(model_or_run, tokenizer=None, device: str | torch.device | None = 
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(model_or_run.out_dir)
     else:
         model = model_or_run
+    check_transformer(model)
     if not isinstance(model, StoryTransformer):
         raise ValueError(
             f"model_or_run: expected a StoryTransformer, TrainResult or run folder, got {type(model_or_run).__name__}"

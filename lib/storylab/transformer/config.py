@@ -34,6 +34,9 @@ class ModelConfig:
     tokenizer's `len(tokenizer)` and is filled in by `train` when left as None.
     `normalization` is "LN" (LayerNorm), "RMS" (RMSNorm) or None (no normalization).
     The architecture options (`attention`, `mlp`, `objective`) are described in `options`.
+    `architecture="lstm"` (or "gru") makes the same config describe a recurrent model
+    (`rnn`): `n_layers` recurrent layers of width `d_model`, trained on windows of `n_ctx`
+    tokens; the transformer-only shape fields are then ignored (`options` lists them).
     """
 
     n_layers: int = 2
@@ -54,10 +57,17 @@ class ModelConfig:
     experts_per_token: int | None = None  # experts each token is routed to (default 1, Switch-style)
     objective: str = "causal"  # "causal" (next token) or "masked" (no causal mask, fill masked tokens)
     mask_id: int | None = None  # the <mask> token of a masked LM (train fills it in from the tokenizer)
+    architecture: str = "transformer"  # "transformer", or a recurrent model: "lstm" or "gru" (storylab.transformer.rnn)
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "d_model", "n_heads", "n_ctx"):
             check_int(name, getattr(self, name), minimum=1)
+        if self.architecture != "transformer":  # a recurrent model: no heads or MLP to derive
+            for name, value in check_model_options(self).items():
+                object.__setattr__(self, name, value)
+            if self.d_vocab is not None:
+                check_int("d_vocab", self.d_vocab, minimum=1)
+            return
         if self.d_head is None:
             if self.d_model % self.n_heads:
                 raise ValueError(

@@ -113,6 +113,9 @@ def export_hf(run_or_model, folder: str | Path, tokenizer=None) -> Path:
     empty; it is built under a temporary name and renamed into place.
     """
     model, tokenizer = _model_and_tokenizer(run_or_model, tokenizer)
+    architecture = getattr(getattr(model, "config", None), "architecture", "transformer")
+    if architecture != "transformer":
+        raise ValueError(f"run_or_model: GPT-2 has no {architecture.upper()}; export_hf exports transformers only")
     if not isinstance(model, StoryTransformer):
         raise ValueError(f"run_or_model: expected a run folder, TrainResult, TransformerLM or StoryTransformer, "
                          f"got {type(run_or_model).__name__}")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from storylab import lm
 from storylab.lm import TokenTable
-from storylab.transformer.language_model import as_language_model
+from storylab.transformer.architectures import as_language_model
 from storylab.transformer.output_rules import make_output_rule
 
 __all__ = ["TokenTable", "generate", "next_token_table", "parse_problem", "addition_predictions", "addition_accuracy"]

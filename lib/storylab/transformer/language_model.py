@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from storylab.checks import check_int
-from storylab.lm import EOT, LanguageModel
+from storylab.lm import EOT
 from storylab.sampling import generate_tokens
 from storylab.token_sequences import as_token_prefix, as_token_sequences
 from storylab.transformer.config import ModelConfig
@@ -113,6 +113,30 @@ class TransformerLM:
         prefix = as_token_prefix(prefix_ids, self.vocab_size)
         return self._probs_after([self.eot_id, *prefix.tolist()]).numpy()
 
+    @torch.no_grad()
+    def next_token_probs_all(self, ids) -> np.ndarray:
+        """(len(ids) + 1, V) float64: row t is `next_token_probs(ids[:t])`.
+
+        One forward pass while end-of-text + ids fits the context; past it, row t reads the
+        last n_ctx tokens as `next_token_probs` does (a window ending at every position,
+        batched), so the rows equal the per-prefix calls either way.
+        """
+        context = torch.tensor([self.eot_id, *as_token_prefix(ids, self.vocab_size).tolist()], dtype=torch.int64)
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            device = next(self.module.parameters()).device
+            first = context[: self.n_ctx].to(device)
+            rows = [self.module(first[None])[0].double().cpu()]
+            if len(context) > self.n_ctx:  # one window per later position, ending at it
+                windows = context.unfold(0, self.n_ctx, 1)[1:]
+                for start in range(0, len(windows), self.batch_size):
+                    batch = windows[start : start + self.batch_size].to(device)
+                    rows.append(self.module(batch)[:, -1].double().cpu())
+        finally:
+            self.module.train(was_training)
+        return torch.softmax(torch.cat(rows), dim=-1).numpy()
+
     def generate(self, prefix_ids, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0, stop_id=EOT, output_rule=None) -> np.ndarray:
         """New token ids after `prefix_ids` (see `storylab.lm`); an `output_rule` (a function from
@@ -122,13 +146,3 @@ class TransformerLM:
                                vocab_size=self.vocab_size, eot_id=self.eot_id, greedy=greedy, temperature=temperature,
                                top_k=top_k, seed=seed, stop_id=stop_id)
 
-
-def as_language_model(model, tokenizer) -> LanguageModel:
-    """`model` itself if it is a LanguageModel, else a module wrapped with the tokenizer's end-of-text id."""
-    if isinstance(model, torch.nn.Module):
-        if tokenizer is None or tokenizer.eos_token_id is None:
-            raise ValueError("tokenizer: expected a tokenizer with an end-of-text (eos) token to wrap a bare module")
-        return TransformerLM(model, tokenizer.eos_token_id)
-    if isinstance(model, LanguageModel):
-        return model
-    raise ValueError(f"model: expected a storylab LanguageModel or a transformer module, got {type(model).__name__}")

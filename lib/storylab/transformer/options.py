@@ -10,6 +10,14 @@ the masked-LM objective in `masked`, restricted-output rules in `output_rules`.
 | `attention` | "dense" (default), "topk" | `attention_k` (keys kept per query) with "topk" |
 | `mlp` | "dense" (default), "moe" | `n_experts`, `experts_per_token` (default 1) with "moe" |
 | `objective` | "causal" (default), "masked" | `mask_id` (filled in by `train` from the tokenizer) |
+| `architecture` | "transformer" (default), "lstm", "gru" | a recurrent model (`rnn`) takes only the plain options |
+
+A recurrent architecture reads `n_layers` (stacked recurrent layers), `d_model` (their
+hidden width, also the embedding width) and `n_ctx` (its training window, the length of
+truncated backpropagation through time), and ignores the transformer's shape fields
+`n_heads`, `d_head`, `d_mlp`, `act_fn`, `normalization` and `eps` (03 passes them for
+every architecture). The options that have no meaning without attention blocks
+(`attention="topk"`, `mlp="moe"`, `objective="masked"`) are refused with a one-line error.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from storylab.transformer.output_rules import output_rule_names
 ATTENTIONS = ("dense", "topk")
 MLPS = ("dense", "moe")
 OBJECTIVES = ("causal", "masked")
+ARCHITECTURES = ("transformer", "lstm", "gru")
+RECURRENT = ("lstm", "gru")
 
 
 def _choice(name: str, value, choices: tuple) -> None:
@@ -35,6 +45,13 @@ def _unused(name: str, value, option: str) -> None:
 def check_model_options(config) -> dict:
     """Check a ModelConfig's option fields; returns the defaults to fill in (field -> value)."""
     filled = {}
+    _choice("architecture", config.architecture, ARCHITECTURES)
+    if config.architecture in RECURRENT:
+        for name, plain, what in (("attention", "dense", "attention"), ("mlp", "dense", "MLP blocks"),
+                                  ("objective", "causal", "bidirectional attention for a masked LM")):
+            if getattr(config, name) != plain:
+                raise ValueError(f"{name}: {getattr(config, name)!r} is a transformer option and "
+                                 f"architecture={config.architecture!r} has no {what}; use {name}={plain!r}")
     _choice("attention", config.attention, ATTENTIONS)
     if config.attention == "topk":
         check_int("attention_k", config.attention_k, minimum=1)
@@ -75,15 +92,19 @@ def check_train_options(config) -> None:
 def architecture_columns(model_config, train_config) -> dict:
     """The option values of a run, for a results table (05_compare) next to the model's size."""
     from storylab.transformer.moe import active_params
+    from storylab.transformer.rnn import recurrent_params
 
+    count = recurrent_params if model_config.architecture in RECURRENT else active_params
     return {"attention": model_config.attention, "attention_k": model_config.attention_k, "mlp": model_config.mlp,
             "n_experts": model_config.n_experts, "experts_per_token": model_config.experts_per_token,
             "objective": model_config.objective, "output_rule": train_config.output_rule,
-            "active_params": active_params(model_config), "architecture": architecture_label(model_config, train_config)}
+            "active_params": count(model_config), "architecture": architecture_label(model_config, train_config)}
 
 
 def architecture_label(model_config, train_config=None) -> str:
     """A short name of the options in use: "dense", "top-4 attention, MoE 4x1", "restricted (addition)", ..."""
+    if model_config.architecture in RECURRENT:
+        return model_config.architecture.upper()
     parts = []
     if model_config.attention == "topk":
         parts.append(f"top-{model_config.attention_k} attention")

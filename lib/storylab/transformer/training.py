@@ -1,4 +1,4 @@
-"""Train a `StoryTransformer` on a flat token stream, with logs, evaluation and checkpoints.
+"""Train a `StoryTransformer` (or a `StoryRNN`) on a flat token stream, with logs, evaluation and checkpoints.
 
 ```python
 result = train(ModelConfig(n_layers=4, d_model=128), TrainConfig(max_steps=2000),
@@ -18,6 +18,14 @@ loss), `output_rule` restricts the loss to a rule's valid tokens (`output_rules`
 eval log adds `val_loss_restricted`, `val_loss` stays the full softmax), and an MoE
 model adds `aux_loss_weight` × its load-balancing loss (`moe`; the train log adds
 `aux_loss` and `expert_load`, the share of assignments per expert of each MoE layer).
+`architecture="lstm"` / `"gru"` trains a recurrent model (`rnn`) through the same loop;
+its evaluations read the validation stream in one pass, carrying the state.
+
+Live curves: `train(..., tracker=storylab.tracking.Tracker(folder))` writes every log
+row to TensorBoard as well (`training_logs` lists the names); the JSONL files stay the
+source of truth, and a resumed run replays the rows it keeps into the tracker first.
+Several processes: `train(..., distributed=True)` under torchrun (`data_parallel`;
+`distributed_train.train_with_torchrun` launches it from a notebook).
 """
 
 from __future__ import annotations
@@ -34,24 +42,29 @@ from typing import Any
 import pandas as pd
 import torch
 import yaml
-from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in papermill reports
 
 from storylab.cache import atomic_dir, write_json_atomic, write_text_atomic
 from storylab.devices import resolve_device
+from storylab.distributed import DistributedContext, close_distributed
+from storylab.lm import LanguageModel
 from storylab.metrics import LN2, peak_rss_mb
+from storylab.progress import progress_bar
+from storylab.transformer.architectures import build_model, is_recurrent, wrap_language_model
 from storylab.transformer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from storylab.transformer.config import ModelConfig, TrainConfig
 from storylab.transformer.data import check_stream, train_batch
-from storylab.transformer.language_model import TransformerLM
+from storylab.transformer.data_parallel import (barrier, check_batch_split, mean_over_ranks, rank_share,
+                                                rank_zero_decides, resolve_context, wrap_model)
 from storylab.transformer.masked import mask_windows, masked_evaluate, step_rng, with_mask_token
-from storylab.transformer.model import StoryTransformer
 from storylab.transformer.moe import moe_aux_loss, moe_expert_load
 from storylab.transformer.output_rules import check_rule_fits, make_output_rule, restricted_cross_entropy, restricted_nats
+from storylab.transformer.rnn import recurrent_evaluate
 from storylab.transformer.schedule import learning_rate
 from storylab.transformer.scoring import default_stride, evaluate
+from storylab.transformer.training_logs import (EVAL_LOG, TRAIN_LOG, read_jsonl, replay_logs, tensorboard_scalars,
+                                                truncate_log)
 
-TRAIN_LOG = "train_log.jsonl"
-EVAL_LOG = "eval_log.jsonl"
+RESULT_FILE = "result.json"
 # fields that change when or how often a run stops, logs or saves, not what it computes:
 # a resumed run may change them (e.g. to train a finished run for longer)
 _RESUMABLE_CHANGES = {"max_steps", "max_minutes", "eval_every", "eval_tokens", "save_every"}
@@ -61,7 +74,7 @@ _RESUMABLE_CHANGES = {"max_steps", "max_minutes", "eval_every", "eval_tokens", "
 class TrainResult:
     """What a training run produced: the model, its logs as DataFrames and summary figures."""
 
-    model: StoryTransformer
+    model: torch.nn.Module  # a StoryTransformer, or a StoryRNN for a recurrent architecture
     model_config: ModelConfig
     train_config: TrainConfig
     out_dir: Path
@@ -70,21 +83,22 @@ class TrainResult:
     eval_log: pd.DataFrame  # one row per evaluation: step, tokens_seen, elapsed_s, val_loss
     val_total_nats: float  # over the whole validation stream as one sequence, each token once
     val_n_tokens: int
-    val_stride: int  # the sliding window's step in that evaluation
+    val_stride: int | None  # the sliding window's step in that evaluation (None: a recurrent model, one pass)
     eot_id: int | None
     n_params: int
     train_tokens: int
     train_tokens_per_s: float  # optimizer steps only (no evaluation or saving), this session
     elapsed_s: float  # wall clock over all sessions of the run
-    peak_rss_mb: float  # of this process, host memory
+    peak_rss_mb: float  # of this process (rank 0 of several), host memory
     peak_gpu_mb: float | None = None  # CUDA memory allocated at the peak, on CUDA only
 
     @property
-    def lm(self) -> TransformerLM:
-        """The trained model as a `storylab.lm.LanguageModel` (score it per story with `storylab.lm.score`)."""
+    def lm(self) -> LanguageModel:
+        """The trained model as a `storylab.lm.LanguageModel` (score it per story with `storylab.lm.score`):
+        a `TransformerLM`, or an `RNNLM` for a recurrent architecture."""
         if self.eot_id is None:
             raise ValueError("eot_id: this run was trained without an end-of-text id (no tokenizer, no eot_id)")
-        return TransformerLM(self.model, self.eot_id, train_tokens=self.train_tokens)
+        return wrap_language_model(self.model, self.eot_id, train_tokens=self.train_tokens)
 
     @property
     def val_loss(self) -> float:
@@ -112,7 +126,7 @@ class TrainResult:
         }
 
 
-def make_optimizer(model: StoryTransformer, config: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on the activation-multiplying matrices only (see TrainConfig)."""
     decayed, plain = [], []
     for name, param in model.named_parameters():
@@ -148,19 +162,6 @@ def _check_resumable(out_dir: Path, model_config: ModelConfig, train_config: Tra
             f"train_config: {out_dir} holds a run with different {sorted(changed)}; resuming may only change "
             f"{sorted(_RESUMABLE_CHANGES)}; use another out_dir"
         )
-
-
-def _read_jsonl(path: Path, up_to_step: int | None = None) -> list[dict]:
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows if up_to_step is None else [row for row in rows if row["step"] <= up_to_step]
-
-
-def _truncate_log(path: Path, up_to_step: int) -> None:
-    """Drop log lines written after the checkpoint a resumed run restarts from."""
-    rows = _read_jsonl(path, up_to_step)
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def _save_tokenizer(out_dir: Path, tokenizer) -> None:
@@ -253,13 +254,23 @@ def train(
     device: str | torch.device = "auto",
     resume: bool = True,
     progress: bool = True,
-) -> TrainResult:
-    """Train (or resume training) a transformer; see the module docstring for the run folder.
+    tracker=None,
+    distributed: bool | DistributedContext = False,
+) -> TrainResult | None:
+    """Train (or resume training) a model; see the module docstring for the run folder.
 
     `vocab_size` defaults to `len(tokenizer)`; `eot_id` (the end-of-text id put before
     the validation stream so its first token is scored too) to `tokenizer.eos_token_id`.
     With `resume=False` an `out_dir` that already holds checkpoints is an error rather
-    than being overwritten.
+    than being overwritten. `tracker` (a `storylab.tracking.Tracker`) receives every log
+    row as TensorBoard scalars; the caller opens and closes it.
+
+    `distributed=True` joins the process group torchrun (or a submitit SLURM job) set up,
+    on each process's own device (`device` picks CUDA or CPU); a `DistributedContext`
+    from `storylab.distributed.init_distributed()` names one the caller already joined
+    (and then keeps: only a group `train` joined itself is left at the end). Every process
+    passes the same arguments; rank 0 writes the run folder and the tracker and returns
+    the TrainResult, the other ranks return None (`data_parallel` explains the batches).
     """
     model_config, tokenizer = _prepare_objective(model_config, train_config, tokenizer)
     model_config, eot_id, train_stream, val_stream = _check_inputs(
@@ -267,43 +278,59 @@ def train(
     )
     rule = make_output_rule(train_config.output_rule, tokenizer)
     _check_objective_streams(model_config, train_config, train_stream, val_stream, rule)
-    n_ctx = model_config.n_ctx
-    warn_short_warmup(train_config)
-    device = resolve_device(device)
     out_dir = Path(out_dir)
     checkpoint = latest_checkpoint(out_dir)
     if checkpoint is not None:
         if not resume:
             raise ValueError(f"out_dir: {out_dir} already holds a run; pass resume=True or choose an empty folder")
         _check_resumable(out_dir, model_config, train_config)
+    context = resolve_context(distributed, device)  # after every check: a bad argument never joins a group
+    try:
+        check_batch_split(train_config.batch_size, context)
+        return _train_in(context, model_config, train_config, train_stream, val_stream, out_dir, tokenizer, eot_id,
+                         rule, checkpoint, resolve_device(device) if context is None else context.device,
+                         progress, tracker)
+    finally:
+        if distributed is True:
+            close_distributed(context)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_run_config(out_dir, model_config, train_config)
-    _save_tokenizer(out_dir, tokenizer)
-    model = StoryTransformer(model_config, seed=train_config.seed).to(device)
+
+def _train_in(context, model_config, train_config, train_stream, val_stream, out_dir, tokenizer, eot_id, rule,
+              checkpoint, device, progress, tracker) -> TrainResult | None:
+    """`train` once the inputs are checked and the processes (if several) joined."""
+    is_main = context is None or context.is_main
+    if is_main:
+        warn_short_warmup(train_config)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_run_config(out_dir, model_config, train_config)
+        _save_tokenizer(out_dir, tokenizer)
+    model = build_model(model_config, seed=train_config.seed).to(device)
     optimizer = make_optimizer(model, train_config)
     state = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0}
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model, optimizer)
-    for log_name in (TRAIN_LOG, EVAL_LOG):
-        _truncate_log(out_dir / log_name, state["step"])
-
-    loop = _TrainingLoop(model, optimizer, train_config, train_stream, val_stream, eot_id, device, out_dir, state, rule)
-    loop.run(progress)
-    if model_config.objective == "masked":
-        total_nats, n_tokens = masked_evaluate(model, val_stream, model_config.mask_id, train_config.mask_rate)
-    else:
-        total_nats, n_tokens = evaluate(model, val_stream, n_ctx, eot_id=eot_id)
+    if is_main:
+        for log_name in (TRAIN_LOG, EVAL_LOG):
+            truncate_log(out_dir / log_name, state["step"])
+        if tracker is not None and state["step"]:
+            replay_logs(tracker, out_dir)
+    loop = _TrainingLoop(model, optimizer, train_config, train_stream, val_stream, eot_id, device, out_dir, state,
+                         rule=rule, context=context, tracker=tracker if is_main else None)
+    loop.run(progress and is_main)
+    if not is_main:
+        barrier(context)  # until rank 0 has written the final evaluation and result.json
+        return None
+    total_nats, n_tokens = _final_evaluation(model, model_config, train_config, val_stream, eot_id)
     result = TrainResult(
         model=model.eval(),
         model_config=model_config,
         train_config=train_config,
         out_dir=out_dir,
-        log=pd.DataFrame(_read_jsonl(out_dir / TRAIN_LOG)),
-        eval_log=pd.DataFrame(_read_jsonl(out_dir / EVAL_LOG)),
+        log=pd.DataFrame(read_jsonl(out_dir / TRAIN_LOG)),
+        eval_log=pd.DataFrame(read_jsonl(out_dir / EVAL_LOG)),
         val_total_nats=total_nats,
         val_n_tokens=n_tokens,
-        val_stride=default_stride(n_ctx),
+        val_stride=None if is_recurrent(model_config) else default_stride(model_config.n_ctx),
         eot_id=eot_id,
         n_params=model.n_params,
         train_tokens=loop.state["tokens_seen"],
@@ -311,17 +338,34 @@ def train(
         elapsed_s=loop.state["elapsed_s"],
         **_peak_memory(device),
     )
-    write_json_atomic(out_dir / "result.json", {"step": loop.state["step"], **result.summary()})
+    write_json_atomic(out_dir / RESULT_FILE, {"step": loop.state["step"], "eot_id": eot_id, **result.summary()})
+    if tracker is not None:
+        tracker.flush()
+    barrier(context)
     return result
+
+
+def _final_evaluation(model, model_config: ModelConfig, train_config: TrainConfig, val_stream, eot_id) -> tuple[float, int]:
+    """`(total_nats, n_tokens)` over the whole validation stream, each token once."""
+    if model_config.objective == "masked":
+        return masked_evaluate(model, val_stream, model_config.mask_id, train_config.mask_rate)
+    if is_recurrent(model_config):
+        return recurrent_evaluate(model, val_stream, eot_id=eot_id)
+    return evaluate(model, val_stream, model_config.n_ctx, eot_id=eot_id)
 
 
 class _TrainingLoop:
     """The step loop of `train`, holding the progress that checkpoints save."""
 
     def __init__(self, model, optimizer, config: TrainConfig, train_stream, val_stream, eot_id, device, out_dir, state,
-                 rule=None):
+                 rule=None, context: DistributedContext | None = None, tracker=None):
         self.model, self.optimizer, self.config, self.rule = model, optimizer, config, rule
+        self.context, self.tracker = context, tracker
+        self.is_main = context is None or context.is_main
+        # gradients all-reduced across processes; an MoE expert no token of a rank chose has no gradient there
+        self.forward_model = wrap_model(model, context, find_unused_parameters=model.config.mlp == "moe")
         self.masked = model.config.objective == "masked"
+        self.recurrent = is_recurrent(model.config)
         self.train_stream, self.val_stream, self.eot_id = train_stream, val_stream, eot_id
         self.device, self.out_dir, self.state = device, out_dir, state
         self.n_ctx = model.config.n_ctx
@@ -336,23 +380,29 @@ class _TrainingLoop:
         config = self.config
         if config.max_steps is not None and self.state["step"] >= config.max_steps:
             return True
-        return config.max_minutes is not None and elapsed_s >= 60 * config.max_minutes
+        if config.max_minutes is None:
+            return False
+        # a time budget must stop every process at the same step: rank 0's clock decides
+        return rank_zero_decides(elapsed_s >= 60 * config.max_minutes, self.context)
+
+    def _global_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of this step's batch: the same for any number of processes, before sharing out."""
+        config, step = self.config, self.state["step"]
+        batch = train_batch(self.train_stream, self.n_ctx, config.batch_size, config.seed, step)
+        if self.masked:
+            model_config = self.model.config
+            return mask_windows(batch[:, :-1], model_config.mask_id, model_config.d_vocab, config.mask_rate,
+                                step_rng(config.seed, step))
+        return batch[:, :-1], batch[:, 1:]
 
     def step(self) -> dict[str, float]:
         config, step = self.config, self.state["step"]
         lr = learning_rate(step, config.base_lr, config.min_lr, config.warmup_steps, config.decay_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = train_batch(self.train_stream, self.n_ctx, config.batch_size, config.seed, step)
-        if self.masked:
-            model_config = self.model.config
-            inputs, targets = mask_windows(batch[:, :-1], model_config.mask_id, model_config.d_vocab, config.mask_rate,
-                                           step_rng(config.seed, step))
-        else:
-            inputs, targets = batch[:, :-1], batch[:, 1:]
-        inputs, targets = inputs.to(self.device), targets.to(self.device)
+        inputs, targets = (rank_share(part, self.context).to(self.device) for part in self._global_batch())
         with self.autocast:
-            logits = self.model(inputs)
+            logits = self.forward_model(inputs)
         loss = restricted_cross_entropy(logits, targets, self.rule(inputs) if self.rule is not None else None)
         aux_loss = moe_aux_loss(self.model)
         self.optimizer.zero_grad(set_to_none=True)
@@ -362,37 +412,49 @@ class _TrainingLoop:
         else:
             grad_norm = math.nan
         self.optimizer.step()
-        row = {"train_loss": loss.item(), "lr": lr, "grad_norm": grad_norm}
+        row = {"train_loss": mean_over_ranks(loss, self.context), "lr": lr, "grad_norm": grad_norm}
         if aux_loss is not None:
-            row.update(aux_loss=aux_loss.item(), expert_load=moe_expert_load(self.model))
+            row.update(aux_loss=mean_over_ranks(aux_loss, self.context), expert_load=moe_expert_load(self.model))
         return row
 
     def evaluate(self) -> dict[str, float]:
         """The eval log's scores: `val_loss`, and `val_loss_restricted` under an output rule."""
+        config = self.config
         if self.masked:
-            config = self.model.config
-            total_nats, n_masked = masked_evaluate(self.model, self.val_stream, config.mask_id, self.config.mask_rate,
-                                                   max_tokens=self.config.eval_tokens)
+            model_config = self.model.config
+            total_nats, n_masked = masked_evaluate(self.model, self.val_stream, model_config.mask_id, config.mask_rate,
+                                                   max_tokens=config.eval_tokens)
             return {"val_loss": total_nats / n_masked}
-        total_nats, n_tokens = evaluate(
-            self.model, self.val_stream, self.n_ctx, eot_id=self.eot_id, max_tokens=self.config.eval_tokens
-        )
+        if self.recurrent:
+            total_nats, n_tokens = recurrent_evaluate(self.model, self.val_stream, self.eot_id, config.eval_tokens)
+        else:
+            total_nats, n_tokens = evaluate(self.model, self.val_stream, self.n_ctx, eot_id=self.eot_id,
+                                            max_tokens=config.eval_tokens)
         scores = {"val_loss": total_nats / n_tokens}
-        if self.rule is not None:
+        if self.rule is not None:  # windows of n_ctx from their own start: a recurrent model's from a zero state
             total_nats, n_tokens = restricted_nats(self.model, self.val_stream, self.rule, self.n_ctx, eot_id=self.eot_id,
-                                                   max_tokens=self.config.eval_tokens)
+                                                   max_tokens=config.eval_tokens)
             scores["val_loss_restricted"] = total_nats / n_tokens
         return scores
 
+    def _write(self, log, row: dict[str, Any]) -> None:
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+        if self.tracker is not None:
+            self.tracker.log(row["step"], tensorboard_scalars(row))
+
     def run(self, progress: bool) -> None:
         config, state = self.config, self.state
-        tokens_per_step = config.batch_size * self.n_ctx
+        tokens_per_step = config.batch_size * self.n_ctx  # the global batch, over all processes
         session_start, elapsed_before = time.perf_counter(), state["elapsed_s"]
-        bar = tqdm(total=config.max_steps, initial=state["step"], disable=not progress, desc="train", unit="step")
-        train_log = open(self.out_dir / TRAIN_LOG, "a")
-        eval_log = open(self.out_dir / EVAL_LOG, "a")
+        bar = progress_bar(total=config.max_steps, initial=state["step"], disable=not progress, desc="train", unit="step")
+        logs = contextlib.ExitStack()
+        if self.is_main:
+            train_log = logs.enter_context(open(self.out_dir / TRAIN_LOG, "a"))
+            eval_log = logs.enter_context(open(self.out_dir / EVAL_LOG, "a"))
         try:
-            while not self._finished(elapsed_before + time.perf_counter() - session_start):
+            finished = self._finished(elapsed_before)
+            while not finished:
                 step_start = time.perf_counter()
                 row = self.step()
                 step_s = time.perf_counter() - step_start
@@ -401,29 +463,24 @@ class _TrainingLoop:
                 state["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
                 self.session_tokens += tokens_per_step
                 self.session_train_s += step_s
-                row = {
-                    "step": state["step"],
-                    **row,
-                    "tokens_seen": state["tokens_seen"],
-                    "elapsed_s": state["elapsed_s"],
-                    "tokens_per_s": tokens_per_step / step_s,
-                    **_peak_memory(self.device),
-                }
-                train_log.write(json.dumps(row) + "\n")
-                train_log.flush()
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['train_loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
-                last = self._finished(state["elapsed_s"])
-                if state["step"] % config.eval_every == 0 or last:
-                    scores = self.evaluate()
-                    eval_row = {k: state[k] for k in ("step", "tokens_seen", "elapsed_s")}
-                    eval_log.write(json.dumps({**eval_row, **scores}) + "\n")
-                    eval_log.flush()
-                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{scores['val_loss']:.3f}", refresh=False)
-                if state["step"] % config.save_every == 0 or last:
+                finished = self._finished(state["elapsed_s"])
+                row = {"step": state["step"], **row, "tokens_seen": state["tokens_seen"], "elapsed_s": state["elapsed_s"],
+                       "tokens_per_s": tokens_per_step / step_s, **_peak_memory(self.device)}
+                if self.is_main:
+                    self._write(train_log, row)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
+                if state["step"] % config.eval_every == 0 or finished:
+                    if self.is_main:
+                        scores = self.evaluate()
+                        self._write(eval_log, {**{k: state[k] for k in ("step", "tokens_seen", "elapsed_s")}, **scores})
+                        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{scores['val_loss']:.3f}", refresh=False)
+                    barrier(self.context)
+                if state["step"] % config.save_every == 0 or finished:
                     state["elapsed_s"] = elapsed_before + time.perf_counter() - session_start
-                    save_checkpoint(self.out_dir, self.model, self.optimizer, dict(state))
+                    if self.is_main:
+                        save_checkpoint(self.out_dir, self.model, self.optimizer, dict(state))
+                    barrier(self.context)
         finally:
             bar.close()
-            train_log.close()
-            eval_log.close()
+            logs.close()

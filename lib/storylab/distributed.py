@@ -44,8 +44,10 @@ class DistributedContext:
 
 
 def _export_slurm_environment() -> None:
-    """Inside a submitit SLURM job of several tasks, set the env:// variables torchrun would."""
-    if all(name in os.environ for name in ENV_VARIABLES) or "SLURM_JOB_ID" not in os.environ:
+    """Inside a submitit job of several tasks (SLURM, or submitit's local executor), set the
+    env:// variables torchrun would."""
+    in_submitit_job = "SLURM_JOB_ID" in os.environ or "SUBMITIT_LOCAL_JOB_ID" in os.environ  # a cluster, or its local executor
+    if all(name in os.environ for name in ENV_VARIABLES) or not in_submitit_job:
         return
     from submitit.helpers import TorchDistributedEnvironment
 

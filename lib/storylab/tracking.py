@@ -123,9 +123,16 @@ def check_tracking(tracking: str) -> bool:
     return tracking == "wandb"
 
 
-def run_tracker(notebook: str, tracking: str, config: dict[str, Any] | None = None) -> Tracker:
-    """The tracker of the notebook run in progress: event files in `<run folder>/tensorboard/`."""
+def run_tracker_options(notebook: str, tracking: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `Tracker` arguments of the notebook run in progress (event files in `<run folder>/tensorboard/`),
+    as a plain dict: what a training process started by torchrun needs to open the same tracker."""
     from storylab.paths import run_dir
 
     folder = run_dir()
-    return Tracker(folder / "tensorboard", name=f"{notebook}/{folder.name}", config=config, wandb=check_tracking(tracking))
+    return {"folder": folder / "tensorboard", "name": f"{notebook}/{folder.name}", "config": config,
+            "wandb": check_tracking(tracking)}
+
+
+def run_tracker(notebook: str, tracking: str, config: dict[str, Any] | None = None) -> Tracker:
+    """The tracker of the notebook run in progress (see `run_tracker_options`)."""
+    return Tracker(**run_tracker_options(notebook, tracking, config))

@@ -174,6 +174,10 @@ class RNNLM:
         self._train_tokens = check_int("train_tokens", train_tokens)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
 
+    def with_stride(self, stride: int | None) -> "RNNLM":
+        """The same model: an RNN carries its state over the whole story and has no window to slide."""
+        return self
+
     def __repr__(self) -> str:
         return f"RNNLM({self.label}, vocab_size={self.vocab_size})"
 

@@ -21,6 +21,7 @@ and its log-likelihoods equal `TransformerLM.token_nats` for text shorter than n
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -135,7 +136,21 @@ def export_hf(run_or_model, folder: str | Path, tokenizer=None) -> Path:
     def build(tmp: Path) -> None:
         hf_model = GPT2LMHeadModel(hf_config)
         hf_model.load_state_dict(state, strict=True)
-        hf_model.save_pretrained(str(tmp))
+        with _quiet_transformers():  # no "Writing model shards" bar in a notebook's report for a one-file model
+            hf_model.save_pretrained(str(tmp))
         export_tokenizer(tokenizer, model.config.n_ctx).save_pretrained(str(tmp))
 
     return atomic_dir(folder, build)
+
+
+@contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

@@ -502,16 +502,3 @@ def test_the_routing_table_and_pattern_sparsity_read_the_bridge(tokenizer):
 
 
 # --- the shipped sweep ---------------------------------------------------------------------------------
-
-# The lines notebook 03's parameters cell needs for the architecture options (the lead adds them).
-NOTEBOOK_03_OPTION_PARAMETERS = '''attention = "dense"                # "dense" or "topk": each query attends only its attention_k largest scores
-attention_k: int | None = None     # keys each query keeps under top-k attention
-mlp = "dense"                      # "dense" or "moe": a routed mixture of n_experts MLPs, each d_mlp wide
-n_experts: int | None = None       # experts per layer of an MoE MLP
-experts_per_token: int | None = None  # experts each token is routed to in an MoE MLP (None: 1, as in Switch)
-aux_loss_weight = 0.01             # weight of the MoE load-balancing loss (Switch's alpha)
-output_rule: str | None = None     # restrict loss and sampling to a rule's valid tokens ("addition"; None: full softmax)
-objective = "causal"               # "causal" (next token) or "masked" (masked LM, BERT-style)
-'''
-
-

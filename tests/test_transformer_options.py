@@ -4,9 +4,7 @@ training and resume through `train()`, TransformerLens bridges, and the shipped 
 
 import math
 import re
-from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
 import torch
@@ -499,6 +497,3 @@ def test_the_routing_table_and_pattern_sparsity_read_the_bridge(tokenizer):
     assert sparsity["nonzero_keys"].tolist() == pytest.approx([np.mean(np.minimum(np.arange(1, n + 1), 3))] * 4)
     with pytest.raises(ValueError, match="^bridge: not a mixture-of-experts"):
         interp.routing_weights(to_bridge(StoryTransformer(config(tokenizer)), tokenizer), torch.tensor([1, 2]))
-
-
-# --- the shipped sweep ---------------------------------------------------------------------------------

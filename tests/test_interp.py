@@ -370,3 +370,31 @@ def test_true_hmm_of_an_hmm_corpus_is_the_generating_model():
     _, trans, emit = mess3_params()
     assert np.allclose(hmm.trans.cpu().numpy(), trans) and np.allclose(hmm.emit.cpu().numpy(), emit)
     assert interp.true_hmm(load_corpus({"source": "stories", "n_stories": 4, "validation": 2})) is None
+
+
+def test_single_token_ids_leave_out_longer_texts_with_a_warning():
+    from storylab.interp import single_token_ids
+    from storylab.tokenizers import train_tokenizer
+
+    tokenizer = train_tokenizer("char", ["abc abc"])
+    with pytest.warns(UserWarning, match=r"not single tokens of this tokenizer, left out: \['ab'\]"):
+        ids = single_token_ids(tokenizer, ["a", "ab", "c"])
+    assert [tokenizer.decode([i]) for i in ids] == ["a", "c"]
+
+
+def test_interp_summary_keeps_each_probes_best_layer():
+    import pandas as pd
+
+    from storylab.interp import interp_summary
+
+    class Fitted:
+        explained_variance_ratio = np.array([0.5, 0.2, 0.1])
+
+    scores = pd.DataFrame({"prev_token_score": [0.1, 0.9], "first_token_score": [0.3, 0.2], "induction_score": [0.0, 0.4]})
+    story = pd.DataFrame({"variable": ["toy", "toy", "arc"], "label": ["embed", "after L0", "after L0"],
+                          "accuracy": [0.3, 0.8, 0.6], "majority_baseline": [0.2, 0.2, 0.5], "shuffled_accuracy": [0.2, 0.21, 0.5]})
+    summary = interp_summary(pd.DataFrame({"loss_nats": [3.0, 2.0]}), scores, {"first_half": 4.0, "second_half": 1.0},
+                             pd.DataFrame({"ov_copying_score": [0.2, 0.7]}), [Fitted()], story_table=story)
+    assert summary["prev_token_score_max"] == 0.9 and summary["residual_top2_variance"] == [pytest.approx(0.7)]
+    assert summary["story_probe_accuracy"]["toy"] == {"accuracy": 0.8, "layer": "after L0", "majority": 0.2, "shuffled": 0.21}
+    assert "belief_probe_r2_best" not in summary and "hmm_state_probe_accuracy" not in summary

@@ -242,3 +242,20 @@ def test_a_killed_run_is_seen_dead_and_becomes_a_failed_run(sleepy, fresh_output
     assert not tmp.exists() and read_run(folder).state == "failed" and "died:" in read_run(folder).error
     assert yaml.safe_load((folder / "params.yaml").read_text())["wait_while_exists"] == str(marker)
     assert "(1 died)" in (fresh_outputs / "index.html").read_text()
+
+
+def test_artifacts_are_found_where_the_run_recorded_them(fresh_outputs):
+    import json
+
+    from storylab.runs import read_run
+
+    folder = fresh_outputs / "runs" / "02_hmm" / "main"
+    (folder / "hmm").mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"status": "finished", "ended": "2026-01-01T00:00:00+00:00"}))
+    (folder / "metrics.json").write_text(json.dumps({"hmm_path": "hmm", "model_path": "gone"}))
+    run = read_run(folder)
+    assert run.artifact("hmm_path") == folder / "hmm"
+    with pytest.raises(ValueError, match=r"run runs/02_hmm/main: model_path .*gone' does not exist"):
+        run.artifact("model_path")
+    with pytest.raises(ValueError, match="records no 'hf_path'"):
+        run.artifact("hf_path")

@@ -88,6 +88,21 @@ class Run:
             return self.problem
         return (self.status.get("error") or {}).get("message")
 
+    def artifact(self, key: str) -> Path:
+        """The artifact the run recorded in metrics.json under `key` (`hmm_path`, `model_path`, ...).
+
+        Notebooks record artifacts relative to their run folder ("hmm"), so a run folder can be
+        renamed (the runner builds it under a temporary name) or copied elsewhere and still
+        be read; an absolute path is taken as it is. A key the run never recorded, or a path
+        that does not exist, is a one-line ValueError."""
+        recorded = self.metrics.get(key)
+        if not isinstance(recorded, str) or not recorded:
+            raise ValueError(f"run {self.run_id}: metrics.json records no {key!r}")
+        path = self.folder / recorded  # an absolute `recorded` replaces the folder
+        if not path.exists():
+            raise ValueError(f"run {self.run_id}: {key} {str(path)!r} does not exist")
+        return path
+
 
 def read_run(folder: str | Path) -> Run:
     """Read a run folder; never raises for bad contents (see `Run.problem`)."""

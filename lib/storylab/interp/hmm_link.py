@@ -13,7 +13,6 @@ functions also return the boolean mask of positions that have one.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
@@ -62,12 +61,3 @@ def viterbi_targets(hmm, sample: ResidualSample) -> tuple[np.ndarray, np.ndarray
         if rows.any():
             states.append(hmm.viterbi(sample.token_ids[rows]))
     return np.concatenate(states), mask
-
-
-def find_saved_hmm(run_folder: str | Path) -> Path:
-    """The folder holding `hmm.safetensors` inside a 02_hmm run (the shallowest one, if several)."""
-    run_folder = Path(run_folder)
-    found = sorted(run_folder.rglob("hmm.safetensors"), key=lambda p: (len(p.parts), str(p)))
-    if not found:
-        raise ValueError(f"hmm_run: no saved HMM (hmm.safetensors) under {str(run_folder)!r}")
-    return found[0].parent

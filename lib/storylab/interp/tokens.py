@@ -34,6 +34,17 @@ def token_labels(tokenizer) -> list[str]:
     return [token_label(tokenizer, i) for i in range(len(tokenizer))]
 
 
+def single_token_ids(tokenizer, texts) -> list[int]:
+    """The ids of the texts that are one token each; the others are left out with a one-line warning."""
+    import warnings
+
+    encoded = {text: tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts}
+    missing = [text for text, ids in encoded.items() if len(ids) != 1]
+    if missing:
+        warnings.warn(f"not single tokens of this tokenizer, left out: {missing}", stacklevel=2)
+    return [ids[0] for ids in encoded.values() if len(ids) == 1]
+
+
 def special_ids(tokenizer) -> list[int]:
     """Ids of the special tokens (end-of-text, unknown, ...), which carry no text."""
     return sorted({int(i) for i in tokenizer.all_special_ids if i is not None and i < len(tokenizer)})

@@ -398,3 +398,14 @@ def test_interp_summary_keeps_each_probes_best_layer():
     assert summary["prev_token_score_max"] == 0.9 and summary["residual_top2_variance"] == [pytest.approx(0.7)]
     assert summary["story_probe_accuracy"]["toy"] == {"accuracy": 0.8, "layer": "after L0", "majority": 0.2, "shuffled": 0.21}
     assert "belief_probe_r2_best" not in summary and "hmm_state_probe_accuracy" not in summary
+
+
+def test_lines_by_draws_one_sorted_line_per_group():
+    import pandas as pd
+
+    from storylab import plots
+
+    frame = pd.DataFrame({"length": [63, 15, 15], "gap": [0.2, 0.1, 0.3], "model": ["a", "a", "b"]})
+    fig = plots.lines_by(frame, x="length", y="gap", by="model", log_x=True)
+    assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[0].x) == [15, 63] and list(fig.data[0].y) == [0.1, 0.2]
+    assert fig.layout.xaxis.type == "log" and fig.data[0].mode == "lines+markers"

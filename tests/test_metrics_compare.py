@@ -98,3 +98,35 @@ def test_cache_builds_once_and_concurrent_builders_agree(fresh_outputs):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert (target / "who.txt").exists() and [p.name for p in fresh_outputs.iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_hmm_curves_are_one_line_per_tokenizer_and_training_size():
+    import pandas as pd
+
+    from storylab.compare import best_per_family, hmm_state_curves
+
+    rows = [{"corpus_label": "stories [a]", "family": "hmm", "model": f"HMM K={k}", "tokenizer": tok, "train_tokens": n,
+             "n_states": k, "val_bits_per_char": bpc, "run_id": f"runs/02_hmm/{k}-{n}"}
+            for tok, n, k, bpc in (("char", 100, 8, 3.0), ("char", 100, 4, 3.5), ("char", 500, 8, 2.5), ("bpe:300", 80, 8, 2.0))]
+    rows.append({"corpus_label": "stories [a]", "family": "kneser-ney", "model": "KN 5-gram", "tokenizer": "char",
+                 "train_tokens": 100, "val_bits_per_char": 1.0, "run_id": "runs/02_hmm/x"})
+    table = pd.DataFrame(rows)
+    curves = hmm_state_curves(table)["stories [a]"]
+    assert set(curves) == {"char, 100 training tokens", "char, 500 training tokens", "bpe:300, 80 training tokens"}
+    assert list(curves["char, 100 training tokens"]["n_states"]) == [4, 8]
+    assert best_per_family(table, ("kneser-ney", "bigram")) == {"KN 5-gram (runs/02_hmm/x)": 1.0}
+
+
+def test_learnability_table_reads_the_process_from_the_corpus_spec():
+    import pandas as pd
+
+    from storylab.compare import learnability_table
+
+    table = pd.DataFrame([
+        {"corpus": {"source": "hmm", "kind": "cyclic", "epsilon": 0.01, "length": 63}, "family": "transformer",
+         "model": "transformer L2", "n_layers": 2, "gap_to_floor_bits_per_char": 0.1, "mixing_time_steps": 100.0},
+        {"corpus": {"source": "stories"}, "family": "transformer", "model": "t", "gap_to_floor_bits_per_char": 1.0},
+    ])
+    learn = learnability_table(table)
+    assert len(learn) == 1 and learn.loc[0, "corpus_kind"] == "cyclic" and learn.loc[0, "length"] == 63
+    assert learn.loc[0, "mixing_time_steps"] == 100.0 and learn.loc[0, "belief_kl_bits_per_symbol"] is None

@@ -63,3 +63,53 @@ def model_table(runs: list[Run] | None = None) -> pd.DataFrame:
         table = table[ordered].sort_values(["corpus_label", "val_bits_per_char"]).reset_index(drop=True)
     table.attrs["unreadable"] = unreadable
     return table
+
+
+def comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a bits/char (a model whose validation text held `<unk>` has none: see its note)."""
+    return table[table["val_bits_per_char"].notna()] if len(table) else table
+
+
+def best_per_family(group: pd.DataFrame, families: tuple[str, ...]) -> dict[str, float]:
+    """{"<model> (<run_id>)": bits/char} of the best model of each family in one validation set."""
+    lines = {}
+    for family in families:
+        of_family = comparable(group[group["family"] == family])
+        if len(of_family):
+            best = of_family.sort_values("val_bits_per_char").iloc[0]
+            lines[f"{best['model']} ({best['run_id']})"] = float(best["val_bits_per_char"])
+    return lines
+
+
+def hmm_state_curves(table: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
+    """{validation set: {"<tokenizer>, <N> training tokens": HMM rows sorted by n_states}}.
+
+    An HMM's bits/char against its number of states is one line per tokenizer AND training
+    size: runs with more training data are another experiment, not another point of this one.
+    """
+    if "n_states" not in table.columns:
+        return {}
+    hmms = comparable(table[table["family"] == "hmm"])
+    curves: dict[str, dict[str, pd.DataFrame]] = {}
+    for label, group in hmms.groupby("corpus_label"):
+        curves[label] = {f"{tok}, {int(tokens):,} training tokens": rows.sort_values("n_states")
+                         for (tok, tokens), rows in group.groupby(["tokenizer", "train_tokens"])}
+    return curves
+
+
+LEARNABILITY_COLUMNS = ["corpus_kind", "emission", "epsilon", "length", "mixing_time_steps", "family", "model",
+                        "n_layers", "gap_to_floor_bits_per_char", "belief_kl_bits_per_symbol", "train_tokens", "run_id"]
+
+
+def learnability_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The models trained on sequences of known HMMs (the `hmm` corpus), with the process's kind,
+    mixing and sequence length beside each model's gap to the floor and belief-state KL."""
+    if not len(table):
+        return pd.DataFrame(columns=LEARNABILITY_COLUMNS)
+    on_hmm = table[table["corpus"].map(lambda spec: isinstance(spec, dict) and spec.get("source") == "hmm")].copy()
+    for column, key in (("corpus_kind", "kind"), ("emission", "emission"), ("epsilon", "epsilon"), ("length", "length")):
+        on_hmm[column] = on_hmm["corpus"].map(lambda spec, key=key: spec.get(key))
+    for column in LEARNABILITY_COLUMNS:
+        if column not in on_hmm.columns:
+            on_hmm[column] = None
+    return on_hmm[LEARNABILITY_COLUMNS].reset_index(drop=True)

@@ -85,6 +85,15 @@ def line(ys: Any, x: Any = None, names: Sequence[str] | None = None, title: str 
     return fig
 
 
+def lines_by(frame, x: str, y: str, by: str, title: str = "", xaxis_title: str = "", yaxis_title: str = "",
+             log_x: bool = False, **layout: Any) -> go.Figure:
+    """One line with markers per value of column `by` of a DataFrame, points sorted by `x`."""
+    groups = {str(name): rows.sort_values(x) for name, rows in frame.groupby(by, dropna=False)}
+    fig = line({name: rows[y] for name, rows in groups.items()}, x={name: rows[x] for name, rows in groups.items()},
+               title=title, xaxis_title=xaxis_title or x, yaxis_title=yaxis_title or y, log_x=log_x, **layout)
+    return fig.update_traces(mode="lines+markers")
+
+
 def scatter(x: Any, y: Any, color: Any = None, text: Sequence | None = None, title: str = "",
             xaxis_title: str = "", yaxis_title: str = "", log_x: bool = False, **layout: Any) -> go.Figure:
     """Points, one trace per distinct value of a categorical `color` (or a colour scale for numbers)."""

@@ -14,7 +14,7 @@ CHROMIUM ?= /usr/bin/chromium
 # build on an ordinary Linux machine (where the plain pin resolves to a CUDA build).
 TORCH_INDEX ?=
 
-.PHONY: run test lab sweep report bench install browser clean-outputs
+.PHONY: run test lab sweep report board bench install browser clean-outputs
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
@@ -50,6 +50,9 @@ lab: $(STAMP)
 
 sweep: $(STAMP)
 	$(PY) -m storylab sweep $(SWEEP) --jobs $(JOBS)
+
+board: $(STAMP)
+	$(PY) -m storylab board
 
 report: $(STAMP)
 	$(PY) -m storylab report

@@ -152,6 +152,8 @@ def test_local_sweep_survives_a_failure_skips_done_runs_and_retries_failed(toy, 
         assert (status["ended"] == ended[name]) == (name not in failed)  # the others were not touched
     page = (fresh_outputs / "sweeps" / "local" / "summary.html").read_text()
     assert "val_bits_per_char vs rows" in page and "../../assets/plotly.min.js" in page
+    boards = sorted(p.name for p in (fresh_outputs / "sweeps" / "local" / "tensorboard").iterdir())
+    assert boards == sorted(names)  # each finished run once, as a TensorBoard HParams entry
 
 
 @pytest.mark.slow

@@ -78,3 +78,48 @@ def test_em_writes_its_history_as_tensorboard_scalars_and_a_resumed_fit_replays_
     scalars = read_scalars(tmp_path / "tb")
     assert [s for s, _ in scalars["em/train_nats_per_token"]] == [1, 2, 3, 4]
     assert [v for _, v in scalars["em/val_nats_per_token"]] == pytest.approx([r["val_nats_per_token"] for r in history], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_board_serves_the_runs_event_files(fresh_outputs):
+    """`python -m storylab board` starts TensorBoard on outputs/ and lists a run's scalars."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with Tracker(fresh_outputs / "runs" / "02_hmm" / "main" / "tensorboard") as tracker:
+        tracker.log(1, {"em/train_nats_per_token": 2.5})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    board = subprocess.Popen([sys.executable, "-m", "storylab", "board", "--port", str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert "TensorBoard on" in board.stdout.readline()
+        deadline, runs = time.monotonic() + 60, {}
+        while time.monotonic() < deadline and not runs:
+            try:
+                with urllib.request.urlopen(f"http://localhost:{port}/data/plugin/scalars/tags", timeout=5) as page:
+                    runs = json.loads(page.read())
+            except OSError:
+                time.sleep(1)
+        assert "runs/02_hmm/main/tensorboard" in runs and "em/train_nats_per_token" in runs["runs/02_hmm/main/tensorboard"]
+    finally:
+        board.terminate()
+        board.wait(timeout=30)
+
+
+def test_a_sweep_run_is_one_hparams_entry_written_once(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from storylab.tracking import write_sweep_run
+
+    assert write_sweep_run(tmp_path / "n_states=4", {"n_states": 4, "tokenizer": {"kind": "bpe"}},
+                           {"val_bits_per_char": 2.5, "note": "x"})
+    assert not write_sweep_run(tmp_path / "n_states=4", {"n_states": 4}, {"val_bits_per_char": 9.0})
+    events = EventAccumulator(str(tmp_path / "n_states=4"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("sweep/val_bits_per_char")] == [2.5]

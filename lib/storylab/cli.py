@@ -6,6 +6,7 @@
     python -m storylab status [hmm_states]                # runs in progress, sweeps
     python -m storylab report                             # rebuild outputs/index.html
     python -m storylab params 02_hmm                      # a notebook's parameters
+    python -m storylab board                              # TensorBoard on outputs/: every run's curves, live
 
 Bad input (an unknown notebook, parameter, value of the wrong type, bad name or file) is
 one line on stderr and exit status 2, before any run folder exists; a run whose notebook
@@ -135,6 +136,27 @@ def params_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def board_command(args: argparse.Namespace) -> int:
+    """TensorBoard on outputs/: the curves of every run, finished or running (Ctrl-C stops it)."""
+    import subprocess
+
+    from storylab.paths import outputs_dir
+
+    folder = outputs_dir()
+    print(f"TensorBoard on {folder} at http://{args.host}:{args.port}/ (Ctrl-C to stop); on a cluster, from your "
+          f"laptop: ssh -N -L {args.port}:localhost:{args.port} <login node>, then open http://localhost:{args.port}/",
+          flush=True)
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", args.host,
+               "--port", str(args.port), "--reload_interval", str(args.reload_s)]
+    return subprocess.call(command)
+
+
+def _board_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=6006, help="port to serve on (default 6006)")
+    parser.add_argument("--host", default="localhost", help="address to bind (default localhost; 0.0.0.0 for every interface)")
+    parser.add_argument("--reload-s", type=int, default=15, help="seconds between rescans of outputs/ (default 15)")
+
+
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebook", help="01_tokenizers, 02_hmm, ... or a path to a notebook")
     parser.add_argument("-f", "--params-file", help="YAML file of parameter values")
@@ -174,6 +196,7 @@ COMMANDS = {
     "status": (_status_arguments, status_command, "write"),
     "report": (lambda parser: None, report_command, "show"),
     "params": (lambda parser: parser.add_argument("notebook"), params_command, None),
+    "board": (_board_arguments, board_command, None),
 }
 
 

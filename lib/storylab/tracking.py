@@ -136,3 +136,27 @@ def run_tracker_options(notebook: str, tracking: str, config: dict[str, Any] | N
 def run_tracker(notebook: str, tracking: str, config: dict[str, Any] | None = None) -> Tracker:
     """The tracker of the notebook run in progress (see `run_tracker_options`)."""
     return Tracker(**run_tracker_options(notebook, tracking, config))
+
+
+def hparam_value(value: Any) -> int | float | str | bool:
+    """A swept value as TensorBoard's hparams accept it (lists and dicts as compact text)."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    import json
+
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def write_sweep_run(folder: str | Path, swept: dict[str, Any], metrics: dict[str, Any]) -> bool:
+    """One finished run of a sweep as a TensorBoard HParams entry in `folder` (its swept values
+    and numeric metrics), so a sweep's runs line up in one table and one parallel-coordinates
+    view. Written once: False when `folder` already holds it."""
+    folder = Path(folder)
+    if folder.exists():
+        return False
+    from torch.utils.tensorboard import SummaryWriter
+
+    numbers = {f"sweep/{key}": v for key, value in metrics.items() if (v := _numeric(value)) is not None}
+    with SummaryWriter(log_dir=str(folder)) as writer:
+        writer.add_hparams({key: hparam_value(value) for key, value in swept.items()}, numbers, run_name=".")
+    return True

@@ -51,7 +51,18 @@ def write_summary(state: SweepState) -> tuple[Path, Path]:
     metrics = metric_names(rows)
     write_text_atomic(folder / "summary.csv", _csv(rows, state.swept, metrics))
     write_text_atomic(folder / "summary.html", _html(state, rows, state.swept, metrics, folder))
+    _write_tensorboard(folder / "tensorboard", rows)
     return folder / "summary.csv", folder / "summary.html"
+
+
+def _write_tensorboard(folder: Path, rows: list[dict]) -> None:
+    """Each finished run once, as a TensorBoard HParams entry (`python -m storylab board`)."""
+    finished = [r for r in rows if r["status"] == "finished" and r["metrics"]]
+    if finished:
+        from storylab.tracking import write_sweep_run
+
+        for r in finished:
+            write_sweep_run(folder / r["run"], r["swept"], r["metrics"])
 
 
 def _csv(rows: list[dict], swept: list[str], metrics: list[str]) -> str:

@@ -5,6 +5,7 @@
     real = text_name_pairs(tinystories_texts)                   # no generator: a repeated name swapped
     scored = pd.concat([score_pairs(m, tokenizer, pairs) for m in models])
     pair_accuracy(scored)                                       # accuracy with a Wilson interval
+    cap_pairs(fuzzed, 30)                                       # at most 30 per phenomenon and distance
     break_distance(pair_accuracy(score_pairs(...fuzzed...), by=("model", "inserted_sentences")))
 
 A pair is a story (`sentence_good`) and the same story with exactly one recall changed to
@@ -261,6 +262,21 @@ def text_name_pairs(texts: Sequence[str], names: Sequence[str] | None = None, se
     return pairs
 
 
+def cap_pairs(pairs: Sequence[dict], per_group: int, by: Sequence[str] = ("phenomenon", "inserted_sentences")) -> list[dict]:
+    """At most `per_group` pairs of each group (the first ones, in story order). Fuzzed pairs exist at
+    every distance for the same stories, so capping each (phenomenon, distance) keeps the same stories
+    at every distance: the curve follows the same pairs moved further away."""
+    check_int("per_group", per_group, minimum=1)
+    seen: dict[tuple, int] = {}
+    kept = []
+    for pair in pairs:
+        key = tuple(pair.get(name) for name in by)
+        if seen.get(key, 0) < per_group:
+            seen[key] = seen.get(key, 0) + 1
+            kept.append(pair)
+    return kept
+
+
 def write_pairs_jsonl(pairs: Sequence[dict], path: str | Path) -> Path:
     """Write pairs as JSON lines (one pair per line), atomically."""
     for i, pair in enumerate(pairs):
@@ -297,8 +313,11 @@ def score_pairs(model, tokenizer, pairs: Sequence[dict], label: str | None = Non
     the good one (strictly: a tie is a failure)."""
     if not len(pairs):
         raise ValueError("pairs: expected at least one pair")
-    good = text_nats(model, tokenizer, [p["sentence_good"] for p in pairs])
-    bad = text_nats(model, tokenizer, [p["sentence_bad"] for p in pairs])
+    # one story is the good text of several pairs (one per phenomenon): each distinct text is scored once
+    texts = list(dict.fromkeys(t for p in pairs for t in (p["sentence_good"], p["sentence_bad"])))
+    nats = dict(zip(texts, text_nats(model, tokenizer, texts)))
+    good = np.asarray([nats[p["sentence_good"]] for p in pairs])
+    bad = np.asarray([nats[p["sentence_bad"]] for p in pairs])
     meta = pd.DataFrame([{k: v for k, v in p.items() if k not in ("sentence_good", "sentence_bad")} for p in pairs])
     meta.insert(0, "model", label or getattr(model, "label", type(model).__name__))
     meta["good_nats"], meta["bad_nats"] = good, bad

@@ -490,13 +490,14 @@ def test_model_diagnostics_flatten_figures_per_model(models, stories, ledgers):
 
 
 def test_model_diagnostics_become_records_keyed_by_run_and_model():
-    from storylab.diagnostics import RunModel, diagnostics_records
+    from storylab.diagnostics import RunModel, diagnostics_records, headline_metrics
 
     model = BigramModel(5, 0)
     found = [RunModel("bigram (runs/02_hmm/a)", model, None, "runs/02_hmm/a", "bigram", "char")]
     (record,) = diagnostics_records(found, {"bigram (runs/02_hmm/a)": {"pair_accuracy": 0.5}})
     assert record == {"model": "bigram", "run_id": "runs/02_hmm/a", "label": "bigram (runs/02_hmm/a)", "family": "bigram",
                       "tokenizer": "char", "pair_accuracy": 0.5}
+    assert headline_metrics([record]) == {"pair_accuracy/bigram (runs/02_hmm/a)": 0.5}
 
 
 # --- what notebook 06 adds: capped and deduplicated pairs, hover tables, pooled distances ---------------------------

@@ -54,15 +54,15 @@ from storylab.diagnostics.pairs import (
     write_pairs_jsonl,
 )
 from storylab.diagnostics.run_models import BASELINE_FAMILIES, RunModel, RunModels, models_from_runs, resolve_runs
-from storylab.diagnostics.summary import diagnostics_records, model_diagnostics
+from storylab.diagnostics.summary import diagnostics_records, headline_metrics, model_diagnostics
 
 __all__ = [
     "BASELINE_FAMILIES", "CATEGORY_NAMES", "CharCosts", "FUZZ_PHENOMENA", "PHENOMENA", "Recall", "RunModel",
     "RunModels", "TrueLedger", "accuracy_bars", "break_distance", "cap_pairs", "char_costs", "chars_per_token",
     "corpus_names", "diagnostics_records", "distance_curves", "encode_with_offsets", "excess_bars",
     "excess_by_distance", "fuzz_curves", "fuzz_pairs", "hard_case_tables", "hard_cases_html", "hard_stories",
-    "ledger_bars", "ledger_table", "model_diagnostics", "models_from_runs", "next_token_tables", "pair_accuracy",
-    "read_pairs_jsonl", "recall_table", "resolve_runs", "score_pairs", "spread_token_nats", "story_bits",
-    "story_html", "story_pairs", "text_name_pairs", "text_nats", "true_ledger", "true_ledgers", "wilson_interval",
-    "worst_positions", "worst_tokens", "write_pairs_jsonl",
+    "headline_metrics", "ledger_bars", "ledger_table", "model_diagnostics", "models_from_runs", "next_token_tables",
+    "pair_accuracy", "read_pairs_jsonl", "recall_table", "resolve_runs", "score_pairs", "spread_token_nats",
+    "story_bits", "story_html", "story_pairs", "text_name_pairs", "text_nats", "true_ledger", "true_ledgers",
+    "wilson_interval", "worst_positions", "worst_tokens", "write_pairs_jsonl",
 ]

@@ -195,10 +195,10 @@ def story_html(text: str, cost: CharCosts, ledger: TrueLedger | None = None,
     parts = []
     units = token_units(cost) + [(len(text), len(text), len(cost.token_starts))]
     for start, end, token in units:
-        chars = []
+        chars = []  # (colour class, character shown)
         for i in range(start, max(end, start + 1) if start == len(text) else end):
             shown = "⏎\n" if i < len(text) and text[i] == "\n" else (html.escape(text[i]) if i < len(text) else "⟂")
-            chars.append(f'<span class="{_class(_level(model_bits[i] - true_bits[i], vmax_bits))}">{shown}</span>')
+            chars.append((_class(_level(model_bits[i] - true_bits[i], vmax_bits)), shown))
         span = slice(start, max(end, start + 1))
         lines = [f"{json.dumps(text[start:end]) if start < len(text) else 'end of story'}",
                  f"model {model_bits[span].sum():.2f} bits"]
@@ -207,8 +207,12 @@ def story_html(text: str, cost: CharCosts, ledger: TrueLedger | None = None,
         if tables is not None and tables[token] is not None:
             lines.append("predicted here:")
             lines += [f"  {p:6.1%}  {json.dumps(t)}" for t, p in tables[token]]
-        tip = html.escape("\n".join(lines))
-        parts.append(f'<span class="u">{"".join(chars)}<span class="tip">{tip}</span></span>')
+        tip = f'<span class="tip">{html.escape(chr(10).join(lines))}</span>'
+        if len(chars) == 1:  # a one-character token (every token of a char model) carries its colour itself
+            parts.append(f'<span class="u {chars[0][0]}">{chars[0][1]}{tip}</span>')
+        else:
+            coloured = "".join('<span class="' + c + '">' + shown + "</span>" for c, shown in chars)
+            parts.append(f'<span class="u">{coloured}{tip}</span>')
     return f'<div class="story">{"".join(parts)}</div>'
 
 

@@ -4,6 +4,7 @@
     # {"transformer": {"excess_bits_per_char/pronoun": 0.02, ..., "pair_accuracy/name recall": 0.93,
     #                  "break_inserted_sentences": 16, "break_median_distance_chars": 780}, ...}
     diagnostics_records(found.models, figures)   # one record per model: run_id + model + figures
+    headline_metrics(records)                    # {"pair_accuracy/HMM K=100": 0.61, ...}: flat, for sweep summaries
 
 Figure names (a NaN, e.g. a model that never breaks within the distances tried, is None):
 - `excess_bits_per_char/<category>`: model − true bits in that category per character of text;
@@ -68,3 +69,12 @@ def diagnostics_records(models, figures: dict[str, dict[str, float]]) -> list[di
     comes from and its name there (`run_id`, `model`: 05_compare's keys), then its figures."""
     return [{"model": m.recorded_as, "run_id": m.run_id, "label": m.label, "family": m.family,
              "tokenizer": m.tokenizer_name, **figures.get(m.label, {})} for m in models]
+
+
+HEADLINE = ("recall_excess_bits_per_recall_char", "pair_accuracy", "break_inserted_sentences", "break_median_distance_chars")
+
+
+def headline_metrics(records: Sequence[dict], names: Sequence[str] = HEADLINE) -> dict[str, float | None]:
+    """A few figures per model as flat top-level numbers, `<figure>/<model label>`: what a sweep's
+    summary table and plots read from metrics.json (they read top-level numbers only)."""
+    return {f"{name}/{record['label']}": record.get(name) for name in names for record in records if name in record}

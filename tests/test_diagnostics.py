@@ -734,3 +734,20 @@ def test_runs_that_cannot_be_used_are_one_line_errors(run_outputs, runs, baselin
     with pytest.raises(ValueError, match=message) as error:
         models_from_runs(runs, baselines=baselines, device="cpu")
     assert "\n" not in str(error.value)
+
+
+def test_notebook_values_are_checked_in_one_line_before_any_compute(tmp_path):
+    from storylab.diagnostics.checks import check_notebook_values
+    from storylab.runner.params import notebook_parameters
+    from storylab.paths import NOTEBOOKS_DIR
+
+    defaults = {name: p.default for name, p in notebook_parameters(NOTEBOOKS_DIR / "06_diagnostics.ipynb").items()}
+    assert check_notebook_values(dict(defaults), tmp_path) == defaults
+    (tmp_path / "my_run").mkdir()
+    checked = check_notebook_values({**defaults, "runs": ["my_run", "02_hmm/main", "runs/03_transformer/main"]}, tmp_path)
+    assert checked["runs"] == [str(tmp_path / "my_run"), "02_hmm/main", "runs/03_transformer/main"]  # a folder made absolute
+    for name, value in [("runs", []), ("baselines", ["trigram"]), ("phenomena", ["rhyme"]), ("fuzz_phenomena", ["closing quote"]),
+                        ("n_val_stories", 0), ("inserted_sentences", [0, -2]), ("hard_models", ["a", "a"]), ("device", "gpu")]:
+        with pytest.raises(ValueError, match=f"^{name}: ") as error:
+            check_notebook_values({**defaults, name: value}, tmp_path)
+        assert "\n" not in str(error.value)

@@ -9,6 +9,7 @@ pairs and distance fuzzing, hard cases across models (notebook 06).
 - `summary`: each model's diagnostics as flat figures for metrics.json
 - `run_models`: the models of finished 02_hmm / 03_transformer runs on one validation set
 - `figures`: the notebook's figures (ledger bars, distance curves, pair accuracy, fuzzing)
+- `checks`: the value checks of the notebook's parameters (for `runner.notebook_checks.CHECKS`)
 """
 
 from storylab.diagnostics.figures import accuracy_bars, distance_curves, excess_bars, fuzz_curves, ledger_bars

@@ -616,6 +616,12 @@ def test_notebook_figures_add_up_to_the_tables(models, stories, ledgers):
     recalls = recall_table(ledgers, costs)
     curves = distance_curves(excess_by_distance(recalls, "tokens", by=("model",)), "tokens", {"t": (16, 32)})
     assert len(curves.data) == 2 and [s.x0 for s in curves.layout.shapes] == [32, 16]
+    binned = excess_by_distance(recalls, "chars")
+    pronouns = distance_curves(binned, "chars", category="pronoun")
+    expected = binned[(binned["category"] == "pronoun") & (binned["model"] == "char")].sort_values("distance_to")
+    assert np.allclose(pronouns.data[0].y, expected["mean_excess_bits"]) and "pronoun" in pronouns.layout.title.text
+    with pytest.raises(ValueError, match="several categories"):
+        distance_curves(binned, "chars")
 
     scored = pd.DataFrame({"model": ["a"] * 8 + ["b"] * 8, "phenomenon": ["p", "q"] * 8,
                            "inserted_sentences": [0, 0, 4, 4] * 4, "distance_chars": [10, 10, 90, 90] * 4,
@@ -751,3 +757,21 @@ def test_notebook_values_are_checked_in_one_line_before_any_compute(tmp_path):
         with pytest.raises(ValueError, match=f"^{name}: ") as error:
             check_notebook_values({**defaults, name: value}, tmp_path)
         assert "\n" not in str(error.value)
+
+
+def test_prefix_scoring_compares_only_the_text_before_the_change(models, stories):
+    from storylab.diagnostics import pair_prefixes
+
+    tokenizer, bigram = models["char"]
+    pairs = fuzz_pairs(stories[0][:6], inserted=(0, 2), phenomena=["name recall", "pronoun agreement"], seed=1)
+    scored = score_pairs(bigram, tokenizer, pairs, scope="prefix")
+    for pair, row in zip(pairs, scored.itertuples()):
+        good, bad = pair_prefixes(pair)
+        at = pair["position"]
+        assert good == pair["sentence_good"][:at] + pair["good_text"] + pair["sentence_good"][at + len(pair["good_text"])]
+        assert bad.startswith(pair["sentence_bad"][:at] + pair["bad_text"]) and len(bad) == at + len(pair["bad_text"]) + 1
+        ids = encode_texts(tokenizer, [good])[0]  # no end-of-text: the prefix is the beginning of a story
+        assert row.good_nats == pytest.approx(bigram.token_nats([np.asarray(ids)])[0].sum())
+    assert (scored["scope"] == "prefix").all()
+    with pytest.raises(ValueError, match="scope"):
+        score_pairs(bigram, tokenizer, pairs, scope="sentence")

@@ -46,6 +46,7 @@ from storylab.diagnostics.pairs import (
     corpus_names,
     fuzz_pairs,
     pair_accuracy,
+    pair_prefixes,
     read_pairs_jsonl,
     score_pairs,
     story_pairs,
@@ -63,7 +64,7 @@ __all__ = [
     "corpus_names", "diagnostics_records", "distance_curves", "encode_with_offsets", "excess_bars",
     "excess_by_distance", "fuzz_curves", "fuzz_pairs", "hard_case_tables", "hard_cases_html", "hard_stories",
     "headline_metrics", "ledger_bars", "ledger_table", "model_diagnostics", "models_from_runs", "next_token_tables",
-    "pair_accuracy", "read_pairs_jsonl", "recall_table", "resolve_runs", "score_pairs", "spread_token_nats",
-    "story_bits", "story_html", "story_pairs", "text_name_pairs", "text_nats", "true_ledger", "true_ledgers",
-    "wilson_interval", "worst_positions", "worst_tokens", "write_pairs_jsonl",
+    "pair_accuracy", "pair_prefixes", "read_pairs_jsonl", "recall_table", "resolve_runs", "score_pairs",
+    "spread_token_nats", "story_bits", "story_html", "story_pairs", "text_name_pairs", "text_nats", "true_ledger",
+    "true_ledgers", "wilson_interval", "worst_positions", "worst_tokens", "write_pairs_jsonl",
 ]

@@ -2,7 +2,7 @@
 
     ledger_bars(ledger)                          # per model: the true bits, then the excess per category
     excess_bars(ledger)                          # the excess per category, models side by side
-    distance_curves(excess_by_distance(...), "tokens", contexts)   # excess at recalls vs distance back
+    distance_curves(excess_by_distance(...), "tokens", contexts, "pronoun")   # excess at recalls vs distance back
     accuracy_bars(pair_accuracy(scored))         # minimal-pair accuracy per phenomenon, Wilson intervals
     fuzz_curves(pair_accuracy(fuzzed, by=("model", "inserted_sentences")), breaks)
 
@@ -59,15 +59,26 @@ def _mark_contexts(fig: go.Figure, contexts: dict[str, tuple[float, float]] | No
     return fig
 
 
-def distance_curves(binned: pd.DataFrame, unit: str, contexts: dict[str, tuple[float, float]] | None = None) -> go.Figure:
+def distance_curves(binned: pd.DataFrame, unit: str, contexts: dict[str, tuple[float, float]] | None = None,
+                    category: str | None = None) -> go.Figure:
     """Mean excess bits per recall against the distance back to its binding (bins doubling in width,
-    each point at its bin's upper edge), one line per model, with each model's context marked."""
+    each point at its bin's upper edge), one line per model, with each model's context marked.
+    `binned` is `excess_by_distance` output; with `category`, only that recall category's rows (one
+    figure per category: names cost far more than pronouns, so pooling them mixes what is recalled
+    with how far back)."""
+    if category is not None:
+        if "category" not in binned.columns or category not in set(binned["category"]):
+            raise ValueError(f"category: expected one of the table's categories, got {category!r}")
+        binned = binned[binned["category"] == category]
+    elif "category" in binned.columns and binned["category"].nunique() > 1:
+        raise ValueError("binned: several categories; pick one (category=...) or pool them (by=('model',))")
     models = list(dict.fromkeys(binned["model"]))
     rows = {m: binned[binned["model"] == m].sort_values("distance_to") for m in models}
     sem = {m: (r["mean_excess_bits"] - r["sem"].fillna(0), r["mean_excess_bits"] + r["sem"].fillna(0)) for m, r in rows.items()}
     fig = plots.line({m: r["mean_excess_bits"] for m, r in rows.items()}, x={m: r["distance_to"] for m, r in rows.items()},
                      errors=sem, markers=True, log_x=True,
-                     title=f"Excess bits at a recall vs its distance back to the binding ({unit})",
+                     title=f"Excess bits at {'a recall' if category is None else category} vs the distance back to "
+                           f"its binding ({unit})",
                      xaxis_title=f"distance back ({unit}, upper edge of a doubling bin)",
                      yaxis_title="mean excess bits per recall (± s.e.)")
     return _mark_contexts(fig, contexts)

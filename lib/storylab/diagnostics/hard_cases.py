@@ -200,10 +200,10 @@ def story_html(text: str, cost: CharCosts, ledger: TrueLedger | None = None,
             shown = "⏎\n" if i < len(text) and text[i] == "\n" else (html.escape(text[i]) if i < len(text) else "⟂")
             chars.append((_class(_level(model_bits[i] - true_bits[i], vmax_bits)), shown))
         span = slice(start, max(end, start + 1))
-        lines = [f"{json.dumps(text[start:end]) if start < len(text) else 'end of story'}",
-                 f"model {model_bits[span].sum():.2f} bits"]
-        if ledger is not None:
-            lines.append(f"true {true_bits[span].sum():.2f} bits · {CATEGORY_NAMES[main[start]]}")
+        # one short line (every token carries one): the token, the model's bits, the truth's and the category
+        shown_token = f"«{text[start:end].replace(chr(10), '⏎')}»" if start < len(text) else "end of story"
+        truth = f" (true {true_bits[span].sum():.2f}, {CATEGORY_NAMES[main[start]]})" if ledger is not None else ""
+        lines = [f"{shown_token} {model_bits[span].sum():.2f} bits{truth}"]
         if tables is not None and tables[token] is not None:
             lines.append("predicted here:")
             lines += [f"  {p:6.1%}  {json.dumps(t)}" for t, p in tables[token]]

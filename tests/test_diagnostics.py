@@ -1,21 +1,24 @@
-"""The bits ledger, minimal pairs, hard cases and story-variable probes (storylab.diagnostics).
+"""The bits ledger, minimal pairs, hard cases, story-variable probes and notebook 06's inputs (storylab.diagnostics).
 
-Models are small test doubles behind the LanguageModel interface (tests/lm_doubles.py):
-count bigrams and unigrams on char, byte, BPE and word tokenizers.
+Models are the real families behind the LanguageModel interface, tiny and fitted on a
+few stories: conservation is checked for every family under every tokenizer kind (char,
+byte, BPE, word); the other tests use a count bigram per tokenizer.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
+import tempfile
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
-from lm_doubles import CountLM
 from storylab.corpora import story_grammar
 from storylab.corpora.stories import (ARC_NAMES, filler_sentences, generate_stories, parse_story, story_arc,
                                       story_events, story_neg_log2_prob)
@@ -28,10 +31,16 @@ from storylab.diagnostics.hard_cases import hard_cases_html, hard_stories, next_
 from storylab.diagnostics.pairs import (PHENOMENA, break_distance, corpus_names, fuzz_pairs, pair_accuracy,
                                         read_pairs_jsonl, score_pairs, story_pairs, text_name_pairs, wilson_interval,
                                         write_pairs_jsonl)
+from storylab.hmm import CategoricalHMM
 from storylab.interp import ResidualSample, story_probe_targets, story_sequences, story_variable_probes
+from storylab.kneser_ney import KneserNey
+from storylab.ngram import BigramModel, NeuralBigram, UnigramModel
 from storylab.tokenizers import encode_texts, train_tokenizer
+from storylab.transformer import TransformerLM, train
+from storylab.transformer.config import ModelConfig, TrainConfig
 
 TOKENIZERS = ("char", "byte", "bpe:300", "word:150")
+FAMILIES = ("unigram", "bigram", "neural bigram", "kneser-ney", "hmm", "transformer")
 RELATIVE = 1e-9
 
 
@@ -46,16 +55,44 @@ def ledgers(stories):
 
 
 @pytest.fixture(scope="module")
-def models():
-    """{tokenizer spec: (tokenizer, bigram)} fitted on other stories than the ones scored."""
-    train, _ = generate_stories(120, seed=1)
+def train_stories():
+    return generate_stories(120, seed=1)[0]
+
+
+@pytest.fixture(scope="module")
+def tokenizers(train_stories):
+    """{tokenizer spec: (tokenizer, training sequences with end-of-text)}, trained on other stories than the ones scored."""
     out = {}
     for spec in TOKENIZERS:
-        tokenizer = train_tokenizer(spec, train)
-        eot = tokenizer.eos_token_id
-        seqs = [np.asarray(ids + [eot]) for ids in encode_texts(tokenizer, train)]
-        out[spec] = (tokenizer, CountLM(len(tokenizer), eot, label=f"bigram {spec}").fit(seqs))
+        tokenizer = train_tokenizer(spec, train_stories)
+        out[spec] = (tokenizer, [np.asarray(ids + [tokenizer.eos_token_id]) for ids in encode_texts(tokenizer, train_stories)])
     return out
+
+
+def fit_family(family: str, tokenizer, seqs):
+    """A tiny fitted model of `family` (under a second each)."""
+    V, eot = len(tokenizer), tokenizer.eos_token_id
+    if family == "hmm":
+        hmm = CategoricalHMM(4, V, seed=0, eot_id=eot)
+        hmm.fit(seqs, n_iter=2, progress=False)
+        return hmm
+    if family == "transformer":  # n_ctx 32 < every story: the sliding window is exercised too
+        result = train(ModelConfig(n_layers=1, d_model=16, n_heads=2, n_ctx=32),
+                       TrainConfig(max_steps=3, warmup_steps=1, decay_steps=2, batch_size=4, eval_every=3,
+                                   eval_tokens=256, save_every=3),
+                       np.concatenate(seqs), np.concatenate(seqs[:5]), out_dir=tempfile.mkdtemp(), tokenizer=tokenizer,
+                       progress=False)
+        return TransformerLM(result.model, eot)
+    make = {"unigram": lambda: UnigramModel(V, eot, k=0.1), "bigram": lambda: BigramModel(V, eot, k=0.1),
+            "neural bigram": lambda: NeuralBigram(V, eot, steps=5, seed=0, device="cpu"),
+            "kneser-ney": lambda: KneserNey(V, eot, order=3)}[family]
+    return make().fit(seqs)
+
+
+@pytest.fixture(scope="module")
+def models(tokenizers):
+    """{tokenizer spec: (tokenizer, count bigram)}."""
+    return {spec: (tokenizer, fit_family("bigram", tokenizer, seqs)) for spec, (tokenizer, seqs) in tokenizers.items()}
 
 
 def close(a, b) -> bool:
@@ -158,9 +195,12 @@ def test_a_text_no_story_prints_is_refused_with_its_index(stories):
 
 # --- the model side: conservation for every tokenizer kind ------------------------------------------------
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("spec", TOKENIZERS)
-def test_model_ledger_sums_to_its_token_nats_for_every_tokenizer(spec, models, stories, ledgers):
-    tokenizer, model = models[spec]
+def test_model_ledger_sums_to_its_token_nats_for_every_family_and_tokenizer(family, spec, tokenizers, stories, ledgers):
+    tokenizer, seqs = tokenizers[spec]
+    model = fit_family(family, tokenizer, seqs)
+    assert model.family == family
     texts = stories[0]
     costs = char_costs(model, tokenizer, texts, batch_stories=7)
     nats = model.token_nats([np.asarray(ids + [model.eot_id]) for ids in encode_texts(tokenizer, texts)])
@@ -433,9 +473,305 @@ def test_model_diagnostics_flatten_figures_per_model(models, stories, ledgers):
 
     tokenizer, model = models["char"]
     table = ledger_table(ledgers, {"m": char_costs(model, tokenizer, stories[0])})
-    accuracy = pd.DataFrame({"model": ["m"], "phenomenon": ["name recall"], "accuracy": [0.75]})
+    accuracy = pd.DataFrame({"model": ["m", "m"], "phenomenon": ["name recall", "pronoun agreement"],
+                             "n": [4, 6], "n_correct": [3, 3], "accuracy": [0.75, 0.5]})
     breaks = pd.DataFrame({"model": ["m"], "break_inserted_sentences": [float("nan")], "break_median_distance_chars": [900.0]})
-    figures = model_diagnostics(table, accuracy, breaks)["m"]
-    assert figures["pair_accuracy/name recall"] == 0.75 and figures["break_inserted_sentences"] is None
-    assert sum(v for k, v in figures.items() if k.startswith("excess_bits_per_char/")) == pytest.approx(
-        table["excess_bits_per_char"].sum())
+    per_phenomenon = pd.DataFrame({"model": ["m"], "phenomenon": ["name recall"], "break_inserted_sentences": [8.0],
+                                   "break_median_distance_chars": [400.0]})
+    figures = model_diagnostics(table, accuracy, [breaks, per_phenomenon])["m"]
+    assert figures["pair_accuracy/name recall"] == 0.75 and figures["pair_accuracy"] == 0.6  # 6 of 10 pairs
+    assert figures["break_inserted_sentences"] is None and figures["break_inserted_sentences/name recall"] == 8.0
+    per_category = sum(v for k, v in figures.items() if k.startswith("excess_bits_per_char/"))
+    assert per_category == pytest.approx(figures["excess_bits_per_char"])
+    assert figures["model_bits_per_char"] - figures["true_bits_per_char"] == pytest.approx(figures["excess_bits_per_char"])
+    recall = table[table["category"].isin(["name recalled", "pronoun", "detail recalled"])]
+    assert figures["recall_excess_bits_per_recall_char"] == pytest.approx(recall["excess_bits"].sum() / recall["n_chars"].sum())
+    assert figures["recall_excess_bits_per_recall_char"] > 0  # a bigram does not remember
+
+
+def test_model_diagnostics_become_records_keyed_by_run_and_model():
+    from storylab.diagnostics import RunModel, diagnostics_records, headline_metrics
+
+    model = BigramModel(5, 0)
+    found = [RunModel("bigram (runs/02_hmm/a)", model, None, "runs/02_hmm/a", "bigram", "char")]
+    (record,) = diagnostics_records(found, {"bigram (runs/02_hmm/a)": {"pair_accuracy": 0.5}})
+    assert record == {"model": "bigram", "run_id": "runs/02_hmm/a", "label": "bigram (runs/02_hmm/a)", "family": "bigram",
+                      "tokenizer": "char", "pair_accuracy": 0.5}
+    assert headline_metrics([record]) == {"pair_accuracy/bigram (runs/02_hmm/a)": 0.5}
+
+
+# --- what notebook 06 adds: capped and deduplicated pairs, hover tables, pooled distances ---------------------------
+
+def test_capping_pairs_keeps_the_same_stories_at_every_distance(stories):
+    from storylab.diagnostics import cap_pairs
+
+    fuzzed = fuzz_pairs(stories[0][:12], inserted=(0, 4), phenomena=["name recall", "pronoun agreement"], seed=2)
+    frame = pd.DataFrame(cap_pairs(fuzzed, 3))
+    assert frame.groupby(["phenomenon", "inserted_sentences"]).size().max() == 3
+    for _, group in frame.groupby("phenomenon"):
+        at = {k: sorted(g["story"]) for k, g in group.groupby("inserted_sentences")}
+        assert at[0] == at[4]  # the same pairs, moved
+    with pytest.raises(ValueError, match="per_group"):
+        cap_pairs(fuzzed, 0)
+
+
+class CountingLM:
+    """A model that counts the sequences it is asked to score."""
+
+    label = "counting"
+
+    def __init__(self, model):
+        self.model, self.eot_id, self.n_scored = model, model.eot_id, 0
+
+    def token_nats(self, sequences):
+        self.n_scored += len(sequences)
+        return self.model.token_nats(sequences)
+
+
+def test_a_story_shared_by_several_pairs_is_scored_once(models, stories):
+    tokenizer, bigram = models["char"]
+    pairs = story_pairs(stories[0][:6])
+    counting = CountingLM(bigram)
+    scored = score_pairs(counting, tokenizer, pairs)
+    distinct = {p["sentence_good"] for p in pairs} | {p["sentence_bad"] for p in pairs}
+    assert counting.n_scored == len(distinct) < 2 * len(pairs)
+    each = score_pairs(bigram, tokenizer, pairs)
+    assert np.allclose(scored["good_nats"], each["good_nats"]) and np.allclose(scored["bad_nats"], each["bad_nats"])
+
+
+def test_excess_by_distance_can_pool_the_categories(models, stories, ledgers):
+    tokenizer, model = models["char"]
+    recalls = recall_table(ledgers, {"m": char_costs(model, tokenizer, stories[0])})
+    pooled = excess_by_distance(recalls, "chars", by=("model",))
+    assert list(pooled.columns[:1]) == ["model"] and pooled["n"].sum() == len(recalls)
+    weighted = (pooled["mean_excess_bits"] * pooled["n"]).sum()
+    assert weighted == pytest.approx(recalls["excess_bits"].sum())
+    with pytest.raises(ValueError, match="by"):
+        excess_by_distance(recalls, "chars", by=("nonsense",))
+
+
+def test_chars_per_token(models, stories):
+    from storylab.diagnostics import chars_per_token
+
+    assert chars_per_token(models["char"][0], stories[0]) == 1.0
+    bpe = models["bpe:300"][0]
+    n_tokens = sum(map(len, encode_texts(bpe, stories[0])))
+    assert chars_per_token(bpe, stories[0]) == sum(map(len, stories[0])) / n_tokens > 1
+
+
+def test_hover_tables_are_made_only_at_a_storys_worst_tokens(models, stories, ledgers):
+    from storylab.diagnostics import hard_case_tables, worst_tokens
+
+    tokenizer, model = models["bpe:300"]
+    text = stories[0][1]
+    (cost,) = char_costs(model, tokenizer, [text])
+    worst = worst_tokens(cost, ledgers[1], n=5)
+    excess = cost.bits - ledgers[1].bits
+    spans = list(zip(cost.token_starts, cost.token_ends)) + [(len(text), len(text) + 1)]
+    per_token = [excess[a:b].sum() for a, b in spans]  # bpe tokens never split a character here
+    assert sorted(per_token, reverse=True)[:5] == pytest.approx([per_token[j] for j in worst])
+    every = next_token_tables(model, tokenizer, text, top_k=3)
+    some = next_token_tables(model, tokenizer, text, top_k=3, tokens=worst)
+    assert [j for j, t in enumerate(some) if t is not None] == sorted(worst)
+    assert all(some[j] == every[j] for j in worst)
+    tables = hard_case_tables({"bpe": (model, tokenizer)}, stories[0], {"bpe": char_costs(model, tokenizer, stories[0])},
+                              [1], ledgers, top_k=3, per_story=5)
+    assert tables["bpe"][0] == some
+    fragment = story_html(text, cost, ledgers[1], some)
+    assert fragment.count("predicted here:") == 5
+    with pytest.raises(ValueError, match="models"):
+        hard_case_tables({"other": (model, tokenizer)}, stories[0], {"bpe": []}, [1])
+
+
+# --- figures --------------------------------------------------------------------------------------------------------
+
+def test_plot_helpers_draw_grouped_stacked_bars_intervals_and_context_lines():
+    from storylab import plots
+
+    fig = plots.bars({"a": [1.0, 2.0], "b": [0.5, -1.0]}, ["x", "y"], mode="relative",
+                     errors={"a": ([0.5, 1.5], [1.2, 3.0])})
+    assert fig.layout.barmode == "relative" and [t.name for t in fig.data] == ["a", "b"]
+    assert list(fig.data[0].error_y.array) == pytest.approx([0.2, 1.0]) and list(fig.data[0].error_y.arrayminus) == pytest.approx([0.5, 0.5])
+    assert fig.data[1].error_y.array is None
+    with pytest.raises(ValueError, match="mode"):
+        plots.bars({"a": [1]}, ["x"], mode="pile")
+    curve = plots.line({"a": [1.0, 2.0]}, x=[10, 100], log_x=True, markers=True, errors={"a": ([0, 1], [2, 3])})
+    plots.vline(curve, 100, "n_ctx")
+    assert curve.data[0].mode == "lines+markers" and curve.layout.shapes[0].x0 == 100
+    assert curve.layout.annotations[0].x == pytest.approx(2.0)  # a label on a log axis is placed at log10(x)
+    assert plots.vline(curve, None, "nothing") is curve and len(curve.layout.shapes) == 1
+
+
+def test_notebook_figures_add_up_to_the_tables(models, stories, ledgers):
+    from storylab.diagnostics import accuracy_bars, distance_curves, excess_bars, fuzz_curves, ledger_bars
+
+    costs = {spec: char_costs(model, tok, stories[0]) for spec, (tok, model) in models.items() if spec in ("char", "word:150")}
+    table = ledger_table(ledgers, costs)
+    bars = ledger_bars(table)
+    assert bars.data[0].name == "true bits (floor)" and bars.layout.barmode == "relative"
+    tops = np.sum([np.asarray(trace.y) for trace in bars.data], axis=0)
+    assert np.allclose(tops, table.groupby("model", sort=False)["model_bits_per_char"].sum().to_numpy())
+    side = excess_bars(table, per_category_char=True)
+    assert [t.name for t in side.data] == ["char", "word:150"] and list(side.data[0].x) == list(CATEGORY_NAMES)
+    recalls = recall_table(ledgers, costs)
+    curves = distance_curves(excess_by_distance(recalls, "tokens", by=("model",)), "tokens", {"t": (16, 32)})
+    assert len(curves.data) == 2 and [s.x0 for s in curves.layout.shapes] == [32, 16]
+    binned = excess_by_distance(recalls, "chars")
+    pronouns = distance_curves(binned, "chars", category="pronoun")
+    expected = binned[(binned["category"] == "pronoun") & (binned["model"] == "char")].sort_values("distance_to")
+    assert np.allclose(pronouns.data[0].y, expected["mean_excess_bits"]) and "pronoun" in pronouns.layout.title.text
+    with pytest.raises(ValueError, match="several categories"):
+        distance_curves(binned, "chars")
+
+    scored = pd.DataFrame({"model": ["a"] * 8 + ["b"] * 8, "phenomenon": ["p", "q"] * 8,
+                           "inserted_sentences": [0, 0, 4, 4] * 4, "distance_chars": [10, 10, 90, 90] * 4,
+                           "correct": [True] * 8 + [True, True, False, False] * 2})
+    accuracy = pair_accuracy(scored)
+    fig = accuracy_bars(accuracy)
+    assert np.allclose(np.asarray(fig.data[0].y) + np.asarray(fig.data[0].error_y.array), accuracy["ci_high"][:2])
+    by_distance = pair_accuracy(scored, by=("model", "inserted_sentences"))
+    breaks = break_distance(by_distance)
+    fuzz = fuzz_curves(by_distance, breaks)
+    marks = fuzz.data[-1]
+    assert marks.name == "break (at chance)" and list(marks.x) == breaks["break_inserted_sentences"].dropna().tolist()
+    in_chars = fuzz_curves(by_distance, breaks, x="median_distance_chars", contexts={"t": (40, 80)})
+    assert in_chars.layout.xaxis.type == "log"
+    assert sorted(s.x0 for s in in_chars.layout.shapes if s.xref == "x") == [40, 80]  # beside the chance line
+    with pytest.raises(ValueError, match="x"):
+        fuzz_curves(by_distance, x="tokens")
+
+
+# --- the models of finished runs -------------------------------------------------------------------------------------
+
+RUN_CORPUS = {"source": "stories", "n_stories": 60, "validation": 10, "seed": 0}
+OTHER_CORPUS = {"source": "stories", "n_stories": 60, "validation": 10, "seed": 1}  # another validation set
+
+
+def write_run(folder, params: dict, metrics: dict, ended: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "status.json").write_text(json.dumps({"status": "finished", "ended": f"2026-01-01T00:00:0{ended}+00:00"}))
+
+
+@pytest.fixture(scope="module")
+def run_outputs(tmp_path_factory):
+    """An outputs folder holding a 02_hmm run (a) and a 03_transformer run (b) of one validation set (the
+    HMM trained on 40 of its stories, the transformer on all), a LATER 03 run on another validation set
+    and a 04 run: what `models_from_runs` must choose from."""
+    import os
+
+    from storylab.corpora import corpus_spec
+    from storylab.experiment import load_experiment
+
+    folder = tmp_path_factory.mktemp("run_outputs")
+    previous, os.environ["STORYLAB_OUTPUTS"] = os.environ["STORYLAB_OUTPUTS"], str(folder)
+    try:
+        runs = folder / "runs"
+        exp = load_experiment(RUN_CORPUS, "char", rows=40)
+        hmm = CategoricalHMM(3, exp.vocab_size, seed=0)
+        hmm.fit(exp.train.sequences(), n_iter=1, progress=False)
+        hmm.save(runs / "02_hmm" / "a" / "hmm")
+        write_run(runs / "02_hmm" / "a", {"corpus": RUN_CORPUS, "tokenizer": "char", "rows": 40, "add_k": 0.5,
+                                          "neural_bigram_steps": 2, "kn_orders": [2], "seed": 0},
+                  {"corpus": exp.spec, "hmm_path": str(runs / "02_hmm" / "a" / "hmm"),
+                   "models": [{"family": "hmm", "model": hmm.label}]}, "1")
+        train(ModelConfig(n_layers=1, d_model=16, n_heads=2, n_ctx=32),
+              TrainConfig(max_steps=2, warmup_steps=1, decay_steps=1, batch_size=2, eval_every=2, eval_tokens=128, save_every=2),
+              exp.train.stream(), exp.validation.stream(), out_dir=runs / "03_transformer" / "b" / "model",
+              tokenizer=exp.tokenizer, progress=False)
+        write_run(runs / "03_transformer" / "b", {"corpus": RUN_CORPUS, "tokenizer": "char"},
+                  {"corpus": corpus_spec(RUN_CORPUS), "tokenizer": "char", "model_path": str(runs / "03_transformer" / "b" / "model"),
+                   "models": [{"family": "transformer", "model": "transformer L1 d16 h2"}]}, "2")
+        write_run(runs / "03_transformer" / "other", {"corpus": OTHER_CORPUS, "tokenizer": "char"},
+                  {"corpus": corpus_spec(OTHER_CORPUS), "models": []}, "3")
+        write_run(runs / "04_interpretability" / "x", {"model_run": "b"}, {"induction_score_max": 0.1}, "4")
+        yield folder
+    finally:
+        os.environ["STORYLAB_OUTPUTS"] = previous
+
+
+def test_models_from_runs_default_to_the_latest_hmm_and_transformer_of_one_validation_set(run_outputs):
+    from storylab.diagnostics import models_from_runs
+
+    found = models_from_runs(baselines=["bigram", "kneser-ney"], device="cpu")
+    assert [r.run_id for r in found.runs] == ["runs/02_hmm/a", "runs/03_transformer/b"]  # not the later "other"
+    assert found.labels == ["HMM K=3", "bigram", "KN 2-gram", "transformer L1 d16 h2"]
+    hmm = found["HMM K=3"]
+    assert hmm.model.eot_id == hmm.tokenizer.eos_token_id and hmm.recorded_as == "HMM K=3" and hmm.run_id == "runs/02_hmm/a"
+    assert found["bigram"].model.k == 0.5 and found["KN 2-gram"].model.order == 2  # the run's own add_k and kn_orders
+    transformer = found["transformer L1 d16 h2"]
+    assert transformer.n_ctx == 32 and found.contexts() == {transformer.label: (16, 32)}  # stride n_ctx // 2
+    texts = found.validation_texts(4)
+    assert len(texts) == 4 and found.is_stories and found.contexts("chars", texts) == {transformer.label: (16.0, 32.0)}
+    for m in found.models:  # every model scores the same validation stories with its own tokenizer
+        assert all(np.isfinite(c.nats).all() for c in char_costs(m.model, m.tokenizer, texts))
+    assert found.compared_pair() == [transformer.label, "HMM K=3"]
+    assert found.table()["run_id"].tolist() == ["runs/02_hmm/a"] * 3 + ["runs/03_transformer/b"]
+
+
+def test_runs_are_named_by_folder_run_id_notebook_and_name_or_notebook(run_outputs):
+    from storylab.diagnostics import models_from_runs, resolve_runs
+
+    expected = ["runs/02_hmm/a", "runs/03_transformer/b"]
+    for names in (expected, ["02_hmm/a", "03_transformer/b"], [str(run_outputs / "runs" / "02_hmm" / "a"), "03_transformer"]):
+        assert [r.run_id for r in resolve_runs(names)] == expected
+    assert [r.run_id for r in resolve_runs(["03_transformer", "02_hmm/a"])] == expected[::-1]  # in the order given
+    alone = models_from_runs(["02_hmm/a"], baselines=[], device="cpu")
+    assert alone.labels == ["HMM K=3"]
+    with pytest.raises(ValueError, match="hard cases need two models"):
+        alone.compared_pair()
+    with pytest.raises(ValueError, match="hard_models: expected two different labels"):
+        models_from_runs(["02_hmm/a"], baselines=["bigram"], device="cpu").compared_pair(["HMM K=3", "nope"])
+
+
+@pytest.mark.parametrize("runs, baselines, message", [
+    (["02_hmm/a", "03_transformer/other"], [], r"runs: not all on one validation set: runs/02_hmm/a on stories"),
+    (["03_transformer/other", "02_hmm"], [], r"runs: no runs of 02_hmm on one validation set with the runs named"),
+    (["nonsense"], [], r"runs: 'nonsense' is not a run folder, a run id"),
+    (["02_hmm/missing"], [], r"runs: '02_hmm/missing': run 'missing': not a run folder"),
+    (["runs/04_interpretability/x"], [], r"runs: 'runs/04_interpretability/x' is a 04_interpretability run"),
+    ("02_hmm/a", [], r"runs: expected a list of run folders"),
+    (["02_hmm/a"], ["trigram"], r"baselines: expected some of"),
+])
+def test_runs_that_cannot_be_used_are_one_line_errors(run_outputs, runs, baselines, message):
+    from storylab.diagnostics import models_from_runs
+
+    with pytest.raises(ValueError, match=message) as error:
+        models_from_runs(runs, baselines=baselines, device="cpu")
+    assert "\n" not in str(error.value)
+
+
+def test_notebook_values_are_checked_in_one_line_before_any_compute(tmp_path):
+    from storylab.diagnostics.checks import check_notebook_values
+    from storylab.runner.params import notebook_parameters
+    from storylab.paths import NOTEBOOKS_DIR
+
+    defaults = {name: p.default for name, p in notebook_parameters(NOTEBOOKS_DIR / "06_diagnostics.ipynb").items()}
+    assert check_notebook_values(dict(defaults), tmp_path) == defaults
+    (tmp_path / "my_run").mkdir()
+    checked = check_notebook_values({**defaults, "runs": ["my_run", "02_hmm/main", "runs/03_transformer/main"]}, tmp_path)
+    assert checked["runs"] == [str(tmp_path / "my_run"), "02_hmm/main", "runs/03_transformer/main"]  # a folder made absolute
+    for name, value in [("runs", []), ("baselines", ["trigram"]), ("phenomena", ["rhyme"]), ("fuzz_phenomena", ["closing quote"]),
+                        ("n_val_stories", 0), ("inserted_sentences", [0, -2]), ("hard_models", ["a", "a"]), ("device", "gpu")]:
+        with pytest.raises(ValueError, match=f"^{name}: ") as error:
+            check_notebook_values({**defaults, name: value}, tmp_path)
+        assert "\n" not in str(error.value)
+
+
+def test_prefix_scoring_compares_only_the_text_before_the_change(models, stories):
+    from storylab.diagnostics import pair_prefixes
+
+    tokenizer, bigram = models["char"]
+    pairs = fuzz_pairs(stories[0][:6], inserted=(0, 2), phenomena=["name recall", "pronoun agreement"], seed=1)
+    scored = score_pairs(bigram, tokenizer, pairs, scope="prefix")
+    for pair, row in zip(pairs, scored.itertuples()):
+        good, bad = pair_prefixes(pair)
+        at = pair["position"]
+        assert good == pair["sentence_good"][:at] + pair["good_text"] + pair["sentence_good"][at + len(pair["good_text"])]
+        assert bad.startswith(pair["sentence_bad"][:at] + pair["bad_text"]) and len(bad) == at + len(pair["bad_text"]) + 1
+        ids = encode_texts(tokenizer, [good])[0]  # no end-of-text: the prefix is the beginning of a story
+        assert row.good_nats == pytest.approx(bigram.token_nats([np.asarray(ids)])[0].sum())
+    assert (scored["scope"] == "prefix").all()
+    with pytest.raises(ValueError, match="scope"):
+        score_pairs(bigram, tokenizer, pairs, scope="sentence")

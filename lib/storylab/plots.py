@@ -12,6 +12,7 @@ a figure back; keyword arguments not named here go to plotly's layout.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from typing import Any, Sequence
 
@@ -68,15 +69,27 @@ def imshow(matrix: Any, x: Sequence | None = None, y: Sequence | None = None, ti
     return fig
 
 
+def _interval(values: np.ndarray, errors: dict[str, tuple[Any, Any]] | None, name: Any) -> dict | None:
+    """Plotly error bars from absolute (low, high) bounds of series `name`, if `errors` has them."""
+    if errors is None or name not in errors:
+        return None
+    low, high = (to_numpy(v).astype(np.float64) for v in errors[name])
+    values = np.asarray(values, dtype=np.float64)
+    return {"type": "data", "symmetric": False, "array": high - values, "arrayminus": values - low}
+
+
 def line(ys: Any, x: Any = None, names: Sequence[str] | None = None, title: str = "",
-         xaxis_title: str = "", yaxis_title: str = "", log_x: bool = False, log_y: bool = False, **layout: Any) -> go.Figure:
-    """One trace per row of `ys` (or a dict name → values); `x` shared or per trace."""
+         xaxis_title: str = "", yaxis_title: str = "", log_x: bool = False, log_y: bool = False,
+         errors: dict[str, tuple[Any, Any]] | None = None, markers: bool = False, **layout: Any) -> go.Figure:
+    """One trace per row of `ys` (or a dict name → values); `x` shared or per trace. With a dict,
+    `errors[name] = (low, high)` draws an interval at each point of that trace; `markers` marks the points."""
     fig = go.Figure()
     series = ys.items() if isinstance(ys, dict) else zip(names or [None] * len(np.atleast_2d(to_numpy(ys))), np.atleast_2d(to_numpy(ys)))
     for name, values in series:
         values = to_numpy(values)
         xs = x.get(name) if isinstance(x, dict) else (to_numpy(x) if x is not None else np.arange(len(values)))
-        fig.add_trace(go.Scatter(x=xs, y=values, mode="lines", name=name))
+        fig.add_trace(go.Scatter(x=xs, y=values, mode="lines+markers" if markers else "lines", name=name,
+                                 error_y=_interval(values, errors, name)))
     fig.update_layout(title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, **layout)
     if log_x:
         fig.update_xaxes(type="log")
@@ -130,6 +143,34 @@ def histogram(values: dict[str, Any], title: str = "", xaxis_title: str = "", ya
     for name, series in values.items():
         fig.add_trace(go.Histogram(x=to_numpy(series), name=str(name), opacity=0.6))
     fig.update_layout(barmode="overlay", title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, **layout)
+    return fig
+
+
+def bars(series: dict[str, Any], labels: Sequence, mode: str = "group", errors: dict[str, tuple[Any, Any]] | None = None,
+         title: str = "", xaxis_title: str = "", yaxis_title: str = "", **layout: Any) -> go.Figure:
+    """Several bar series over the same `labels`: side by side (`mode="group"`), or stacked
+    (`"stack"`; `"relative"` stacks negative values below zero). `errors[name] = (low, high)`
+    draws an interval around each bar of that series (absolute values, e.g. a confidence interval)."""
+    if mode not in ("group", "stack", "relative"):
+        raise ValueError(f"mode: expected 'group', 'stack' or 'relative', got {mode!r}")
+    labels = [str(v) for v in labels]
+    fig = go.Figure()
+    for name, values in series.items():
+        values = to_numpy(values).astype(np.float64)
+        fig.add_trace(go.Bar(x=labels, y=values, name=str(name), error_y=_interval(values, errors, name)))
+    fig.update_layout(barmode=mode, title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, **layout)
+    return fig
+
+
+def vline(fig: go.Figure, x: float | None, label: str, dash: str = "dot") -> go.Figure:
+    """A labelled vertical reference line (a context length); `None` draws nothing. Call it after
+    the x axis is made logarithmic: a label's position on a log axis is given as log10(x)."""
+    if x is None:
+        return fig
+    fig.add_vline(x=x, line_dash=dash)
+    at = math.log10(x) if fig.layout.xaxis.type == "log" and x > 0 else x
+    fig.add_annotation(x=at, y=1, yref="paper", text=label, showarrow=False, xanchor="left", yanchor="top",
+                       textangle=-90)
     return fig
 
 

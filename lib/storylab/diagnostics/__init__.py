@@ -7,15 +7,21 @@ pairs and distance fuzzing, hard cases across models (notebook 06).
   accuracy with Wilson intervals, break distances, BLiMP-layout JSON lines
 - `hard_cases`: stories one model wins by most bits, worst positions, offline HTML
 - `summary`: each model's diagnostics as flat figures for metrics.json
+- `run_models`: the models of finished 02_hmm / 03_transformer runs on one validation set
+- `figures`: the notebook's figures (ledger bars, distance curves, pair accuracy, fuzzing)
+- `checks`: the value checks of the notebook's parameters (for `runner.notebook_checks.CHECKS`)
 """
 
+from storylab.diagnostics.figures import accuracy_bars, distance_curves, excess_bars, fuzz_curves, ledger_bars
 from storylab.diagnostics.hard_cases import (
+    hard_case_tables,
     hard_cases_html,
     hard_stories,
     next_token_tables,
     story_bits,
     story_html,
     worst_positions,
+    worst_tokens,
 )
 from storylab.diagnostics.ledger import (
     CATEGORY_NAMES,
@@ -23,6 +29,7 @@ from storylab.diagnostics.ledger import (
     Recall,
     TrueLedger,
     char_costs,
+    chars_per_token,
     encode_with_offsets,
     excess_by_distance,
     ledger_table,
@@ -35,9 +42,11 @@ from storylab.diagnostics.pairs import (
     FUZZ_PHENOMENA,
     PHENOMENA,
     break_distance,
+    cap_pairs,
     corpus_names,
     fuzz_pairs,
     pair_accuracy,
+    pair_prefixes,
     read_pairs_jsonl,
     score_pairs,
     story_pairs,
@@ -46,12 +55,16 @@ from storylab.diagnostics.pairs import (
     wilson_interval,
     write_pairs_jsonl,
 )
-from storylab.diagnostics.summary import model_diagnostics
+from storylab.diagnostics.run_models import BASELINE_FAMILIES, RunModel, RunModels, models_from_runs, resolve_runs
+from storylab.diagnostics.summary import diagnostics_records, headline_metrics, model_diagnostics
 
 __all__ = [
-    "CATEGORY_NAMES", "CharCosts", "FUZZ_PHENOMENA", "PHENOMENA", "Recall", "TrueLedger", "break_distance", "char_costs",
-    "corpus_names", "encode_with_offsets", "excess_by_distance", "fuzz_pairs", "hard_cases_html", "hard_stories",
-    "ledger_table", "model_diagnostics", "next_token_tables", "pair_accuracy", "read_pairs_jsonl", "recall_table",
-    "score_pairs", "spread_token_nats", "story_bits", "story_html", "story_pairs", "text_name_pairs", "text_nats",
-    "true_ledger", "true_ledgers", "wilson_interval", "worst_positions", "write_pairs_jsonl",
+    "BASELINE_FAMILIES", "CATEGORY_NAMES", "CharCosts", "FUZZ_PHENOMENA", "PHENOMENA", "Recall", "RunModel",
+    "RunModels", "TrueLedger", "accuracy_bars", "break_distance", "cap_pairs", "char_costs", "chars_per_token",
+    "corpus_names", "diagnostics_records", "distance_curves", "encode_with_offsets", "excess_bars",
+    "excess_by_distance", "fuzz_curves", "fuzz_pairs", "hard_case_tables", "hard_cases_html", "hard_stories",
+    "headline_metrics", "ledger_bars", "ledger_table", "model_diagnostics", "models_from_runs", "next_token_tables",
+    "pair_accuracy", "pair_prefixes", "read_pairs_jsonl", "recall_table", "resolve_runs", "score_pairs",
+    "spread_token_nats", "story_bits", "story_html", "story_pairs", "text_name_pairs", "text_nats", "true_ledger",
+    "true_ledgers", "wilson_interval", "worst_positions", "worst_tokens", "write_pairs_jsonl",
 ]

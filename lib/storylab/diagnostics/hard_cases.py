@@ -3,8 +3,8 @@ by character, and each model's worst predictions with their context.
 
     costs = {m.label: char_costs(m, tokenizer_of[m], texts) for m in models}   # any tokenizers
     hard = hard_stories(costs, "transformer", "hmm", n=3)        # where the transformer wins most
-    html = hard_cases_html(texts, costs, hard["story"], ledgers=ledgers,
-                           tables={label: [next_token_tables(m, tok, texts[i]) for i in hard["story"]]})
+    tables = hard_case_tables({label: (model, tokenizer)}, texts, costs, hard["story"], ledgers)  # hover tables
+    html = hard_cases_html(texts, costs, hard["story"], ledgers=ledgers, tables=tables)
     worst_positions(texts, costs, ledgers, n=20)
 
 Everything is per character (`ledger.CharCosts`), so models with different tokenizers sit
@@ -12,7 +12,8 @@ side by side. A *unit* is one token's characters, or several tokens' when byte-l
 tokens split one character; a unit's bits are its characters' bits. Excess bits are model
 bits minus the generator's true bits (`ledger.TrueLedger`) where the texts come from it,
 else the model's bits. The HTML is offline and script-free: colour shows excess bits per
-character; hovering a token shows what the model predicted there (its top next tokens).
+character; hovering a token shows its bits and, where a table was made (by default at each
+story's worst tokens), what the model predicted there (its top next tokens).
 """
 
 from __future__ import annotations
@@ -102,16 +103,49 @@ def _context(text: str, start: int, end: int, width: int) -> str:
     return f"…{left}⟦{middle}⟧{right}…"
 
 
-def next_token_tables(model, tokenizer, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
+def next_token_tables(model, tokenizer, text: str, top_k: int = 5,
+                      tokens: Sequence[int] | None = None) -> list[list[tuple[str, float]] | None]:
     """What the model predicted before each token of `text` and before its end-of-text token:
-    the `top_k` (token text, probability) pairs, one list per prediction (story tokens + 1)."""
+    the `top_k` (token text, probability) pairs, one list per prediction (story tokens + 1).
+
+    With `tokens` (indices, the end-of-text one being the number of story tokens), only those
+    predictions are made and the others are None: `next_token_probs` re-reads the prefix at
+    every call (an HMM's costs its length), so a long story's every table costs its square."""
     check_int("top_k", top_k, minimum=1)
     ids = encode_with_offsets(tokenizer, [text])[0][0]
-    tables = []
-    for j in range(len(ids) + 1):
+    wanted = range(len(ids) + 1) if tokens is None else {check_int("tokens", int(j), below=len(ids) + 1) for j in tokens}
+    tables: list[list[tuple[str, float]] | None] = [None] * (len(ids) + 1)
+    for j in sorted(wanted):
         probs = np.asarray(model.next_token_probs(np.asarray(ids[:j], dtype=np.int64)), dtype=np.float64)
         top = np.argsort(-probs, kind="stable")[:top_k]
-        tables.append([(tokenizer.decode([int(t)]), float(probs[t])) for t in top])
+        tables[j] = [(tokenizer.decode([int(t)]), float(probs[t])) for t in top]
+    return tables
+
+
+def worst_tokens(cost: CharCosts, ledger: TrueLedger | None = None, n: int = 40) -> list[int]:
+    """Indices of the `n` tokens (the end-of-text one included) with the most excess bits in one story."""
+    check_int("n", n, minimum=1)
+    model_bits, true_bits = _excess(cost, ledger)
+    excess = model_bits - true_bits
+    n_chars = len(cost.nats) - 1
+    units = token_units(cost) + [(n_chars, n_chars + 1, len(cost.token_starts))]
+    totals = np.asarray([excess[start:end].sum() for start, end, _ in units])
+    return [units[i][2] for i in np.argsort(-totals, kind="stable")[:n]]
+
+
+def hard_case_tables(models: dict[str, tuple], texts: Sequence[str], costs: dict[str, Sequence[CharCosts]],
+                     stories: Sequence[int], ledgers: Sequence[TrueLedger] | None = None, top_k: int = 5,
+                     per_story: int = 40) -> dict[str, list]:
+    """`tables` for `hard_cases_html`: for each model (label → (model, tokenizer)) and chosen story,
+    the next-token tables at its `per_story` tokens with the most excess bits (None elsewhere)."""
+    tables: dict[str, list] = {}
+    for label, (model, tokenizer) in models.items():
+        if label not in costs:
+            raise ValueError(f"models: {label!r} has no costs; expected some of {list(costs)}")
+        tables[label] = [next_token_tables(model, tokenizer, texts[s], top_k,
+                                           worst_tokens(costs[label][s], ledgers[s] if ledgers is not None else None,
+                                                        per_story))
+                         for s in stories]
     return tables
 
 
@@ -161,20 +195,24 @@ def story_html(text: str, cost: CharCosts, ledger: TrueLedger | None = None,
     parts = []
     units = token_units(cost) + [(len(text), len(text), len(cost.token_starts))]
     for start, end, token in units:
-        chars = []
+        chars = []  # (colour class, character shown)
         for i in range(start, max(end, start + 1) if start == len(text) else end):
             shown = "⏎\n" if i < len(text) and text[i] == "\n" else (html.escape(text[i]) if i < len(text) else "⟂")
-            chars.append(f'<span class="{_class(_level(model_bits[i] - true_bits[i], vmax_bits))}">{shown}</span>')
+            chars.append((_class(_level(model_bits[i] - true_bits[i], vmax_bits)), shown))
         span = slice(start, max(end, start + 1))
-        lines = [f"{json.dumps(text[start:end]) if start < len(text) else 'end of story'}",
-                 f"model {model_bits[span].sum():.2f} bits"]
-        if ledger is not None:
-            lines.append(f"true {true_bits[span].sum():.2f} bits · {CATEGORY_NAMES[main[start]]}")
-        if tables is not None:
+        # one short line (every token carries one): the token, the model's bits, the truth's and the category
+        shown_token = f"«{text[start:end].replace(chr(10), '⏎')}»" if start < len(text) else "end of story"
+        truth = f" (true {true_bits[span].sum():.2f}, {CATEGORY_NAMES[main[start]]})" if ledger is not None else ""
+        lines = [f"{shown_token} {model_bits[span].sum():.2f} bits{truth}"]
+        if tables is not None and tables[token] is not None:
             lines.append("predicted here:")
             lines += [f"  {p:6.1%}  {json.dumps(t)}" for t, p in tables[token]]
-        tip = html.escape("\n".join(lines))
-        parts.append(f'<span class="u">{"".join(chars)}<span class="tip">{tip}</span></span>')
+        tip = f'<span class="tip">{html.escape(chr(10).join(lines))}</span>'
+        if len(chars) == 1:  # a one-character token (every token of a char model) carries its colour itself
+            parts.append(f'<span class="u {chars[0][0]}">{chars[0][1]}{tip}</span>')
+        else:
+            coloured = "".join('<span class="' + c + '">' + shown + "</span>" for c, shown in chars)
+            parts.append(f'<span class="u">{coloured}{tip}</span>')
     return f'<div class="story">{"".join(parts)}</div>'
 
 

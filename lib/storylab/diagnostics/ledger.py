@@ -305,24 +305,39 @@ def _span_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.n
     return cumulative[ends] - cumulative[starts]
 
 
-def excess_by_distance(recalls: pd.DataFrame, unit: str = "tokens", edges: Sequence[float] | None = None) -> pd.DataFrame:
-    """Mean excess bits per recall, per model, category and distance bin (`unit`: "tokens" or "chars").
+def excess_by_distance(recalls: pd.DataFrame, unit: str = "tokens", edges: Sequence[float] | None = None,
+                       by: Sequence[str] = ("model", "category")) -> pd.DataFrame:
+    """Mean excess bits per recall, per group (`by`: model and category; `("model",)` pools the
+    categories) and distance bin (`unit`: "tokens" or "chars").
 
     Default bins double in width (1, 2, 4, 8, ...), so a context-length cliff shows on a log axis.
     """
     if unit not in ("tokens", "chars"):
         raise ValueError(f"unit: expected 'tokens' or 'chars', got {unit!r}")
+    by = list(by)
+    unknown = [c for c in by if c not in ("model", "category", "slot", "referent", "story")]
+    if unknown or not by:
+        raise ValueError(f"by: expected some of model, category, slot, referent, story, got {by!r}")
     column = f"distance_{unit}"
+    columns = [*by, "distance_from", "distance_to", "n", "mean_excess_bits", "sem"]
     if recalls.empty:
-        return pd.DataFrame(columns=["model", "category", "distance_from", "distance_to", "n", "mean_excess_bits", "sem"])
+        return pd.DataFrame(columns=columns)
     if edges is None:
         top = max(float(recalls[column].max()), 1.0)
         edges = [0.0] + [2.0 ** k for k in range(int(math.ceil(math.log2(top))) + 2)]
     edges = np.asarray(edges, dtype=np.float64)
     bins = np.clip(np.searchsorted(edges, recalls[column].to_numpy(), side="right") - 1, 0, len(edges) - 2)
-    grouped = recalls.assign(bin=bins).groupby(["model", "category", "bin"])["excess_bits"]
+    grouped = recalls.assign(bin=bins).groupby([*by, "bin"])["excess_bits"]
     table = grouped.agg(n="size", mean_excess_bits="mean", std="std").reset_index()
     table["sem"] = table["std"] / np.sqrt(table["n"])
     table["distance_from"] = edges[table["bin"]]
     table["distance_to"] = edges[table["bin"] + 1]
-    return table[["model", "category", "distance_from", "distance_to", "n", "mean_excess_bits", "sem"]]
+    return table[columns]
+
+
+def chars_per_token(tokenizer, texts: Sequence[str]) -> float:
+    """Characters per token of `tokenizer` on `texts`: turns a context length in tokens into characters."""
+    if isinstance(texts, str) or not len(texts):
+        raise ValueError("texts: expected a non-empty list of stories")
+    n_tokens = sum(len(ids) for ids, _ in encode_with_offsets(tokenizer, texts))
+    return sum(map(len, texts)) / max(n_tokens, 1)

@@ -3,16 +3,20 @@
     pairs = story_pairs(validation_texts)                       # one recall changed, per phenomenon
     fuzzed = fuzz_pairs(validation_texts, inserted=(0, 2, 8, 32))  # the same, k sentences further away
     real = text_name_pairs(tinystories_texts)                   # no generator: a repeated name swapped
-    scored = pd.concat([score_pairs(m, tokenizer, pairs) for m in models])
+    scored = pd.concat([score_pairs(m, tokenizer, pairs) for m in models])   # whole stories
     pair_accuracy(scored)                                       # accuracy with a Wilson interval
-    break_distance(pair_accuracy(score_pairs(...fuzzed...), by=("model", "inserted_sentences")))
+    cap_pairs(fuzzed, 30)                                       # at most 30 per phenomenon and distance
+    by_distance = pair_accuracy(score_pairs(m, tokenizer, fuzzed, scope="prefix"), by=("model", "inserted_sentences"))
+    break_distance(by_distance)                                 # where each model falls to chance
 
 A pair is a story (`sentence_good`) and the same story with exactly one recall changed to
 another value of the same kind (`sentence_bad`): another name of the same gender, the
 other pronoun, another toy, another grown-up, or a closing quote left out. Every bad
 story is checked to be one the generator can never print (it fails to parse) while the
 good one parses. A model passes a pair when it gives the good story the higher total
-probability; with no memory of the binding it is at chance.
+probability; with no memory of the binding it is at chance — unless the text after the change
+gives it away (a changed pronoun disagrees with the hero's later pronouns too), which is why
+fuzzed pairs are scored on the text before the change only (`score_pairs(..., scope="prefix")`).
 
 The fuzzer inserts k filler sentences from the same grammar (`stories.filler_sentences`:
 weather, a bird singing; they name no one) just before the sentence holding the recall,
@@ -90,7 +94,10 @@ def _replacement(phenomenon: str, recall: Recall, text: str, rng: random.Random)
         pool = words.TOYS
     else:  # grown-up recall: "mom" or "Mom"
         pool = list(_GROWN_UPS.values()) if old[0].isupper() else list(_GROWN_UPS)
-    choices = [v for v in pool if v not in text]
+    # not printed as a word in this story; a name inside another word ("Tim" in "time") may still be
+    # chosen, so the replacement is drawn like the original (a substring test would leave out short
+    # names and let a model that only knows which names look likely beat chance)
+    choices = [v for v in pool if not re.search(rf"\b{re.escape(v)}\b", text)]
     return rng.choice(choices) if choices else None
 
 
@@ -261,6 +268,21 @@ def text_name_pairs(texts: Sequence[str], names: Sequence[str] | None = None, se
     return pairs
 
 
+def cap_pairs(pairs: Sequence[dict], per_group: int, by: Sequence[str] = ("phenomenon", "inserted_sentences")) -> list[dict]:
+    """At most `per_group` pairs of each group (the first ones, in story order). Fuzzed pairs exist at
+    every distance for the same stories, so capping each (phenomenon, distance) keeps the same stories
+    at every distance: the curve follows the same pairs moved further away."""
+    check_int("per_group", per_group, minimum=1)
+    seen: dict[tuple, int] = {}
+    kept = []
+    for pair in pairs:
+        key = tuple(pair.get(name) for name in by)
+        if seen.get(key, 0) < per_group:
+            seen[key] = seen.get(key, 0) + 1
+            kept.append(pair)
+    return kept
+
+
 def write_pairs_jsonl(pairs: Sequence[dict], path: str | Path) -> Path:
     """Write pairs as JSON lines (one pair per line), atomically."""
     for i, pair in enumerate(pairs):
@@ -281,26 +303,50 @@ def read_pairs_jsonl(path: str | Path) -> list[dict]:
 
 # --- scoring -----------------------------------------------------------------------------------------
 
-def text_nats(model, tokenizer, texts: Sequence[str], batch_stories: int = 64) -> np.ndarray:
-    """−ln p(text + end-of-text) of each text under `model` (nats)."""
+def text_nats(model, tokenizer, texts: Sequence[str], batch_stories: int = 64, end_of_text: bool = True) -> np.ndarray:
+    """−ln p(text + end-of-text) of each text under `model` (nats); with `end_of_text=False`,
+    −ln p(text as the beginning of a story)."""
     encoded = encode_with_offsets(tokenizer, texts)
-    eot = int(model.eot_id)
+    eot = [int(model.eot_id)] if end_of_text else []
     totals = []
     for first in range(0, len(encoded), batch_stories):
-        batch = [np.asarray(ids + [eot], dtype=np.int64) for ids, _ in encoded[first:first + batch_stories]]
+        batch = [np.asarray(ids + eot, dtype=np.int64) for ids, _ in encoded[first:first + batch_stories]]
         totals.extend(float(np.sum(n)) for n in model.token_nats(batch))
     return np.asarray(totals)
 
 
-def score_pairs(model, tokenizer, pairs: Sequence[dict], label: str | None = None) -> pd.DataFrame:
-    """One row per pair: the model's nats on the good and the bad story, and whether it preferred
-    the good one (strictly: a tie is a failure)."""
+def pair_prefixes(pair: dict) -> tuple[str, str]:
+    """The good and the bad story up to the changed text and one character after it (so a name that
+    is the start of another, "Ann" and "Anna", is a whole word): what only the text BEFORE the
+    change can tell apart."""
+    at = pair["position"]
+    return (pair["sentence_good"][:at + len(pair["good_text"]) + 1], pair["sentence_bad"][:at + len(pair["bad_text"]) + 1])
+
+
+SCOPES = ("story", "prefix")
+
+
+def score_pairs(model, tokenizer, pairs: Sequence[dict], label: str | None = None, scope: str = "story") -> pd.DataFrame:
+    """One row per pair: the model's nats on the good and the bad text, and whether it preferred
+    the good one (strictly: a tie is a failure).
+
+    `scope="story"` compares the whole stories (BLiMP's simple LM method). `scope="prefix"`
+    compares them only up to the change (`pair_prefixes`, no end-of-text): a changed pronoun
+    also disagrees with the hero's pronouns AFTER it, which sit in any model's context, so only
+    prefixes measure memory of the binding itself (what the fuzzer asks)."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope: expected one of {SCOPES}, got {scope!r}")
     if not len(pairs):
         raise ValueError("pairs: expected at least one pair")
-    good = text_nats(model, tokenizer, [p["sentence_good"] for p in pairs])
-    bad = text_nats(model, tokenizer, [p["sentence_bad"] for p in pairs])
+    compared = [pair_prefixes(p) if scope == "prefix" else (p["sentence_good"], p["sentence_bad"]) for p in pairs]
+    # one story is the good text of several pairs (one per phenomenon): each distinct text is scored once
+    texts = list(dict.fromkeys(t for both in compared for t in both))
+    nats = dict(zip(texts, text_nats(model, tokenizer, texts, end_of_text=scope == "story")))
+    good = np.asarray([nats[g] for g, _ in compared])
+    bad = np.asarray([nats[b] for _, b in compared])
     meta = pd.DataFrame([{k: v for k, v in p.items() if k not in ("sentence_good", "sentence_bad")} for p in pairs])
     meta.insert(0, "model", label or getattr(model, "label", type(model).__name__))
+    meta["scope"] = scope
     meta["good_nats"], meta["bad_nats"] = good, bad
     meta["correct"] = good < bad
     return meta

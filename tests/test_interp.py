@@ -292,6 +292,7 @@ def make_transformer_run(corpus, name="tiny", n_ctx=32, steps=15):
                       save_every=steps),
           enc.train.stream(), enc.validation.stream(), folder / "model", tokenizer=enc.tokenizer, progress=False)
     (folder / "params.yaml").write_text(yaml.safe_dump({"corpus": corpus, "tokenizer": "char"}))
+    (folder / "metrics.json").write_text(json.dumps({"model_path": "model"}))  # artifacts are recorded relative to the run
     ended = datetime.now(timezone.utc).isoformat(timespec="seconds")
     (folder / "status.json").write_text(json.dumps({"status": "finished", "ended": ended}))
     return folder
@@ -308,6 +309,7 @@ def make_hmm_run(corpus, tokenizer, name="tiny_hmm"):
     folder = runs_dir() / "02_hmm" / name
     CategoricalHMM(n_states=3, vocab_size=len(tokenizer), seed=0, device="cpu").save(folder / "hmm")
     (folder / "params.yaml").write_text(yaml.safe_dump({"corpus": corpus, "tokenizer": "char"}))
+    (folder / "metrics.json").write_text(json.dumps({"hmm_path": "hmm"}))
     ended = datetime.now(timezone.utc).isoformat(timespec="seconds")
     (folder / "status.json").write_text(json.dumps({"status": "finished", "ended": ended}))
     return folder

@@ -242,16 +242,6 @@ def _check_baselines(baselines: Sequence[str] | None) -> tuple[str, ...]:
     return baselines
 
 
-def _artifact(run: Run, key: str, subfolder: str) -> Path:
-    """A path the run's metrics record, or the same folder inside the run (a run folder that moved)."""
-    recorded = run.metrics.get(key)
-    if isinstance(recorded, str) and Path(recorded).exists():
-        return Path(recorded)
-    if (run.folder / subfolder).exists():
-        return run.folder / subfolder
-    raise ValueError(f"runs: {run.run_id} has no {subfolder}/ ({key} {recorded!r} in its metrics.json does not exist)")
-
-
 def _hmm_models(run: Run, baselines: tuple[str, ...], device: str) -> list[RunModel]:
     from storylab.experiment import fit_baselines, load_experiment
     from storylab.hmm import CategoricalHMM
@@ -259,7 +249,7 @@ def _hmm_models(run: Run, baselines: tuple[str, ...], device: str) -> list[RunMo
 
     if "tokenizer" not in run.params:
         raise ValueError(f"runs: {run.run_id} records no 'tokenizer' parameter in its params.yaml")
-    hmm = CategoricalHMM.load(_artifact(run, "hmm_path", "hmm"), device=device)
+    hmm = CategoricalHMM.load(run.artifact("hmm_path"), device=device)
     exp = load_experiment(run_corpus_spec(run), run.params["tokenizer"])
     if hmm.vocab_size != exp.vocab_size:
         raise ValueError(f"runs: {run.run_id}'s HMM has {hmm.vocab_size} tokens, its tokenizer "
@@ -279,7 +269,7 @@ def _hmm_models(run: Run, baselines: tuple[str, ...], device: str) -> list[RunMo
 def _transformer(run: Run, device: str) -> RunModel:
     from storylab.transformer import load_lm
 
-    lm, tokenizer = load_lm(_artifact(run, "model_path", "model"), device=device)
+    lm, tokenizer = load_lm(run.artifact("model_path"), device=device)
     tokenizer_name = str(run.metrics.get("tokenizer") or run.params.get("tokenizer", "?"))
     return RunModel(lm.label, lm, tokenizer, run.run_id, lm.label, tokenizer_name)
 

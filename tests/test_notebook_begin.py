@@ -7,11 +7,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import numpy as np
 import yaml
 
 import storylab
 from storylab.compare import model_table
+from storylab.lm import Score
 from storylab.metrics import model_record, save_metrics
+from storylab.ngram import UnigramModel
 from storylab.notebook import begin
 from storylab.paths import NOTEBOOKS_DIR, PROJECT_ROOT, launch_dir, user_path
 from storylab.runner.params import ParameterError
@@ -74,9 +77,9 @@ def test_by_hand_a_notebook_gets_its_own_first_class_run_folder(tmp_path, by_han
     assert status["status"] == "interactive" and status["pid"] == os.getpid() and status["host"]
     assert status["started"] and status["updated"]
 
-    record = model_record("hmm", "hmm K=5", tokenizer="char", vocab_size=30, corpus={"source": "stories"}, params=10,
-                          train_tokens=100, train_flops=1e3, elapsed_s=1.0, val_total_nats=100 * math.log(2),
-                          val_tokens=50, val_chars=100, floor_bits_per_char=None)
+    unigram = UnigramModel(30, 0).fit([np.arange(30)])
+    record = model_record(unigram, Score(total_nats=100 * math.log(2), n_tokens=50, n_chars=100), tokenizer="char",
+                          corpus={"source": "stories"}, elapsed_s=1.0)
     save_metrics({"models": [record]})  # into run_dir(): the interactive folder
     assert resolve_run("interactive", "toy").folder == folder
     assert resolve_run(str(folder), "toy").name == "interactive"

@@ -135,8 +135,14 @@ def check_02_hmm(values: dict[str, Any], base: Path) -> dict[str, Any]:
     check_corpus(values, base)
     check_tokenizer(values)
     check_positive(values, "rows", "max_len", optional=True)
-    check_positive(values, "n_states", "n_iter", "top_tokens")
-    check_positive(values, "seed", "max_new_tokens", "neural_bigram_steps", minimum=0)
+    check_positive(values, "n_states", "n_iter", "top_tokens", "emission_blocks")
+    check_positive(values, "seed", "max_new_tokens", "neural_bigram_steps", "belief_kl_sequences", minimum=0)
+    if values.get("n_states", 1) % values.get("emission_blocks", 1):
+        raise ValueError(f"emission_blocks: expected a divisor of n_states={values['n_states']} "
+                         f"(each block holds n_states / emission_blocks states), got {values['emission_blocks']}")
+    orders = values.get("kn_orders", [])
+    if not isinstance(orders, list) or any(isinstance(k, bool) or not isinstance(k, int) or not 2 <= k <= 5 for k in orders):
+        raise ValueError(f"kn_orders: expected a list of Kneser–Ney orders from 2 to 5, got {orders!r}")
     for name in ("tol", "smoothing", "add_k"):
         if name in values:
             check_number(name, values[name])
@@ -155,8 +161,19 @@ def check_03_transformer(values: dict[str, Any], base: Path) -> dict[str, Any]:
     check_positive(values, "rows", optional=True)
     for config in (ModelConfig, TrainConfig):  # each checks its own fields, one line naming the field
         config(**{f.name: values[f.name] for f in fields(config) if f.name in values})
-    check_positive(values, "top_k_table")
-    check_positive(values, "max_new_tokens", "addition_eval_problems", minimum=0)
+    check_positive(values, "top_k_table", "processes")
+    check_positive(values, "max_new_tokens", "addition_eval_problems", "belief_kl_sequences", minimum=0)
+    check_positive(values, "eval_stride", optional=True)
+    if values.get("eval_stride") is not None and values["eval_stride"] > values.get("n_ctx", values["eval_stride"]):
+        raise ValueError(f"eval_stride: expected at most n_ctx={values['n_ctx']} (or None), got {values['eval_stride']}")
+    if values.get("batch_size", 0) % values.get("processes", 1):
+        raise ValueError(f"processes: each of the {values['processes']} processes takes an equal share of batch_size="
+                         f"{values['batch_size']}; expected a divisor of it")
+    if values.get("objective") == "masked":
+        check_strings(values, "fill_mask_texts", allow_empty=True)
+        unmasked = [text for text in values.get("fill_mask_texts", []) if text.count("<mask>") != 1]
+        if unmasked:
+            raise ValueError(f"fill_mask_texts: each text needs exactly one <mask>, got {unmasked[0]!r}")
     if "temperature" in values:
         check_number("temperature", values["temperature"], strict=True)
     check_device(values)
@@ -194,10 +211,17 @@ def check_05_compare(values: dict[str, Any], base: Path) -> dict[str, Any]:
     return values
 
 
+def check_06_diagnostics(values: dict[str, Any], base: Path) -> dict[str, Any]:
+    from storylab.diagnostics.checks import check_notebook_values
+
+    return check_notebook_values(values, base)
+
+
 CHECKS: dict[str, Check] = {
     "01_tokenizers": check_01_tokenizers,
     "02_hmm": check_02_hmm,
     "03_transformer": check_03_transformer,
     "04_interpretability": check_04_interpretability,
     "05_compare": check_05_compare,
+    "06_diagnostics": check_06_diagnostics,
 }

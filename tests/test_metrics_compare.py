@@ -130,3 +130,23 @@ def test_learnability_table_reads_the_process_from_the_corpus_spec():
     learn = learnability_table(table)
     assert len(learn) == 1 and learn.loc[0, "corpus_kind"] == "cyclic" and learn.loc[0, "length"] == 63
     assert learn.loc[0, "mixing_time_steps"] == 100.0 and learn.loc[0, "belief_kl_bits_per_symbol"] is None
+
+
+def test_diagnostics_join_the_latest_06_figures_onto_each_model():
+    import pandas as pd
+
+    from storylab.compare import diagnostics_table
+
+    class Run06:
+        def __init__(self, records):
+            self.metrics = {"diagnostics": records}
+
+    table = pd.DataFrame([{"corpus_label": "stories [a]", "model": "HMM K=8", "val_bits_per_char": 3.0, "run_id": "runs/02_hmm/main"},
+                          {"corpus_label": "stories [a]", "model": "bigram", "val_bits_per_char": 3.4, "run_id": "runs/02_hmm/main"}])
+    old = Run06([{"run_id": "runs/02_hmm/main", "model": "HMM K=8", "pair_accuracy": 0.1, "label": "HMM"}])
+    new = Run06([{"run_id": "runs/02_hmm/main", "model": "HMM K=8", "pair_accuracy": 0.6,
+                  "pair_accuracy/pronoun": 0.7, "excess_bits_per_char/name recalled": 0.2, "label": "HMM"}])
+    joined = diagnostics_table(table, runs=[old, new])
+    assert list(joined["model"]) == ["HMM K=8"] and joined.loc[0, "pair_accuracy"] == 0.6
+    assert joined.loc[0, "pair_accuracy/pronoun"] == 0.7 and "label" not in joined
+    assert diagnostics_table(table, runs=[]).empty

@@ -113,3 +113,20 @@ def learnability_table(table: pd.DataFrame) -> pd.DataFrame:
         if column not in on_hmm.columns:
             on_hmm[column] = None
     return on_hmm[LEARNABILITY_COLUMNS].reset_index(drop=True)
+
+
+DIAGNOSTIC_COLUMNS = ["excess_bits_per_char", "recall_excess_bits_per_recall_char", "pair_accuracy",
+                      "break_inserted_sentences", "break_median_distance_chars"]
+
+
+def diagnostics_table(table: pd.DataFrame, runs: list[Run] | None = None) -> pd.DataFrame:
+    """The model table joined with what 06_diagnostics measured of each model (its latest 06 run):
+    excess bits per character per category, minimal-pair accuracy per phenomenon, break distances."""
+    runs = find_runs("06", finished_only=True) if runs is None else runs
+    measured = [pd.DataFrame(r.metrics["diagnostics"]) for r in runs if r.metrics.get("diagnostics")]
+    if not measured or not len(table):
+        return pd.DataFrame()
+    latest = pd.concat(measured).drop_duplicates(["run_id", "model"], keep="last")
+    figures = [c for c in latest.columns if c.split("/")[0] in DIAGNOSTIC_COLUMNS]
+    joined = table.merge(latest[["run_id", "model", *figures]], on=["run_id", "model"], how="inner")
+    return joined[["corpus_label", "model", "val_bits_per_char", *figures, "run_id"]]

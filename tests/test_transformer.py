@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from storylab.paths import NOTEBOOKS_DIR
-from storylab.tokenizers import train_tokenizer
 from storylab.transformer import (
     ModelConfig,
     StoryTransformer,
@@ -29,28 +28,9 @@ from storylab.transformer import (
     to_bridge,
     train,
 )
+from training_fixtures import TEXTS, quick_config, streams, tokenizer  # noqa: F401 (shared fixtures)
 
-TEXTS = ["12 + 30 = 42;", "7 + 8 = 15;", "Once upon a time, Lily ran.", "Tim sat."] * 3
 TINY = ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=8)
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return train_tokenizer("char", TEXTS)
-
-
-@pytest.fixture(scope="module")
-def streams(tokenizer):
-    rng = np.random.default_rng(0)
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in TEXTS]
-    stream = np.concatenate([ids[i] for i in rng.permutation(len(ids))]).astype(np.uint16)
-    return stream, stream[:40]
-
-
-def quick_config(**overrides):
-    defaults = dict(batch_size=4, base_lr=1e-2, min_lr=1e-3, warmup_steps=2, decay_steps=4, max_steps=6,
-                    eval_every=3, eval_tokens=32, save_every=3, seed=1)
-    return TrainConfig(**{**defaults, **overrides})
 
 
 # --- schedule -------------------------------------------------------------------------

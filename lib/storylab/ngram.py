@@ -93,7 +93,21 @@ def _log(probs: np.ndarray) -> np.ndarray:
         return np.log(probs)
 
 
-class UnigramModel(_PreviousTokenModel):
+class _CountModel(_PreviousTokenModel):
+    """A model that is a table of counts: it trained on as many tokens as it counted, one count each."""
+
+    counts: np.ndarray
+
+    @property
+    def train_tokens(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def train_flops(self) -> float:
+        return float(self.train_tokens)  # one count per token
+
+
+class UnigramModel(_CountModel):
     """p(token) = (count + k) / (N + k·V), whatever came before."""
 
     family = "unigram"
@@ -120,16 +134,8 @@ class UnigramModel(_PreviousTokenModel):
     def n_params(self) -> int:
         return self.vocab_size - 1  # one distribution over V tokens
 
-    @property
-    def train_tokens(self) -> int:
-        return int(self.counts.sum())
 
-    @property
-    def train_flops(self) -> float:
-        return float(self.train_tokens)  # one count per token
-
-
-class BigramModel(_PreviousTokenModel):
+class BigramModel(_CountModel):
     """p(next | previous) = (count(previous, next) + k) / (count(previous) + k·V)."""
 
     family = "bigram"
@@ -160,14 +166,6 @@ class BigramModel(_PreviousTokenModel):
     @property
     def n_params(self) -> int:
         return self.vocab_size * (self.vocab_size - 1)  # one distribution per previous token
-
-    @property
-    def train_tokens(self) -> int:
-        return int(self.counts.sum())
-
-    @property
-    def train_flops(self) -> float:
-        return float(self.train_tokens)  # one count per token
 
 
 class NeuralBigram(_PreviousTokenModel):

@@ -133,6 +133,16 @@ def _quote_pair(text: str, rng: random.Random) -> tuple[int, int] | None:
     return quotes[2 * j], quotes[2 * j + 1]
 
 
+def _parsed_stories(texts: Sequence[str]):
+    """(story index, text, its choice events, its recalls) for each story the generator can print."""
+    for story, text in enumerate(texts):
+        try:
+            events = story_events(text)
+        except ValueError as error:
+            raise ValueError(f"texts: story {story} is not one the story generator prints ({error})") from None
+        yield story, text, events, recalls_of(text, events)
+
+
 def story_pairs(texts: Sequence[str], phenomena: Iterable[str] | None = None, seed: int = 0) -> list[dict]:
     """At most one minimal pair per story and phenomenon (a random eligible recall), each bad
     story checked to fail to parse (those that parse are dropped: none are expected)."""
@@ -140,12 +150,7 @@ def story_pairs(texts: Sequence[str], phenomena: Iterable[str] | None = None, se
     phenomena = _check_phenomena(phenomena)
     check_int("seed", seed)
     pairs = []
-    for story, text in enumerate(texts):
-        try:
-            events = story_events(text)
-        except ValueError as error:
-            raise ValueError(f"texts: story {story} is not one the story generator prints ({error})") from None
-        recalls = recalls_of(text, events)
+    for story, text, _, recalls in _parsed_stories(texts):
         for phenomenon in phenomena:
             rng = random.Random(f"{seed}:{story}:{phenomenon}")
             if phenomenon == "closing quote":
@@ -186,12 +191,7 @@ def fuzz_pairs(texts: Sequence[str], inserted: Sequence[int] = (0, 1, 2, 4, 8, 1
         raise ValueError("inserted: expected at least one number of sentences to insert")
     check_int("seed", seed)
     pairs = []
-    for story, text in enumerate(texts):
-        try:
-            events = story_events(text)
-        except ValueError as error:
-            raise ValueError(f"texts: story {story} is not one the story generator prints ({error})") from None
-        recalls = recalls_of(text, events)
+    for story, text, events, recalls in _parsed_stories(texts):
         fillers = filler_sentences(inserted[-1], seed=seed * 1_000_003 + story)
         for phenomenon in phenomena:
             rng = random.Random(f"{seed}:{story}:{phenomenon}:fuzz")

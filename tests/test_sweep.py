@@ -247,6 +247,8 @@ def test_slurm_block_maps_to_submitit_parameters():
     assert parameters == {"timeout_min": 90, "name": "storylab-s", "slurm_partition": "gpu", "mem_gb": 16,
                           "cpus_per_task": 4, "gpus_per_node": 1, "slurm_array_parallelism": 8, "slurm_qos": "high",
                           "slurm_additional_parameters": {"reservation": "ml"}}
+    with pytest.raises(ParameterError, match="slurm.tasks_per_node: a sweep runs each notebook once per job; .* processes: N"):
+        executor_parameters({"tasks_per_node": 2, "gpus_per_node": 2}, "s")
 
 
 @pytest.mark.parametrize("path", sorted((PARAMS_DIR / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
@@ -329,3 +331,21 @@ def test_only_kernel_start_failures_are_started_again(error, retried):
     from storylab.runner.sweep_state import is_kernel_start_failure
 
     assert is_kernel_start_failure({"status": "failed", "error": error}) is retried
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["hmm_scaling", "architectures", "hmm_learnability", "fuzz_distance"])
+def test_the_studies_smoke_variants_run_to_the_end(name, fresh_outputs):
+    """The research sweeps' `--smoke` variants: every run finishes and the summary lists it."""
+    if name == "fuzz_distance":  # 06 diagnoses an HMM run of the stories corpus
+        from storylab.runner import run_notebook
+
+        hmm = run_notebook("02_hmm", {"corpus": {"source": "stories", "n_stories": 60, "validation": 10}, "tokenizer": "char",
+                                      "n_states": 4, "n_iter": 1, "kn_orders": [], "neural_bigram_steps": 2,
+                                      "max_new_tokens": 2}, name="smoke")
+        assert hmm.ok, hmm.error
+    outcome = run_sweep(PARAMS_DIR / "sweeps" / f"{name}.yaml", jobs=2, smoke=True, progress=False)
+    states = {run: entry.state for run, entry in outcome.state.runs.items()}
+    assert set(states.values()) == {"finished"}, states
+    summary = list(csv.DictReader((outcome.sweep.folder / "summary.csv").open()))
+    assert sorted(r["run"] for r in summary) == sorted(states)

@@ -59,6 +59,12 @@ def executor_parameters(slurm: dict[str, Any], sweep_name: str = "sweep") -> dic
         else:
             raise ParameterError(f"slurm.{key}: unknown setting; expected one of: "
                                  f"{', '.join(sorted([*GENERIC, *RENAMED, *valid_slurm]))}")
+    for key in ("tasks_per_node", "nodes", "slurm_ntasks_per_node"):
+        # a run is one notebook, executed once: several tasks would each execute it into the same
+        # run folder. Several GPUs go to one run through 03's `processes` (torchrun inside the job).
+        if parameters.get(key, 1) != 1:
+            raise ParameterError(f"slurm.{key}: a sweep runs each notebook once per job; give a run several GPUs with "
+                                 f"gpus_per_node: N and the notebook parameter processes: N (03_transformer) instead")
     return parameters
 
 

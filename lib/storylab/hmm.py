@@ -175,8 +175,11 @@ class CategoricalHMM:
         iteration's E-step saw, per token too, plus `elapsed_s` and `tokens_per_s` of the
         E+M step. Stops after `n_iter` iterations or when the relative improvement of the
         train log-likelihood per token falls below `tol`. `smoothing` adds Dirichlet
-        pseudo-counts in the M-step (so no probability becomes 0). `batch_tokens` bounds
-        the tokens per E-step batch (memory ≈ 12 bytes × n_states per token).
+        pseudo-counts in the M-step (so no probability becomes 0; a blocked model's
+        emissions outside its blocks stay 0). `batch_tokens` bounds the tokens per
+        E-step batch (memory ≈ 12 bytes × n_states per token, × n_states/emission_blocks
+        for a blocked model). A blocked model without `token_blocks` gets them from
+        these `sequences` on its first fit.
         With `checkpoint` (a folder) every iteration is saved there (one file, renamed
         into place) and a later call resumes from it, to the same bytes as an unbroken
         fit; `n_iter` then counts the checkpoint's iterations too. A checkpoint written

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/hmm_em.py                    # 100 states, vocab 1000, vs the peers
     .venv/bin/python benchmarks/hmm_em.py --quick            # a smaller, faster look
     .venv/bin/python benchmarks/hmm_em.py --states 256 --vocab 1000 --skip-peers
-    .venv/bin/python benchmarks/hmm_em.py --blocked --threads 2   # Chiu & Rush blocks: K=1,024 dense vs blocked, K=4,096/64, K=16,384/128
+    .venv/bin/python benchmarks/hmm_em.py --blocked --threads 2 --iterations 4   # Chiu & Rush blocks: K=1,024 dense vs blocked, K=4,096/64, K=16,384/128
     .venv/bin/python benchmarks/hmm_em.py --big              # 5M tokens, 100 states: s/iter, peak RSS
     .venv/bin/python benchmarks/hmm_em.py --big --big-states 256 --big-iterations 1
 
@@ -12,8 +12,8 @@ of one iteration), then a fit of n iterations (--iterations) and a fit of one ar
 and the rate is tokens x (n - 1) / (time of n - time of one). One-off costs —
 pomegranate's first call (about 3x slower than its later ones), storylab's packing of
 batches, a blocked model's assignment of tokens to blocks and per-batch block indices —
-cancel out. A model is built before its timer starts. Each figure is the best of
---repeats.
+cancel out. A model is built before its timer starts. Each fit length's time is the
+best of --repeats.
 
 All implementations start from the same random parameters and see token data sampled
 from one random HMM, cut into sequences of story-like lengths (uniform in

@@ -41,9 +41,9 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in Lab or in pape
 from storylab import hmm_engine as engine
 from storylab import hmm_io
 from storylab import token_blocks as block_assignment
-from storylab.hmm_blocks import Blocks, check_token_blocks
 from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
+from storylab.hmm_blocks import Blocks, check_token_blocks
 from storylab.sampling import candidate_probabilities, pick_next_token
 from storylab.token_sequences import as_token_sequences
 
@@ -107,10 +107,8 @@ class CategoricalHMM:
         return n_blocks
 
     def _assign_blocks(self, token_blocks: np.ndarray) -> None:
-        """Fix the token blocks (M > 1) and zero the emissions outside them, each row renormalised."""
-        if self.emission_blocks == 1:
-            if (token_blocks != 0).any():
-                raise ValueError("token_blocks: a model with emission_blocks=1 has one block, 0")
+        """Fix the token blocks and zero the emissions outside them, each row renormalised."""
+        if self.emission_blocks == 1:  # one block holding every token: the dense model
             return
         self._blocks = Blocks(token_blocks, self.emission_blocks, self.n_states, self.device)
         self._set_emit(self._emit)

@@ -14,8 +14,8 @@ from storylab.token_blocks import assign_token_blocks
 TOKEN_BLOCKS = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])
 
 
-def blocked_hmm(n_states=12, vocab_size=10, n_blocks=3, token_blocks=TOKEN_BLOCKS, seed=1, **kwargs):
-    return CategoricalHMM(n_states, vocab_size, seed=seed, device="cpu", emission_blocks=n_blocks, token_blocks=token_blocks, **kwargs)
+def blocked_hmm(n_states=12, vocab_size=10, n_blocks=3, token_blocks=TOKEN_BLOCKS, seed=1, device="cpu", **kwargs):
+    return CategoricalHMM(n_states, vocab_size, seed=seed, device=device, emission_blocks=n_blocks, token_blocks=token_blocks, **kwargs)
 
 
 def dense_expansion(hmm):
@@ -86,6 +86,21 @@ def test_one_blocked_em_step_equals_the_dense_expansion_and_numpy(smoothing):
         for name, got, want in zip(("start", "trans", "emit"), params64(hmm), params64(dense)):
             assert np.allclose(got, want, atol=1e-6), name
         assert hmm.history[0]["train_log_likelihood"] == pytest.approx(dense.history[0]["train_log_likelihood"], rel=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the same code runs there with device='auto')")
+def test_blocked_model_on_cuda_matches_cpu():
+    cpu, gpu = blocked_hmm(), blocked_hmm(device="cuda")
+    seqs = corpus()
+    assert np.allclose(gpu.log_likelihood(seqs), cpu.log_likelihood(seqs), rtol=1e-5)
+    for seq in seqs[:3]:
+        assert np.allclose(gpu.posteriors(seq), cpu.posteriors(seq), atol=1e-5)
+        assert np.array_equal(gpu.viterbi(seq), cpu.viterbi(seq))
+    cpu.fit(seqs, n_iter=3, tol=0.0, smoothing=0.1, progress=False)
+    gpu.fit(seqs, n_iter=3, tol=0.0, smoothing=0.1, progress=False)
+    for name, on_cpu, on_gpu in zip(("start", "trans", "emit"), params64(cpu), params64(gpu)):
+        assert np.allclose(on_gpu, on_cpu, atol=1e-5), name
+    assert (gpu.emit.cpu().numpy()[params64(cpu)[2] == 0] == 0).all()
 
 
 def test_emissions_outside_the_blocks_stay_exactly_zero_through_em():

@@ -41,9 +41,9 @@ import torch
 from storylab import hmm_engine as engine
 from storylab import hmm_io
 from storylab import token_blocks as block_assignment
-from storylab.hmm_blocks import Blocks, check_token_blocks
 from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
+from storylab.hmm_blocks import Blocks, check_token_blocks
 from storylab.lm import EOT
 from storylab.progress import progress_bar
 from storylab.sampling import generate_tokens
@@ -121,10 +121,8 @@ class CategoricalHMM:
         return n_blocks
 
     def _assign_blocks(self, token_blocks: np.ndarray) -> None:
-        """Fix the token blocks (M > 1) and zero the emissions outside them, each row renormalised."""
-        if self.emission_blocks == 1:
-            if (token_blocks != 0).any():
-                raise ValueError("token_blocks: a model with emission_blocks=1 has one block, 0")
+        """Fix the token blocks and zero the emissions outside them, each row renormalised."""
+        if self.emission_blocks == 1:  # one block holding every token: the dense model
             return
         self._blocks = Blocks(token_blocks, self.emission_blocks, self.n_states, self.device)
         self._set_emit(self._emit)
@@ -190,8 +188,11 @@ class CategoricalHMM:
         iteration's E-step saw, per token too, plus `elapsed_s` and `tokens_per_s` of the
         E+M step. Stops after `n_iter` iterations or when the relative improvement of the
         train log-likelihood per token falls below `tol`. `smoothing` adds Dirichlet
-        pseudo-counts in the M-step (so no probability becomes 0). `batch_tokens` bounds
-        the tokens per E-step batch (memory ≈ 12 bytes × n_states per token).
+        pseudo-counts in the M-step (so no probability becomes 0; a blocked model's
+        emissions outside its blocks stay 0). `batch_tokens` bounds the tokens per
+        E-step batch (memory ≈ 12 bytes × n_states per token, × n_states/emission_blocks
+        for a blocked model). A blocked model without `token_blocks` gets them from
+        these `sequences` on its first fit.
         With `checkpoint` (a folder) every iteration is saved there (one file, renamed
         into place) and a later call resumes from it, to the same bytes as an unbroken
         fit; `n_iter` then counts the checkpoint's iterations too. A checkpoint written
@@ -394,8 +395,10 @@ class CategoricalHMM:
 
     @property
     def train_flops(self) -> float:
-        """EM arithmetic: ~6·K² per token per iteration (forward, backward, transition counts)."""
-        return self.EM_FLOPS_PER_TOKEN_PER_STATE_PAIR * self.n_states**2 * self.train_tokens * len(self.history)
+        """EM arithmetic: ~6·k² per token per iteration (forward, backward, transition counts), with
+        k the states alive at a token: all K of a dense model, the K/M of a block for a blocked one."""
+        alive = self.n_states // self.emission_blocks
+        return self.EM_FLOPS_PER_TOKEN_PER_STATE_PAIR * alive**2 * self.train_tokens * len(self.history)
 
     def token_nats(self, sequences, batch_tokens: int | None = None) -> list[np.ndarray]:
         """−ln p(x_t | x_<t) of every token: minus the log of the forward pass's normaliser at t.
@@ -404,12 +407,12 @@ class CategoricalHMM:
         sum to −`log_likelihood` (the same float32 recursion, summed in float64).
         """
         seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        batch_tokens = batch_tokens or engine.default_batch_tokens(self.n_states, self.device)
+        batch_tokens = batch_tokens or self._default_batch_tokens()
         result: list[np.ndarray] = [np.empty(0)] * len(seqs)
         emit_t, workspace = self._emit.T.contiguous(), engine.Workspace(self.device)
         with torch.no_grad():
             for batch in engine.make_batches(seqs, batch_tokens, self.device):
-                norms = engine.forward(batch, self._start, self._trans, emit_t, workspace)[2]
+                norms = engine.forward(batch, self._start, self._trans, emit_t, workspace, self._blocks)[2]
                 nats = (-norms[:, 0].double().log()).cpu().numpy()
                 # after a zero normaliser the recursion is 0/0: the rest of that sequence is impossible too
                 nats = np.nan_to_num(nats, nan=np.inf)

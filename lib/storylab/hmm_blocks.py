@@ -13,12 +13,15 @@ probabilities, a dense forward pass — stays correct. This module only lays the
 the blocked E-step:
 
 - `Blocks`: the assignment, plus the transition matrix copied block by block
-  (`forward_rows`, and transposed, `backward_rows`): row p·k + i of the (M²·k, k) table is row i of the block pair
-  p = M·g + h. One step then gathers and sums the k rows its live states select, weighted
-  by their probabilities — a fused `embedding_bag` — rather than gathering k×k blocks per
-  sequence for a batched matmul (which copies every block once more; measured ~2x
-  slower), and a contiguous copy per block reads memory in long runs (measured ~1.7x
-  faster than gathering the same rows from the dense K×K layout).
+  (`forward_rows`, and transposed, `backward_rows`): row p·k + i of the (M²·k, k)
+  table is row i of the block pair p = M·g + h. One step then gathers and sums the k
+  rows its live states select, weighted by their probabilities — a fused
+  `embedding_bag` — rather than gathering k×k blocks per sequence for a batched matmul
+  (which copies every block once more; measured ~2x slower), and a contiguous copy per
+  block reads memory in long runs (measured ~1.7x faster than gathering the same rows
+  from the dense K×K layout). Grouping a step's sequences by block pair was not worth
+  trying: with M² pairs (4,096 to 16,384) and a few hundred to a few thousand
+  sequences per step, most groups hold one sequence.
 - `BlockIndex`: per packed batch, the block of every token, the pair id of every
   transition, and the transitions sorted by pair in fixed-length chunks, so the expected
   transition counts of a batch are a few batched matmuls instead of one small matmul per
@@ -137,7 +140,7 @@ class BlockIndex:
 
     `groups[n]`: the block of packed token n. `row_base[n]`: k·(M·g + h) for a token of
     block h whose predecessor is in block g (0 at a sequence's first token), the first
-    row of its transition block in `Blocks.transition_rows`. The transitions sorted by
+    row of its transition block in `Blocks.forward_rows`. The transitions sorted by
     pair and cut into chunks of `chunk_rows` (the last chunk of a pair padded with
     weight-0 rows): `chunk_prev` / `chunk_now` (C, L) packed positions, `chunk_weight`
     (C, L, 1) 1 for real and 0 for padding, `chunk_pair` (C,).

@@ -37,9 +37,7 @@ import torch.nn.functional as F
 from storylab.hmm_blocks import Blocks, dense_from_blocks
 
 BYTES_PER_FLOAT = 4
-BUFFERS_PER_TOKEN = 3  # alpha, emissions/right factors, beta/marginals: (tokens, K) float32 each
-# blocked: the same three (tokens, k) plus, for the transition counts, up to two gathered copies
-BLOCKED_BUFFERS_PER_TOKEN = 5
+BUFFERS_PER_TOKEN = 3  # alpha, emissions/right factors, beta/marginals: (tokens, K) float32 each ((tokens, k) blocked)
 
 
 @dataclass
@@ -96,10 +94,7 @@ def default_batch_tokens(n_states: int, device: torch.device, memory_budget_mb: 
     """
     if memory_budget_mb is None:
         memory_budget_mb = 4096 if device.type == "cuda" else 1024
-    if blocks is None:
-        per_token = BUFFERS_PER_TOKEN * BYTES_PER_FLOAT * n_states
-    else:
-        per_token = BLOCKED_BUFFERS_PER_TOKEN * BYTES_PER_FLOAT * blocks.size
+    per_token = BUFFERS_PER_TOKEN * BYTES_PER_FLOAT * (n_states if blocks is None else blocks.size)
     return max(1024, int(memory_budget_mb * 2**20 // per_token))
 
 
@@ -246,7 +241,7 @@ def add_block_pair_counts(pair_counts: torch.Tensor, index, alpha: torch.Tensor,
     """
     n_chunks, rows = index.chunk_prev.shape
     k = alpha.shape[1]
-    per_group = max(1, 2**24 // (rows * k * 2 + k * k))  # about 64 MB of gathered rows and products at a time
+    per_group = max(1, 2**24 // (rows * k * 2 + k * k))  # about 64 MB of gathered rows and products, whatever the batch
     for first in range(0, n_chunks, per_group):
         last = min(n_chunks, first + per_group)
         group = last - first

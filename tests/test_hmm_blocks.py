@@ -28,9 +28,7 @@ def corpus(vocab_size=10, n=25, max_length=60, seed=0):
 
 
 def next_token_probs(hmm, prefix):
-    # the language-model interface renames next_token_distribution to next_token_probs
-    method = getattr(hmm, "next_token_probs", None) or hmm.next_token_distribution
-    return np.asarray(method(np.asarray(prefix)))
+    return np.asarray(hmm.next_token_probs(np.asarray(prefix)))
 
 
 def test_blocked_model_emits_only_inside_its_blocks():
@@ -68,6 +66,9 @@ def test_blocked_model_equals_its_dense_expansion_in_every_inference():
         assert np.array_equal(hmm.viterbi(seq), dense.viterbi(seq))
         assert np.allclose(next_token_probs(hmm, seq), next_token_probs(dense, seq), atol=1e-6)
     assert np.allclose(next_token_probs(hmm, []), next_token_probs(dense, []), atol=1e-7)
+    nats = hmm.token_nats(seqs)  # the language-model interface through the blocked forward pass
+    assert np.allclose([n.sum() for n in nats], -blocked_ll, rtol=1e-9)
+    assert np.allclose(np.concatenate(nats), np.concatenate(dense.token_nats(seqs)), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.3])

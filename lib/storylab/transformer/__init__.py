@@ -23,71 +23,42 @@ Modules, each importing only the ones listed before it:
   (restricted-output loss and sampling), `bridge_options` (how each opens in TransformerLens)
 """
 
-from storylab.transformer.bridge import load_run, to_bridge
-from storylab.transformer.config import ModelConfig, TrainConfig, configs_from_params
-from storylab.transformer.export import export_hf
-from storylab.transformer.generation import (
-    TokenTable,
-    addition_accuracy,
-    addition_predictions,
-    generate,
-    next_token_table,
-)
-from storylab.transformer.language_model import TransformerLM
-from storylab.transformer.masked import fill_mask, fill_mask_table, with_mask_token
-from storylab.transformer.model import StoryTransformer
-from storylab.transformer.moe import active_params, equal_active_moe
-from storylab.transformer.options import architecture_columns, architecture_label
-from storylab.transformer.output_rules import make_output_rule, output_rule_names, register_output_rule, restricted_nats
-from storylab.transformer.rnn import RNNLM, StoryRNN
-from storylab.transformer.runs import load_lm, load_model, load_result
-from storylab.transformer.schedule import learning_rate
-from storylab.transformer.scoring import evaluate
-from storylab.transformer.training import TrainResult, train
+from importlib import import_module
 
-__all__ = [
-    "ModelConfig",
-    "TrainConfig",
-    "configs_from_params",
-    "StoryTransformer",
-    "TransformerLM",
-    "StoryRNN",
-    "RNNLM",
-    "load_result",
-    "train_with_torchrun",
-    "TrainResult",
-    "train",
-    "evaluate",
-    "learning_rate",
-    "load_model",
-    "load_lm",
-    "load_run",
-    "to_bridge",
-    "export_hf",
-    "generate",
-    "next_token_table",
-    "TokenTable",
-    "addition_accuracy",
-    "addition_predictions",
-    "fill_mask",
-    "fill_mask_table",
-    "make_output_rule",
-    "with_mask_token",
-    "active_params",
-    "equal_active_moe",
-    "register_output_rule",
-    "output_rule_names",
-    "restricted_nats",
-    "architecture_columns",
-    "architecture_label",
-]
+# name → the module that defines it. Each is imported on first use: a caller that needs only
+# `ModelConfig` (the runner's parameter checks) pays neither for TransformerLens nor for the
+# tokenizers and corpora, and `python -m storylab.transformer.distributed_train` (each torchrun
+# process) does not find that module already imported by its own package.
+_EXPORTS = {
+    "bridge": ["load_run", "to_bridge"],
+    "config": ["ModelConfig", "TrainConfig", "configs_from_params"],
+    "distributed_train": ["train_with_torchrun"],
+    "export": ["export_hf"],
+    "generation": ["TokenTable", "addition_accuracy", "addition_predictions", "generate", "next_token_table"],
+    "language_model": ["TransformerLM"],
+    "masked": ["fill_mask", "fill_mask_table", "with_mask_token"],
+    "model": ["StoryTransformer"],
+    "moe": ["active_params", "equal_active_moe"],
+    "options": ["architecture_columns", "architecture_label"],
+    "output_rules": ["make_output_rule", "output_rule_names", "register_output_rule", "restricted_nats"],
+    "rnn": ["RNNLM", "StoryRNN"],
+    "runs": ["load_lm", "load_model", "load_result"],
+    "schedule": ["learning_rate"],
+    "scoring": ["evaluate"],
+    "training": ["TrainResult", "train"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
 
 
 def __getattr__(name: str):
-    # imported on first use: `python -m storylab.transformer.distributed_train` (each torchrun
-    # process) must not find that module already imported by its own package
-    if name == "train_with_torchrun":
-        from storylab.transformer.distributed_train import train_with_torchrun
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storylab.transformer' has no attribute {name!r}")
+    value = getattr(import_module(f"storylab.transformer.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return train_with_torchrun
-    raise AttributeError(f"module 'storylab.transformer' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

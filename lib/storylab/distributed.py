@@ -4,8 +4,8 @@ A process group comes from the engines this field already uses, never from home-
 cluster code: `torchrun --nproc_per_node N ...` (which exports RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR and MASTER_PORT), or the N tasks of a SLURM job started through
 submitit (`submitit.helpers.TorchDistributedEnvironment` exports the same variables).
-`init_distributed()` reads them, picks NCCL on GPUs and gloo on CPUs, and gives each
-process its device (`cuda:<local rank>`); `shard` and `all_reduce_sum_` are the two
+`init_distributed()` reads them, picks NCCL on GPUs and gloo on CPUs (or the backend
+named by `STORYLAB_DIST_BACKEND`), and gives each process its device (`cuda:<local rank>`); `shard` and `all_reduce_sum_` are the two
 operations the EM and the training loop need.
 """
 
@@ -22,6 +22,7 @@ from storylab.devices import resolve_device
 
 T = TypeVar("T")
 ENV_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+BACKEND_ENV = "STORYLAB_DIST_BACKEND"  # "gloo" to force it: e.g. two processes sharing one GPU, which NCCL refuses
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def init_distributed(device: str | torch.device = "auto", backend: str | None = 
         resolved = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(resolved)
     if not dist.is_initialized():
-        dist.init_process_group(backend or ("nccl" if resolved.type == "cuda" else "gloo"))
+        dist.init_process_group(backend or os.environ.get(BACKEND_ENV) or ("nccl" if resolved.type == "cuda" else "gloo"))
     return DistributedContext(dist.get_rank(), dist.get_world_size(), local_rank, resolved)
 
 

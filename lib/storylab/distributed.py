@@ -5,8 +5,9 @@ cluster code: `torchrun --nproc_per_node N ...` (which exports RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR and MASTER_PORT), or the N tasks of a SLURM job started through
 submitit (`submitit.helpers.TorchDistributedEnvironment` exports the same variables).
 `init_distributed()` reads them, picks NCCL on GPUs and gloo on CPUs (or the backend
-named by `STORYLAB_DIST_BACKEND`), and gives each process its device (`cuda:<local rank>`); `shard` and `all_reduce_sum_` are the two
-operations the EM and the training loop need.
+named by `STORYLAB_DIST_BACKEND`), and gives each process its device (`cuda:<local
+rank>`); `shard` and `all_reduce_sum_` are the two operations the EM and the training
+loop need.
 """
 
 from __future__ import annotations

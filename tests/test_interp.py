@@ -411,3 +411,13 @@ def test_lines_by_draws_one_sorted_line_per_group():
     fig = plots.lines_by(frame, x="length", y="gap", by="model", log_x=True)
     assert [t.name for t in fig.data] == ["a", "b"] and list(fig.data[0].x) == [15, 63] and list(fig.data[0].y) == [0.1, 0.2]
     assert fig.layout.xaxis.type == "log" and fig.data[0].mode == "lines+markers"
+
+
+def test_classifier_probe_scores_only_classes_seen_in_training():
+    from storylab.interp import classifier_probe
+
+    x = np.eye(3)[[0, 0, 1, 1, 2, 2]] * 5.0  # every class perfectly separable
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    train, test = np.array([0, 2]), np.array([1, 3, 4, 5])  # class 2 was never seen in training
+    result = classifier_probe(x, labels, train, test)
+    assert result == {"accuracy": 1.0, "majority_baseline": 0.5, "n_test": 2}

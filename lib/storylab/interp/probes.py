@@ -84,7 +84,11 @@ def probe_layers(resid: torch.Tensor, targets, sequence_index: np.ndarray, ridge
 
 def classifier_probe(x, labels, train: np.ndarray, test: np.ndarray, ridge: float = 1e-3) -> dict:
     """Held-out accuracy of a linear classifier (ridge regression onto one-hot labels, argmax),
-    and the majority baseline (the most common training label, scored on the test positions)."""
+    and the majority baseline (the most common training label, scored on the test positions).
+
+    Only test positions whose label occurs in training are scored (`n_test` of them): no
+    classifier can name a class it never saw (a toy held out with its only story), and
+    counting those would score the test split, not the probe."""
     labels = np.asarray(labels, dtype=np.int64)
     if labels.ndim != 1 or labels.min() < 0:
         raise ValueError("labels: expected a 1-D array of non-negative class ids")
@@ -92,9 +96,15 @@ def classifier_probe(x, labels, train: np.ndarray, test: np.ndarray, ridge: floa
     one_hot = torch.nn.functional.one_hot(torch.as_tensor(labels), n_classes).double()
     x, one_hot = _as_tensors(x, one_hot)
     weights, bias = fit_ridge(x[torch.as_tensor(train)], one_hot[torch.as_tensor(train)], ridge)
+    test = np.asarray(test)
+    test = np.flatnonzero(test) if test.dtype == bool else test  # a mask or positions
+    test = test[np.isin(labels[test], labels[train])]
+    if not len(test):
+        return {"accuracy": float("nan"), "majority_baseline": float("nan"), "n_test": 0}
     predicted = (x[torch.as_tensor(test)].double() @ weights + bias).argmax(dim=-1).numpy()
     majority = np.bincount(labels[train], minlength=n_classes).argmax()
-    return {"accuracy": float(np.mean(predicted == labels[test])), "majority_baseline": float(np.mean(labels[test] == majority))}
+    return {"accuracy": float(np.mean(predicted == labels[test])), "majority_baseline": float(np.mean(labels[test] == majority)),
+            "n_test": int(len(test))}
 
 
 def classifier_probe_layers(resid: torch.Tensor, labels, sequence_index: np.ndarray, ridge: float = 1e-3,

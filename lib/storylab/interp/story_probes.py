@@ -35,6 +35,7 @@ from storylab.interp.activations import ResidualSample
 from storylab.interp.probes import classifier_probe_layers
 
 STORY_VARIABLES = ("hero_gender", "toy", "arc", "has_pet", "quote_open")
+MIN_TEST_POSITIONS = 50  # a variable probed on fewer held-out positions (of classes seen in training) is left out
 _PET_PATHS = {"_home_without_pet": 0, "_home_with_pet": 1}
 
 
@@ -105,6 +106,7 @@ def story_variable_probes(sample: ResidualSample, targets: dict[str, np.ndarray]
         real["shuffled_accuracy"] = noise["accuracy"].to_numpy()
         real.insert(0, "variable", name)
         real["n_positions"], real["n_classes"] = int(known.sum()), len(classes)
-        rows.append(real)
+        if real["n_test"].min() >= MIN_TEST_POSITIONS:  # fewer held-out positions say nothing either way
+            rows.append(real)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 

@@ -46,7 +46,6 @@ import torch.nn.functional as F
 
 from storylab.devices import resolve_device
 from storylab.transformer import ModelConfig, StoryTransformer, TrainConfig, equal_active_moe, train
-from storylab.transformer.bridge import tl_config
 from storylab.transformer.data import train_batch
 from storylab.transformer.rnn import recurrent_params
 
@@ -149,10 +148,14 @@ def make_contestants(config: ModelConfig, stream, val_stream, batch_size: int, d
     def tl_native_module(steps):
         from transformer_lens.model_bridge.sources.native.model import NativeModel
 
+        from storylab.transformer.bridge import tl_config
+
         return bare_loop(NativeModel(tl_config(config)), lambda m, x: m(x), stream, n_ctx, batch_size, steps, device)
 
     def tl_boot_native(steps):
         from transformer_lens.model_bridge import TransformerBridge
+
+        from storylab.transformer.bridge import tl_config
 
         cfg = tl_config(config)
         cfg.init_weights = True

@@ -41,7 +41,7 @@ from storylab.interp.circuits import (
     qk_circuit,
 )
 from storylab.interp.embeddings import coarse_grain, cosine_similarity_matrix, nearest_neighbours, token_order
-from storylab.interp.hmm_link import belief_targets, true_hmm, viterbi_targets
+from storylab.interp.hmm_link import BeliefProbes, belief_probes, belief_targets, true_hmm, viterbi_probes, viterbi_targets
 from storylab.interp.logit_lens import decode_residual, logit_lens_loss, logit_lens_top1
 from storylab.interp.probes import (
     classifier_probe,
@@ -61,7 +61,7 @@ from storylab.interp.summary import interp_summary
 from storylab.interp.tokens import alphabet_id_map, single_token_ids, special_ids, token_class, token_classes, token_label, token_labels
 
 __all__ = [
-    "PCA", "ResidualSample", "alphabet_id_map", "attention_patterns", "belief_targets", "check_same_tokenizer", "circuit_summary",
+    "PCA", "ResidualSample", "alphabet_id_map", "attention_patterns", "BeliefProbes", "belief_probes", "belief_targets", "check_same_tokenizer", "circuit_summary",
     "classifier_probe", "classifier_probe_layers", "coarse_grain", "collect_residuals", "copying_score",
     "cosine_similarity_matrix", "decode_residual", "diagonal_top1_accuracy", "first_token_scores",
     "fit_ridge", "head_scores", "induction_scores", "interp_summary", "logit_lens_loss", "logit_lens_top1", "nearest_neighbours",
@@ -69,6 +69,6 @@ __all__ = [
     "r_squared", "repeated_random_tokens", "repeated_token_loss", "resid_hook_names", "residual_pca", "ridge_probe",
     "run_corpus_spec", "simplex_xy", "single_token_ids", "special_ids", "split_by_sequence", "STORY_VARIABLES", "story_probe_targets",
     "story_sequences", "story_variable_labels", "story_variable_probes", "token_class",
-    "token_classes", "token_label", "token_labels", "token_order", "true_hmm", "viterbi_targets",
+    "token_classes", "token_label", "token_labels", "token_order", "true_hmm", "viterbi_probes", "viterbi_targets",
     "pattern_sparsity", "routing_weights", "expert_assignments", "expert_token_table",
 ]

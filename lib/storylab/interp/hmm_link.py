@@ -13,10 +13,14 @@ functions also return the boolean mask of positions that have one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+import torch
 
 from storylab.interp.activations import ResidualSample
+from storylab.interp.probes import classifier_probe_layers, probe_layers
 from storylab.interp.tokens import alphabet_id_map
 
 
@@ -61,3 +65,31 @@ def viterbi_targets(hmm, sample: ResidualSample) -> tuple[np.ndarray, np.ndarray
         if rows.any():
             states.append(hmm.viterbi(sample.token_ids[rows]))
     return np.concatenate(states), mask
+
+
+@dataclass
+class BeliefProbes:
+    """Belief-state probes of every residual point, and what they were fitted on (for the simplex plot)."""
+
+    table: pd.DataFrame      # per point: r2, r2_shuffled
+    beliefs: np.ndarray      # (M, K) the true beliefs at the M positions with an HMM token
+    resid: torch.Tensor      # (L + 1, M, d_model) the residual stream at those positions
+    stories: np.ndarray      # (M,) which story each position is in
+
+
+def belief_probes(hmm, sample: ResidualSample, tokenizer, alphabet: str, ridge: float, test_fraction: float,
+                  seed: int) -> BeliefProbes:
+    """Ridge probes from the residual stream at each point to the true HMM's filtered beliefs,
+    held out by story, beside the same probes fitted to shuffled beliefs (`probe_layers`)."""
+    beliefs, has_belief = belief_targets(hmm, sample, tokenizer, alphabet)
+    resid, stories = sample.resid[:, torch.as_tensor(has_belief)], sample.sequence_index[has_belief]
+    table = probe_layers(resid, beliefs, stories, ridge, test_fraction, seed, sample.labels)
+    return BeliefProbes(table, beliefs, resid, stories)
+
+
+def viterbi_probes(hmm, sample: ResidualSample, ridge: float, test_fraction: float, seed: int) -> pd.DataFrame:
+    """Linear classifiers from the residual stream at each point to a fitted HMM's Viterbi state,
+    accuracy on held-out stories beside always guessing the most common state."""
+    states, has_state = viterbi_targets(hmm, sample)
+    return classifier_probe_layers(sample.resid[:, torch.as_tensor(has_state)], states, sample.sequence_index[has_state],
+                                   ridge, test_fraction, seed, sample.labels)

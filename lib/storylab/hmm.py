@@ -342,10 +342,7 @@ class CategoricalHMM:
 
     def beliefs(self, seq) -> np.ndarray:
         """(T, K) filtered belief states p(state_t | x_1..x_t)."""
-        batch = self._single_batch(seq)
-        with torch.no_grad():
-            alpha = engine.forward(batch, self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device), self._blocks)[0]
-        return self._all_states(batch, alpha)
+        return self._filtered(seq).cpu().numpy().astype(np.float64)
 
     def _all_states(self, batch: engine.Batch, values: torch.Tensor) -> np.ndarray:
         """(T, K) float64 from the engine's per-token values (a blocked model's hold only the live states)."""
@@ -421,31 +418,57 @@ class CategoricalHMM:
                     result[index] = nats[step_starts[: len(seqs[index])] + row]
         return result
 
-    def _predictive_state(self, prefix: np.ndarray) -> torch.Tensor:
-        """p(state of the next token | prefix), float64 on CPU; `start` for an empty prefix."""
-        if prefix.size == 0:
-            return self._start.double().cpu()
-        belief = torch.as_tensor(self.beliefs(prefix)[-1])
-        return belief @ self._trans.double().cpu()
+    def _filtered(self, tokens: np.ndarray) -> torch.Tensor:
+        """(T, K) filtered beliefs p(state_t | x_1..x_t), float32 on the model's device."""
+        batch = self._single_batch(tokens)
+        with torch.no_grad():
+            alpha = engine.forward(batch, self._start, self._trans, self._emit.T.contiguous(), engine.Workspace(self.device),
+                                   self._blocks)[0]
+        return self._blocks.to_global(alpha, self._blocks.index(batch).groups) if self._blocks is not None else alpha
+
+    def _next_distributions(self, beliefs: torch.Tensor) -> np.ndarray:
+        """p(next token) after each of the given filtered beliefs (n, K) → (n, V) float64, each row
+        summing to 1, computed on the model's device. A prefix the model gives probability 0 has
+        no next-token distribution: a one-line ValueError says so."""
+        with torch.no_grad():
+            probs = (beliefs.to(self._trans.dtype) @ self._trans @ self._emit).double().cpu().numpy()
+        totals = probs.sum(axis=1, keepdims=True)
+        if not (np.isfinite(totals).all() and (totals > 0).all()):
+            raise ValueError("prefix_ids: has probability 0 under this HMM (a token no state reachable there emits)")
+        return probs / totals
 
     def next_token_probs(self, prefix_ids) -> np.ndarray:
         """p(next token | prefix) over all V tokens, float64, summing to 1."""
-        probs = (self._predictive_state(as_token_prefix(prefix_ids, self.vocab_size)) @ self._emit.double().cpu()).numpy()
-        return probs / probs.sum()
+        prefix = as_token_prefix(prefix_ids, self.vocab_size)
+        if prefix.size == 0:
+            return self.next_token_probs_all(prefix)[0]
+        return self._next_distributions(self._filtered(prefix)[-1:])[0]
+
+    def next_token_probs_all(self, ids) -> np.ndarray:
+        """(len(ids) + 1, V): row t is p(next token | ids[:t]), all from one filtering pass
+        (row 0: the first token of a story, from `start`)."""
+        ids = as_token_prefix(ids, self.vocab_size, "ids")
+        with torch.no_grad():
+            first = (self._start @ self._emit).double().cpu().numpy()[None, :]
+        if ids.size == 0:
+            return first / first.sum()
+        return np.concatenate([first / first.sum(), self._next_distributions(self._filtered(ids))])
 
     def generate(self, prefix_ids, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, seed: int = 0, stop_id=EOT) -> np.ndarray:
-        """New token ids after `prefix_ids` (see `storylab.lm`), updating the belief state token by token."""
+        """New token ids after `prefix_ids` (see `storylab.lm`), updating the belief state token by token
+        on the model's device."""
         prefix = as_token_prefix(prefix_ids, self.vocab_size)
-        trans, emit = self._trans.double().cpu(), self._emit.double().cpu()
-        state = self._predictive_state(prefix)
+        state = self._start if prefix.size == 0 else self._filtered(prefix)[-1] @ self._trans  # p(next state)
 
-        def predict(new_ids: list[int]) -> torch.Tensor:
+        def predict(new_ids: list[int]) -> np.ndarray:
             nonlocal state
-            if new_ids:
-                belief = state * emit[:, new_ids[-1]]
-                state = (belief / belief.sum()) @ trans
-            return state @ emit
+            with torch.no_grad():
+                if new_ids:
+                    belief = state * self._emit[:, new_ids[-1]]
+                    state = (belief / belief.sum()) @ self._trans
+                probs = (state @ self._emit).double().cpu().numpy()
+            return probs / probs.sum()
 
         return generate_tokens(predict, max_new_tokens, vocab_size=self.vocab_size, eot_id=self.eot_id, greedy=greedy,
                                temperature=temperature, top_k=top_k, seed=seed, stop_id=stop_id)

@@ -53,7 +53,15 @@ class _PreviousTokenModel:
     eot_id: int
     family: str
 
+    _log_table: np.ndarray | None = None  # the fitted model's table, made on first use (fit resets it)
+
     def log_prob_table(self) -> np.ndarray:
+        """(V, V) natural-log probabilities, row = previous token, column = next token."""
+        if self._log_table is None:
+            self._log_table = self._make_log_table()
+        return self._log_table
+
+    def _make_log_table(self) -> np.ndarray:
         raise NotImplementedError
 
     @property
@@ -78,11 +86,11 @@ class _PreviousTokenModel:
                  top_k: int | None = None, seed: int = 0, stop_id=EOT) -> np.ndarray:
         """New token ids after `prefix_ids` (see `storylab.lm`)."""
         prefix = as_token_prefix(prefix_ids, self.vocab_size)
-        table = np.exp(self.log_prob_table())
+        table = self.log_prob_table()
         last = int(prefix[-1]) if prefix.size else self.eot_id
 
         def predict(new_ids: list[int]) -> np.ndarray:
-            return table[new_ids[-1] if new_ids else last]
+            return np.exp(table[new_ids[-1] if new_ids else last])
 
         return generate_tokens(predict, max_new_tokens, vocab_size=self.vocab_size, eot_id=self.eot_id, greedy=greedy,
                                temperature=temperature, top_k=top_k, seed=seed, stop_id=stop_id)
@@ -120,6 +128,7 @@ class UnigramModel(_CountModel):
     def fit(self, sequences) -> "UnigramModel":
         seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
         self.counts = np.bincount(np.concatenate(seqs), minlength=self.vocab_size).astype(np.int64)
+        self._log_table = None  # the table of the counts or logits just fitted
         return self
 
     @property
@@ -127,7 +136,7 @@ class UnigramModel(_CountModel):
         smoothed = self.counts + self.k
         return smoothed / smoothed.sum()
 
-    def log_prob_table(self) -> np.ndarray:
+    def _make_log_table(self) -> np.ndarray:
         return np.broadcast_to(_log(self.probs), (self.vocab_size, self.vocab_size))
 
     @property
@@ -150,6 +159,7 @@ class BigramModel(_CountModel):
         prevs, nexts = bigram_pairs(seqs, self.eot_id)
         flat = np.bincount(prevs * self.vocab_size + nexts, minlength=self.vocab_size**2)
         self.counts = flat.reshape(self.vocab_size, self.vocab_size).astype(np.int64)
+        self._log_table = None  # the table of the counts or logits just fitted
         return self
 
     @property
@@ -160,7 +170,7 @@ class BigramModel(_CountModel):
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(totals > 0, smoothed / np.where(totals > 0, totals, 1), 0.0)
 
-    def log_prob_table(self) -> np.ndarray:
+    def _make_log_table(self) -> np.ndarray:
         return _log(self.probs)
 
     @property
@@ -210,13 +220,14 @@ class NeuralBigram(_PreviousTokenModel):
             self.history.append({"step": step + 1, "train_nats_per_token": float(loss.detach())})
         self.logits = logits.detach()
         self._train_tokens = len(prevs)
+        self._log_table = None  # the table of the counts or logits just fitted
         return self
 
     @property
     def probs(self) -> np.ndarray:
         return torch.softmax(self.logits.double(), dim=1).cpu().numpy()
 
-    def log_prob_table(self) -> np.ndarray:
+    def _make_log_table(self) -> np.ndarray:
         return torch.log_softmax(self.logits.double(), dim=1).cpu().numpy()
 
     @property

@@ -19,21 +19,30 @@ from storylab.checks import check_int, check_number
 from storylab.lm import EOT
 
 
-def pick_next_token(probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, generator: torch.Generator | None = None) -> int:
-    """One token id drawn from `probs` (V,), reshaped by `temperature` and `top_k`."""
+def check_sampling(temperature: float = 1.0, top_k: int | None = None) -> None:
+    """One-line errors for a sampling temperature that is not positive or a top_k below 1."""
     check_number("temperature", temperature, strict=True)
     if top_k is not None:
         check_int("top_k", top_k, minimum=1)
+
+
+def pick_next_token(probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, generator: torch.Generator | None = None) -> int:
+    """One token id drawn from `probs` (V,), reshaped by `temperature` and `top_k`.
+
+    Probabilities that sum to 0 or are not finite come from a context the model rules out:
+    that is a one-line ValueError, not a silent fallback."""
+    check_sampling(temperature, top_k)
     probs = torch.as_tensor(probs).detach().double().cpu().clamp_min(0)
+    if not (torch.isfinite(probs).all() and probs.sum() > 0):
+        raise ValueError("prefix_ids: the model gives this context probability 0, so it has no next token to draw")
     if greedy:
         return int(probs.argmax())
-    # p ** (1/T) is softmax(log p / T) without the -inf arithmetic for zero-probability tokens
-    weights = probs ** (1.0 / temperature)
+    # (p / max p) ** (1/T) is softmax(log p / T) without -inf arithmetic for zero-probability tokens,
+    # and without underflow at low temperatures: the most likely token keeps weight 1
+    weights = (probs / probs.max()) ** (1.0 / temperature)
     if top_k is not None and top_k < weights.shape[0]:
-        threshold = torch.topk(weights, top_k).values[-1]
-        weights = torch.where(weights >= threshold, weights, torch.zeros_like(weights))
-    if not weights.sum() > 0:
-        return int(probs.argmax())
+        keep = torch.topk(weights, top_k).indices  # exactly k tokens, ties broken by position
+        weights = torch.zeros_like(weights).index_copy_(0, keep, weights[keep])
     return int(torch.multinomial(weights / weights.sum(), 1, generator=generator))
 
 
@@ -65,7 +74,7 @@ def generate_tokens(
     """
     max_new_tokens = check_int("max_new_tokens", max_new_tokens)
     seed = check_int("seed", seed)
-    pick_next_token(torch.ones(1), temperature, top_k, greedy)  # checks temperature and top_k
+    check_sampling(temperature, top_k)
     stop = resolve_stop_id(stop_id, eot_id, vocab_size)
     generator = torch.Generator().manual_seed(seed)
     new_ids: list[int] = []

@@ -14,20 +14,27 @@ def test_load_experiment_applies_rows_and_exposes_splits():
     assert "25 training stories" in exp.describe() and "char" in exp.describe()
 
 
-def test_checkpoint_folder_changes_with_settings_and_with_the_code(tmp_path, monkeypatch):
+def test_checkpoint_folder_changes_with_settings_and_with_the_code_of_that_fit(tmp_path, monkeypatch):
     first = checkpoint_folder("hmm", ["spec", 10])
     assert checkpoint_folder("hmm", ["spec", 10]) == first != checkpoint_folder("hmm", ["spec", 11])
     library = tmp_path / "lib"
-    library.mkdir()
-    (library / "model.py").write_text("STEP = 1\n")
+    (library / "transformer").mkdir(parents=True)
+    for name in ("hmm.py", "plots.py", "transformer/model.py"):
+        (library / name).write_text("STEP = 1\n")
     monkeypatch.setattr(experiment, "LIBRARY_DIR", library)
-    code_version.cache_clear()
-    try:
-        before = code_version()
-        before_folder = checkpoint_folder("hmm", ["spec", 10])
-        (library / "model.py").write_text("STEP = 2\n")  # an edited library
+
+    def folders():
         code_version.cache_clear()
-        assert code_version() != before and checkpoint_folder("hmm", ["spec", 10]) != before_folder
+        return checkpoint_folder("hmm", ["spec", 10]), checkpoint_folder("transformer", ["spec", 10])
+
+    try:
+        hmm, transformer = folders()
+        (library / "plots.py").write_text("STEP = 2\n")  # code no fit runs: both fits resume
+        assert folders() == (hmm, transformer)
+        (library / "hmm.py").write_text("STEP = 2\n")  # the HMM's code: its fit starts afresh, not the transformer's
+        assert folders()[0] != hmm and folders()[1] == transformer
+        (library / "transformer" / "model.py").write_text("STEP = 2\n")
+        assert folders()[1] != transformer
     finally:
         code_version.cache_clear()
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from storylab.cache import spec_hash
 from storylab.corpora import Corpus, corpus_spec, load_corpus
 from storylab.lm import LanguageModel, score
-from storylab.metrics import LN2, model_record, tokenizer_label
+from storylab.metrics import LN2, model_record, peak_rss_mb, tokenizer_label
 from storylab.paths import checkpoint_dir
 from storylab.tokenizers import EncodedCorpus, EncodedSplit, encode_corpus, normalize_tokenizer_spec
 
@@ -82,32 +82,51 @@ def load_experiment(corpus: str | dict, tokenizer: str | dict, rows: int | None 
     return Experiment(spec, corpus_data, encoded, tokenizer_label(asked, encoded.tokenizer), tokenizer_label(asked))
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """A hash of the library's source: any change to the code that fits models gives a new value."""
+# The library code that shapes each kind of fit (files, or folders of them, under lib/storylab/):
+# an edit there starts a fit afresh; an edit elsewhere (a plot, a docstring in the runner) lets
+# a crashed multi-hour fit resume. The HMM's checkpoint also refuses other training data by
+# itself; the transformer's does not, so the code that makes its tokens counts too.
+FIT_CODE = {
+    "hmm": ("hmm.py", "hmm_engine.py", "hmm_blocks.py", "hmm_io.py", "token_blocks.py"),
+    "transformer": ("transformer", "tokenizers.py", "corpora"),
+}
+
+
+@lru_cache(maxsize=None)
+def code_version(kind: str | None = None) -> str:
+    """A hash of the library source that shapes a `kind` of fit (`FIT_CODE`; the whole library
+    for another kind): any change to that code gives a new value."""
+    parts = [LIBRARY_DIR / part for part in FIT_CODE.get(kind, ("",))]
+    paths = sorted({p for part in parts for p in ([part] if part.suffix == ".py" else part.rglob("*.py")) if p.is_file()})
     digest = hashlib.sha256()
-    for path in sorted(LIBRARY_DIR.rglob("*.py")):
+    for path in paths:
         digest.update(str(path.relative_to(LIBRARY_DIR)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
 def checkpoint_folder(kind: str, settings: Any) -> Path:
-    """`outputs/checkpoints/<kind>/<hash of settings and code_version()>/` for a resumable fit."""
-    return checkpoint_dir(kind, spec_hash([settings, code_version()]))
+    """`outputs/checkpoints/<kind>/<hash of settings and code_version(kind)>/` for a resumable fit."""
+    return checkpoint_dir(kind, spec_hash([settings, code_version(kind)]))
 
 
 @dataclass
 class Fitted:
-    """A fitted language model, how long its fit took, and extra fields for its record."""
+    """A fitted language model, how long its fit took, and extra fields for its record.
+
+    `peak_rss_mb` is the process's peak memory when the fit ended. A process cannot reset its
+    peak, so a model fitted after a larger one in the same run shows that one's peak (02's
+    baselines show the HMM's): compare memory across runs, not across rows of one run.
+    """
 
     model: LanguageModel
     elapsed_s: float
     extra: dict[str, Any] = field(default_factory=dict)
+    peak_rss_mb: float = field(default_factory=peak_rss_mb)
 
 
 def timed_fit(make: Callable[[], LanguageModel], train, **extra: Any) -> Fitted:
-    """`make().fit(train)`, timed."""
+    """`make().fit(train)`, timed, with the peak memory when it ended."""
     started = time.perf_counter()
     model = make().fit(train)
     return Fitted(model, time.perf_counter() - started, extra)
@@ -130,7 +149,8 @@ def fit_baselines(exp: Experiment, add_k: float = 0.1, neural_bigram_steps: int 
 def model_records(exp: Experiment, fitted: Sequence[Fitted]) -> list[dict[str, Any]]:
     """Each model scored on the validation stories: its `metrics.json["models"]` row (see metrics.model_record)."""
     return [model_record(f.model, score(f.model, exp.validation, exp.floor_bits_per_char), tokenizer=exp.tokenizer_name,
-                         corpus=exp.spec, elapsed_s=f.elapsed_s, tokenizer_asked=exp.tokenizer_asked, **f.extra)
+                         corpus=exp.spec, elapsed_s=f.elapsed_s, tokenizer_asked=exp.tokenizer_asked,
+                         **{"peak_rss_mb": f.peak_rss_mb, **f.extra})
             for f in fitted]
 
 
@@ -157,18 +177,12 @@ def reference_lines(exp: Experiment, families: Sequence[str] = ("hmm", "bigram",
     converted from bits per character with this experiment's own token and character counts,
     so a reference from a run with another token count still sits at the right height.
     """
-    from storylab.compare import model_table, validation_key
+    from storylab.compare import best_per_family, model_table, validation_key
 
     per_token = exp.validation.n_chars * LN2 / exp.validation.n_tokens
     lines = {} if exp.floor_bits_per_char is None else {"floor": exp.floor_bits_per_char * per_token}
     table = model_table()
-    if not len(table):
-        return lines
-    same = table[(table["corpus"].map(validation_key) == validation_key(exp.spec))
-                 & (table["tokenizer"] == exp.tokenizer_name) & table["val_bits_per_char"].notna()]
-    for family in families:
-        of_family = same[same["family"] == family]
-        if len(of_family):
-            best = of_family.sort_values("val_bits_per_char").iloc[0]
-            lines[f"{best['model']} ({best['run_id']})"] = float(best["val_bits_per_char"]) * per_token
+    if len(table):
+        same = table[(table["corpus"].map(validation_key) == validation_key(exp.spec)) & (table["tokenizer"] == exp.tokenizer_name)]
+        lines.update({label: bits * per_token for label, bits in best_per_family(same, tuple(families)).items()})
     return lines

@@ -227,3 +227,11 @@ def test_block_ordered_transitions_follow_the_table_they_were_made_from():
     assert torch.equal(blocks.backward_rows(trans).view(3, 3, 4, 4)[1, 2], trans[4:8, 8:12].T)
     other = torch.rand(12, 12)
     assert torch.equal(blocks.forward_rows(other).view(3, 3, 4, 4)[0, 1], other[0:4, 4:8])
+
+
+def test_blocked_occupancy_and_label():
+    hmm = blocked_hmm()
+    dense = dense_expansion(hmm)
+    seqs = corpus()
+    assert np.allclose(hmm.occupancy(seqs), dense.occupancy(seqs), atol=1e-6)
+    assert hmm.label == "HMM K=12 M=3" and dense.label == "HMM K=12"

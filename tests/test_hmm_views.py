@@ -3,7 +3,7 @@
 import numpy as np
 
 from storylab.hmm import CategoricalHMM
-from storylab.hmm_views import state_occupancy, state_table, transition_order
+from storylab.hmm_views import state_table, transition_order
 
 
 class Letters:
@@ -20,8 +20,11 @@ def two_block_hmm():
 
 def test_occupancy_sums_to_one_and_follows_the_emitted_tokens():
     hmm = two_block_hmm()
-    occupancy = state_occupancy(hmm, [np.array([0, 0, 0, 0, 1]), np.array([0, 0, 0])])
+    seqs = [np.array([0, 0, 0, 0, 1]), np.array([0, 0, 0])]
+    occupancy = hmm.occupancy(seqs)
     assert abs(occupancy.sum() - 1) < 1e-12
+    by_hand = sum(hmm.posteriors(s).sum(axis=0) for s in seqs)  # one sequence at a time
+    assert np.allclose(occupancy, by_hand / by_hand.sum(), atol=1e-6)
     assert occupancy[0] > occupancy[2] and occupancy[0] > occupancy[3]
 
 

@@ -86,6 +86,20 @@ class CategoricalHMM:
 
     def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0,
                  eot_id: int | None = None, emission_blocks: int = 1, token_blocks=None, token_block_method: str = "context"):
+        self._configure(n_states, vocab_size, seed, device, init, concentration, eot_id, emission_blocks, token_block_method)
+        rng = np.random.default_rng(self.seed)
+        ones = np.full(self.n_states, self.concentration)
+        self._set_params(
+            next(dirichlet_rows(rng, ones, 1))[0],
+            dirichlet_rows(rng, ones, self.n_states),
+            dirichlet_rows(rng, np.full(self.vocab_size, self.concentration), self.n_states),
+        )
+        if token_blocks is not None:
+            self._assign_blocks(check_token_blocks(token_blocks, self.vocab_size, self.emission_blocks))
+
+    def _configure(self, n_states, vocab_size, seed=0, device="auto", init="random", concentration=1.0, eot_id=None,
+                   emission_blocks=1, token_block_method="context") -> None:
+        """The settings, checked, and an empty fit history: everything but the tables."""
         self.n_states = check_int("n_states", n_states, minimum=1)
         self.vocab_size = check_int("vocab_size", vocab_size, minimum=1)
         self.eot_id = None if eot_id is None else check_int("eot_id", eot_id, below=self.vocab_size)
@@ -100,15 +114,14 @@ class CategoricalHMM:
         self._data_fingerprint: dict | None = None
         self._fit_settings: dict | None = None
         self._blocks: Blocks | None = None
-        rng = np.random.default_rng(self.seed)
-        ones = np.full(self.n_states, self.concentration)
-        self._set_params(
-            next(dirichlet_rows(rng, ones, 1))[0],
-            dirichlet_rows(rng, ones, self.n_states),
-            dirichlet_rows(rng, np.full(self.vocab_size, self.concentration), self.n_states),
-        )
-        if token_blocks is not None:
-            self._assign_blocks(check_token_blocks(token_blocks, self.vocab_size, self.emission_blocks))
+
+    @classmethod
+    def _without_tables(cls, **settings) -> "CategoricalHMM":
+        """A model whose tables the caller sets next (from given or saved tables): no random
+        tables are drawn, which at thousands of states costs seconds."""
+        hmm = cls.__new__(cls)
+        hmm._configure(**settings)
+        return hmm
 
     def _check_blocks(self, emission_blocks, token_block_method) -> int:
         n_blocks = check_int("emission_blocks", emission_blocks, minimum=1)
@@ -161,7 +174,7 @@ class CategoricalHMM:
         """A model with the given probabilities: start (K,), trans (K,K), emit (K,V)."""
         start, trans, emit = (torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double().cpu() for x in (start, trans, emit))
         hmm_io.check_params(start, trans, emit)
-        hmm = cls(n_states=start.shape[0], vocab_size=emit.shape[1], device=device, eot_id=eot_id)
+        hmm = cls._without_tables(n_states=start.shape[0], vocab_size=emit.shape[1], device=device, eot_id=eot_id)
         hmm._set_params(start, trans, emit)
         return hmm
 
@@ -344,6 +357,20 @@ class CategoricalHMM:
         """(T, K) filtered belief states p(state_t | x_1..x_t)."""
         return self._filtered(seq).cpu().numpy().astype(np.float64)
 
+    def occupancy(self, sequences, batch_tokens: int | None = None) -> np.ndarray:
+        """(K,) the expected fraction of the tokens of `sequences` each state emits (posteriors summed),
+        over batches as in EM (a blocked model's live states added into their blocks' rows)."""
+        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
+        totals = torch.zeros(self.n_states, dtype=torch.float64, device=self.device)
+        emit_t, workspace = self._emit.T.contiguous(), engine.Workspace(self.device)
+        with torch.no_grad():
+            for batch in engine.make_batches(seqs, batch_tokens or self._default_batch_tokens(), self.device):
+                gamma = engine.smoothed_marginals(batch, self._start, self._trans, emit_t, workspace, self._blocks)
+                if self._blocks is not None:
+                    gamma = self._blocks.to_global(gamma, self._blocks.index(batch).groups)
+                totals += gamma.sum(dim=0, dtype=torch.float64)
+        return (totals / totals.sum()).cpu().numpy()
+
     def _all_states(self, batch: engine.Batch, values: torch.Tensor) -> np.ndarray:
         """(T, K) float64 from the engine's per-token values (a blocked model's hold only the live states)."""
         if self._blocks is not None:
@@ -373,7 +400,8 @@ class CategoricalHMM:
     # ----------------------------------------------------------------- the LanguageModel interface
     @property
     def label(self) -> str:
-        return f"HMM K={self.n_states}"
+        """"HMM K=100", or "HMM K=4096 M=64" for blocked emissions."""
+        return f"HMM K={self.n_states}" + (f" M={self.emission_blocks}" if self.emission_blocks > 1 else "")
 
     @property
     def n_params(self) -> int:
@@ -502,9 +530,10 @@ class CategoricalHMM:
         tensors, meta, _ = hmm_io.load_params(path)
         where = f"path: {path / hmm_io.WEIGHTS_FILE}"
         try:
-            hmm = cls(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0), device=device, init=meta.get("init", "random"),
-                      concentration=meta.get("concentration", 1.0), emission_blocks=meta.get("emission_blocks", 1),
-                      token_block_method=meta.get("token_block_method", "context"), eot_id=meta.get("eot_id"))
+            hmm = cls._without_tables(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0),
+                                      device=device, init=meta.get("init", "random"), concentration=meta.get("concentration", 1.0),
+                                      emission_blocks=meta.get("emission_blocks", 1), eot_id=meta.get("eot_id"),
+                                      token_block_method=meta.get("token_block_method", "context"))
         except ValueError as error:
             raise ValueError(f"{where} has settings this version cannot use: {error}") from error
         hmm._restore(tensors, meta, where)

@@ -1,6 +1,6 @@
-"""What notebook 02 shows of a fitted HMM: state occupancy, each state's top tokens, a clustered order.
+"""What notebook 02 shows of a fitted HMM: each state's top tokens, and a clustered order of states.
 
-    occupancy = state_occupancy(hmm, exp.validation.sequences())
+    occupancy = hmm.occupancy(exp.validation)                # CategoricalHMM's own, batched
     state_table(hmm, tokenizer, occupancy, top_tokens=8)   # one row per state, most used first
     order = transition_order(hmm)                            # groups of states that hand over to each other
 """
@@ -13,12 +13,7 @@ import pandas as pd
 from storylab.interp.embeddings import token_order
 
 
-def state_occupancy(hmm, sequences) -> np.ndarray:
-    """(K,) the expected fraction of tokens each state emits (smoothed posteriors, summed)."""
-    occupancy = np.zeros(hmm.n_states)
-    for seq in sequences:
-        occupancy += hmm.posteriors(seq).sum(axis=0)
-    return occupancy / occupancy.sum()
+MAX_CLUSTERED_STATES = 1024  # average linkage is O(K³): beyond this, states keep their (block) order
 
 
 def state_table(hmm, tokenizer, occupancy: np.ndarray, top_tokens: int = 8) -> pd.DataFrame:
@@ -32,5 +27,8 @@ def state_table(hmm, tokenizer, occupancy: np.ndarray, top_tokens: int = 8) -> p
 
 
 def transition_order(hmm) -> np.ndarray:
-    """States in hierarchical-clustering order of their transition rows (blocks on the diagonal)."""
+    """States in hierarchical-clustering order of their transition rows (blocks on the diagonal);
+    past `MAX_CLUSTERED_STATES` states, their own order (a blocked model's states come in blocks)."""
+    if hmm.n_states > MAX_CLUSTERED_STATES:
+        return np.arange(hmm.n_states)
     return token_order(hmm.trans.detach().cpu(), order="cluster")

@@ -23,8 +23,8 @@ def reference_kn(seqs, vocab_size, eot, order):
         if n[0] == 0 or n[1] == 0:
             return [0.0, 0.5, 1.0, 1.5]
         y = n[0] / (n[0] + 2 * n[1])
-        raw = [1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1] if n[1] else 1.0, 3 - 4 * y * n[3] / n[2] if n[2] else 1.5]
-        return [0.0] + [min(max(d, 0.0), i) for i, d in enumerate(raw, start=1)]
+        raw = [1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1], 3 - 4 * y * n[3] / n[2] if n[2] else 1.5]
+        return [0.0] + [min(max(d, 0.05), i) for i, d in enumerate(raw, start=1)]
 
     tables = {}
     for k, table in counts.items():
@@ -108,3 +108,21 @@ def test_bad_arguments_are_one_line_errors():
         KneserNey(70000, 0, order=5)
     with pytest.raises(ValueError, match="fit the KneserNey model"):
         KneserNey(7, 0).next_token_probs([1])
+
+
+def test_every_token_keeps_a_nonzero_probability_when_every_continuation_repeats():
+    # each context is always followed by the same token, many times: count-of-counts push D2 and D3+ to 0
+    seqs = [np.array([1, 2, 3, 4, 0])] * 30 + [np.array([1, 2, 3, 5, 0])] * 7 + [np.array([6, 0])] * 3
+    kn = KneserNey(7, 0, 3).fit(seqs)
+    for prefix in ([], [1], [1, 2], [1, 2, 3], [6]):
+        probs = kn.next_token_probs(prefix)
+        assert (probs > 0).all() and probs.sum() == pytest.approx(1.0, abs=1e-12)
+    assert np.isfinite(np.concatenate(kn.token_nats([np.array([6, 6, 6, 1, 0])]))).all()
+
+
+def test_discounts_stay_positive_where_the_estimate_goes_below_zero():
+    from storylab.kneser_ney import MIN_DISCOUNT, _discounts
+
+    # one singleton, one pair and a hundred triples: Chen & Goodman's D2 estimate is 2 - 3·(1/3)·100 < 0
+    discounts = _discounts(np.array([1, 2] + [3] * 100 + [4], dtype=np.float64))
+    assert discounts[0] == 0 and discounts[2] == MIN_DISCOUNT and (discounts[1:] > 0).all()

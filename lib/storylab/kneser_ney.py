@@ -48,16 +48,20 @@ class _Order:
     discounts: np.ndarray       # (4,) D(0)=0, D1, D2, D3+
 
 
+MIN_DISCOUNT = 0.05  # a discount estimated at or below 0 would give a context no mass for unseen tokens
+
+
 def _discounts(counts: np.ndarray) -> np.ndarray:
-    """[0, D1, D2, D3+] from the count-of-counts of `counts` (Chen & Goodman), each kept in [0, i]."""
+    """[0, D1, D2, D3+] from the count-of-counts of `counts` (Chen & Goodman), each kept in
+    [MIN_DISCOUNT, i]: positive, so every context keeps some mass for the lower order."""
     n = [int(np.sum(counts == i)) for i in range(1, 5)]
     if n[0] == 0 or n[1] == 0:
         return np.array([0.0, 0.5, 1.0, 1.5])  # too little data for the estimate: a plain choice
     y = n[0] / (n[0] + 2 * n[1])
     d1 = 1 - 2 * y * n[1] / n[0]
-    d2 = 2 - 3 * y * n[2] / n[1] if n[1] else 1.0
+    d2 = 2 - 3 * y * n[2] / n[1]
     d3 = 3 - 4 * y * n[3] / n[2] if n[2] else 1.5
-    return np.array([0.0, *(float(np.clip(d, 0.0, i)) for i, d in enumerate((d1, d2, d3), start=1))])
+    return np.array([0.0, *(float(np.clip(d, MIN_DISCOUNT, i)) for i, d in enumerate((d1, d2, d3), start=1))])
 
 
 def _lookup(sorted_keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:

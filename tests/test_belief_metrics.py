@@ -194,3 +194,28 @@ def test_cot_evaluation_needs_state_tokens(mess3):
     model = HMMThroughInterface(mess3)
     with pytest.raises(ValueError, match="state tokens"):
         belief_kl(model, mess3, [np.array([0, 1])], model.token_map, cot_every=2)
+
+
+def test_a_fitted_hmm_over_char_tokens_through_its_own_interface(tmp_path, monkeypatch):
+    """What 02 runs: a CategoricalHMM fitted on the char tokens (end-of-text included), its fast
+    path (`next_token_probs_all`) equal to one `next_token_probs` per prefix."""
+    from storylab.corpora import load_corpus
+    from storylab.tokenizers import encode_texts, train_tokenizer
+
+    monkeypatch.setenv("STORYLAB_OUTPUTS", str(tmp_path))
+    corpus = load_corpus({"source": "hmm", "kind": "mess3", "vocab_size": 3, "n_states": 3, "n_sequences": 40, "validation": 3,
+                          "length": 12})
+    tokenizer = train_tokenizer("char", corpus.texts("train"))
+    eot = tokenizer.eos_token_id
+    hmm = CategoricalHMM(3, len(tokenizer), seed=0, device="cpu", eot_id=eot)
+    hmm.fit([np.array(ids + [eot]) for ids in encode_texts(tokenizer, corpus.texts("train"))], n_iter=3, progress=False)
+
+    class PerPrefix:  # the same model without its fast path
+        vocab_size, eot_id = hmm.vocab_size, hmm.eot_id
+        next_token_probs = staticmethod(hmm.next_token_probs)
+
+    fast = corpus_belief_kl(hmm, corpus, tokenizer, n_sequences=2, progress=False)
+    slow = corpus_belief_kl(PerPrefix(), corpus, tokenizer, n_sequences=2, progress=False)
+    assert np.isfinite(fast.kl_bits).all() and (fast.kl_bits > 0).any()
+    assert np.allclose(fast.kl_bits, slow.kl_bits, atol=1e-9)
+    assert 0 < fast.summary()["belief_other_mass"] < 1  # the HMM spends mass on end-of-text

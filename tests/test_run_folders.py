@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 import warnings
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 import yaml
 
 from storylab.compare import model_table
+from storylab.lm import Score
 from storylab.metrics import model_record
 from storylab.runner.dashboard import write_index
 from storylab.runner.in_progress import reap_dead_runs, runs_in_progress
@@ -24,10 +26,10 @@ STORIES = {"source": "stories", "n_stories": 100, "validation": 20, "seed": 0}
 
 
 def _record(family, bits_per_char):
-    return model_record(family, f"{family} model", tokenizer="char", vocab_size=30, corpus=STORIES, params=10,
-                        train_tokens=100, train_flops=1e3, elapsed_s=1.0,
-                        val_total_nats=bits_per_char * math.log(2) * 100, val_tokens=50, val_chars=100,
-                        floor_bits_per_char=0.5)
+    model = SimpleNamespace(family=family, label=f"{family} model", vocab_size=30, n_params=10, train_tokens=100,
+                            train_flops=1e3)
+    score = Score(bits_per_char * math.log(2) * 100, n_tokens=50, n_chars=100, floor_bits_per_char=0.5)
+    return model_record(model, score, tokenizer="char", corpus=STORIES, elapsed_s=1.0)
 
 
 def _run(outputs, notebook, name, status="finished", metrics=None, **files):

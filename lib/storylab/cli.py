@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from storylab.paths import PARAMS_DIR
+from storylab.readers import first_line
 from storylab.runner.dashboard import write_index
 from storylab.runner.execute import run_notebook
 from storylab.runner.in_progress import reap_dead_runs, runs_in_progress
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = handler(args)
     except (ParameterError, ValueError, FileNotFoundError) as error:  # bad input: nothing was written
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = first_line(error) or type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:

@@ -19,13 +19,11 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from storylab.paths import interactive_dir, outputs_dir, runs_dir
+from storylab.readers import iso_time, read_json, read_yaml
 
 STATUSES = ("running", "finished", "failed", "interactive")
 RESULT_STATUSES = ("finished", "interactive")  # runs whose metrics are results
@@ -126,21 +124,8 @@ def _names(folder: Path) -> tuple[str, str]:
     return folder.parent.name, in_progress["name"] if in_progress else folder.name
 
 
-def _load(path: Path, parse, what: str) -> Any:
-    try:
-        return parse(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise UnreadableRun(f"{path.name}: cannot be read ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise UnreadableRun(f"{path.name}: not UTF-8 text; expected {what}") from None
-    except (ValueError, yaml.YAMLError) as error:
-        raise UnreadableRun(f"{path.name}: not valid {what} ({str(error).splitlines()[0]})") from None
-
-
 def _read_status(folder: Path) -> dict[str, Any]:
-    status = _load(folder / "status.json", json.loads, "JSON")
+    status = read_json(folder / "status.json", "status.json", "a JSON object", UnreadableRun, missing=None)
     if status is None:
         raise UnreadableRun("status.json: missing")
     _expect(isinstance(status, dict), "status.json: expected a JSON object", status)
@@ -158,13 +143,13 @@ def _read_status(folder: Path) -> dict[str, Any]:
 
 
 def _read_params(folder: Path) -> dict[str, Any]:
-    params = _load(folder / "params.yaml", yaml.safe_load, "YAML")
+    params = read_yaml(folder / "params.yaml", "params.yaml", "a mapping of parameter names", UnreadableRun, missing=None)
     _expect(params is None or isinstance(params, dict), "params.yaml: expected a mapping of parameter names", params)
     return params or {}
 
 
 def _read_metrics(folder: Path) -> dict[str, Any]:
-    metrics = _load(folder / "metrics.json", json.loads, "JSON")
+    metrics = read_json(folder / "metrics.json", "metrics.json", "a JSON object", UnreadableRun, missing=None)
     if metrics is None:
         return {}
     _expect(isinstance(metrics, dict), "metrics.json: expected a JSON object", metrics)
@@ -192,7 +177,7 @@ def _expect(ok: bool, message: str, got: Any) -> None:
 
 def _mtime_iso(path: Path) -> str:
     try:
-        return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc).isoformat(timespec="seconds")
+        return iso_time(os.stat(path).st_mtime)
     except OSError:
         return ""
 

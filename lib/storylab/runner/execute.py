@@ -20,7 +20,6 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import yaml
 from storylab.cache import spec_hash, write_json_atomic, write_text_atomic
 from storylab.paths import launch_dir, runs_dir
 from storylab.progress import HEADLESS_ENV
+from storylab.readers import first_line, iso_now
 from storylab.runner.in_progress import reap_dead_runs, replace_folder, runs_in_progress
 from storylab.runner.names import check_run_name
 from storylab.runner.notebook_checks import effective_parameters
@@ -128,7 +128,7 @@ def _refuse_to_replace(existing, params: dict[str, Any], name: str) -> None:
 
 def _begin_status(notebook: Path, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return {"status": "running", "notebook": notebook.stem, "name": name, "overrides": overrides,
-            **this_process(), "started": _now_iso()}
+            **this_process(), "started": iso_now()}
 
 
 def _kernel_manager_class(stderr):
@@ -144,10 +144,6 @@ def _kernel_manager_class(stderr):
             return await super().start_kernel(**kw)
 
     return RunKernelManager
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progress: bool) -> None:
@@ -175,14 +171,12 @@ def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progres
         status["status"] = "finished"
     except PapermillExecutionError as error:
         status["status"] = "failed"
-        evalue = str(error.evalue).strip().splitlines()[0] if str(error.evalue).strip() else ""
         status["error"] = {"cell": error.exec_count, "ename": error.ename, "evalue": error.evalue,
-                           "message": f"cell [{error.exec_count}] {error.ename}: {evalue}"}
+                           "message": f"cell [{error.exec_count}] {error.ename}: {first_line(error.evalue)}"}
     except Exception as error:  # kernel died, notebook unreadable, ...
         status["status"] = "failed"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         status["error"] = {"cell": None, "ename": type(error).__name__, "evalue": str(error),
-                           "message": f"{type(error).__name__}: {first_line}", "traceback": traceback.format_exc()}
+                           "message": f"{type(error).__name__}: {first_line(error)}", "traceback": traceback.format_exc()}
     finally:
         kernel_log.close()
         for key, value in previous.items():
@@ -192,7 +186,7 @@ def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progres
                 os.environ[key] = value
     if (folder / KERNEL_LOG).stat().st_size == 0:
         (folder / KERNEL_LOG).unlink()
-    status["ended"] = _now_iso()
+    status["ended"] = iso_now()
     status["elapsed_s"] = round(time.time() - started, 2)
     if (folder / "notebook.ipynb").exists():
         try:

@@ -17,12 +17,12 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from storylab.cache import write_json_atomic
 from storylab.paths import runs_dir
+from storylab.readers import iso_now
 from storylab.runner.process import owner_state
 from storylab.runs import TMP_RUN, Run, read_run
 
@@ -103,7 +103,7 @@ def _reap(dead: RunInProgress) -> Path | None:
     status = dead.run.status
     if dead.run.state not in ("finished", "failed"):  # it died before it could end: say so
         status = {**status, "status": "failed", "died": True,
-                  "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "ended": iso_now(),
                   "error": {"cell": None, "ename": "Died", "evalue": dead.why, "message": f"died: {dead.why}"}}
     write_json_atomic(claimed / "status.json", status)
     if status["status"] != "finished" and read_run(final).finished:

@@ -15,7 +15,7 @@ from storylab.runner.params import ParameterError
 from storylab.runner.sweep import PlannedRun, Sweep, load_sweep
 from storylab.runner.sweep_local import run_local
 from storylab.runner.sweep_slurm import check_cluster, executor_parameters, submit, wait_for_jobs
-from storylab.runner.sweep_state import RunEntry, SweepState, now_iso, read_state, standings, sweep_membership, write_state
+from storylab.runner.sweep_state import RunEntry, SweepState, iso_now, read_state, standings, sweep_membership, write_state
 from storylab.runner.sweep_summary import write_summary
 from storylab.runs import read_run
 
@@ -98,7 +98,7 @@ def select_runs(sweep: Sweep, retry_failed: bool = False) -> tuple[list[PlannedR
 
 def begin_state(sweep: Sweep, backend: str, todo: list[PlannedRun], skipped: dict[str, str]) -> SweepState:
     """A fresh jobs.json for this launch: every run of the sweep, the ones launched now pending."""
-    launched = now_iso()
+    launched = iso_now()
     runs: dict[str, RunEntry] = {}
     for run in sweep.runs:
         entry = RunEntry(overrides=run.overrides, swept=run.swept)

@@ -24,7 +24,7 @@ from storylab.cache import write_text_atomic
 from storylab.runner.in_progress import reap_dead_runs
 from storylab.runner.process import Terminated
 from storylab.runner.sweep import PlannedRun, Sweep
-from storylab.runner.sweep_state import KERNEL_START_ATTEMPTS, SweepState, is_kernel_start_failure, now_iso, write_state
+from storylab.runner.sweep_state import KERNEL_START_ATTEMPTS, SweepState, is_kernel_start_failure, iso_now, write_state
 from storylab.runs import read_run
 
 STAGGER_S = 1.0          # between two kernel starts
@@ -79,7 +79,7 @@ def _start(sweep: Sweep, run: PlannedRun, state: SweepState, threads: int) -> su
     command = [sys.executable, "-m", "storylab", "run", str(sweep.notebook), "-f", str(params_file), "--name", run.name,
                "--force"]
     with open(log, "ab") as log_file:
-        log_file.write(f"\n=== {now_iso()} {' '.join(command)}\n".encode())
+        log_file.write(f"\n=== {iso_now()} {' '.join(command)}\n".encode())
         log_file.flush()
         env = {**os.environ}
         env.setdefault("OMP_NUM_THREADS", str(threads))  # the run's kernel inherits it; torch reads it at start

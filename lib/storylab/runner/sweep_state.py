@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from storylab.cache import write_json_atomic
 from storylab.paths import outputs_dir, runs_dir
+from storylab.readers import iso_now, read_json
 from storylab.runner.in_progress import is_running, reap_dead_runs
 from storylab.runner.params import ParameterError
 from storylab.runner.process import SLURM_ALIVE, pid_alive, slurm_job_state
@@ -27,10 +27,6 @@ from storylab.runs import read_run
 
 STATES = ("finished", "failed", "running", "pending", "interrupted")
 KERNEL_START_ATTEMPTS = 3  # a run whose kernel failed to start is started at most this often
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def sweeps_dir() -> Path:
@@ -103,19 +99,16 @@ def _known(cls, data: Any, where: str) -> dict[str, Any]:
 def read_state(sweep_folder: Path) -> SweepState | None:
     """The sweep's state, None when it has none; a malformed file is a one-line ParameterError."""
     path = sweep_folder / "jobs.json"
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+    data = read_json(path, str(path), "a sweep's JSON state file", ParameterError, missing=None)
+    if data is None:
         return None
-    except (OSError, ValueError) as error:
-        raise ParameterError(f"{path}: not a readable JSON state file ({str(error).splitlines()[0]})") from None
     if isinstance(data, dict):
         data.setdefault("sweep", sweep_folder.name)
     return SweepState.from_json(data, str(path))
 
 
 def write_state(state: SweepState) -> None:
-    state.updated = now_iso()
+    state.updated = iso_now()
     write_json_atomic(state.folder / "jobs.json", state.to_json())
 
 

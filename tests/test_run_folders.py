@@ -140,6 +140,26 @@ def test_dashboard_and_status_show_live_runs_and_turn_dead_ones_into_failed_runs
     assert [r.name for r in find_runs(finished_only=True)] == []
 
 
+def test_a_live_run_with_odd_files_is_judged_by_its_owner_not_reaped(fresh_outputs):
+    """Liveness comes from status.json alone: a running notebook whose metrics.json (or params.yaml,
+    or a field of status.json) has a bad shape is still running while its process lives."""
+    odd_metrics = _tmp_run(fresh_outputs, "02_hmm", "metrics", this_process())
+    (odd_metrics / "metrics.json").write_text("[1, 2]")
+    odd_params = _tmp_run(fresh_outputs, "02_hmm", "params", this_process())
+    (odd_params / "params.yaml").write_text("- a\n- b\n")
+    odd_status = _tmp_run(fresh_outputs, "02_hmm", "status", {**this_process(), "elapsed_s": "soon"})
+    dead = _tmp_run(fresh_outputs, "02_hmm", "dead", {**this_process(), "pid": DEAD_PID, "elapsed_s": "soon"})
+    long_ago = time.time() - 3600  # far past the start-up grace of a folder without an owner
+    for folder in (odd_metrics, odd_params, odd_status, dead):
+        os.utime(folder, (long_ago, long_ago))
+    found = {p.run.name: p.liveness for p in runs_in_progress()}
+    assert found == {"metrics": "alive", "params": "alive", "status": "alive", "dead": "dead"}
+    assert reap_dead_runs() == [fresh_outputs / "runs" / "02_hmm" / "dead"]
+    assert odd_metrics.exists() and odd_params.exists() and odd_status.exists()
+    status = json.loads((fresh_outputs / "runs" / "02_hmm" / "dead" / "status.json").read_text())
+    assert status["died"] and status["pid"] == DEAD_PID  # the owner it had is kept
+
+
 def test_a_run_on_another_host_is_judged_by_its_slurm_job(monkeypatch):
     from storylab.runner import process
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from storylab.cache import write_json_atomic
 from storylab.paths import runs_dir
-from storylab.readers import iso_now
+from storylab.readers import iso_now, read_json
 from storylab.runner.process import owner_state
 from storylab.runs import TMP_RUN, Run, read_run
 
@@ -31,7 +31,8 @@ STARTUP_GRACE_S = 60.0  # a folder this young may not have written its status.js
 
 @dataclass
 class RunInProgress:
-    run: Run            # read from the temporary folder: notebook, name, params, status (owner)
+    run: Run            # read from the temporary folder: notebook, name, params, status, metrics
+    owner: dict[str, Any]  # status.json as written (host, pid, ...), even where `run` finds a file odd; {} if none
     liveness: str       # alive | unknown | dead
     why: str            # where it runs, or why it is considered dead
     last_line: str      # the last line the notebook printed so far, or its last metric
@@ -48,8 +49,9 @@ def runs_in_progress(notebook: str | None = None, name: str | None = None) -> li
         run = read_run(folder)
         if name is not None and run.name != name:
             continue
-        liveness, why = _liveness(run)
-        found.append(RunInProgress(run, liveness, why, last_line(folder, run.metrics)))
+        owner = run.status if not run.problem else _owner_record(folder)
+        liveness, why = _liveness(folder, owner)
+        found.append(RunInProgress(run, owner, liveness, why, last_line(folder, run.metrics)))
     return found
 
 
@@ -63,12 +65,24 @@ def _tmp_folders(notebook: str | None) -> list[Path]:
     return folders
 
 
-def _liveness(run: Run) -> tuple[str, str]:
-    if not run.problem and run.status.get("host"):
-        return owner_state(run.status)
-    if time.time() - _mtime(run.folder) < STARTUP_GRACE_S:
+def _owner_record(folder: Path) -> dict[str, Any]:
+    """status.json as its owner wrote it; {} when missing or not a JSON object.
+
+    Liveness is judged from this alone: a live notebook may write a metrics.json (or a
+    runner a field) that `read_run` finds odd, and must not be taken for dead because of it."""
+    try:
+        record = read_json(folder / "status.json", "status.json", "a JSON object", missing={})
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _liveness(folder: Path, owner: dict[str, Any]) -> tuple[str, str]:
+    if owner.get("host"):
+        return owner_state(owner)
+    if time.time() - _mtime(folder) < STARTUP_GRACE_S:
         return "alive", "starting"
-    return "dead", f"it records no owner process ({run.problem or 'no host in status.json'}): its runner crashed"
+    return "dead", "it records no owner process (no host in status.json): its runner crashed"
 
 
 def _mtime(path: Path) -> float:
@@ -100,8 +114,8 @@ def _reap(dead: RunInProgress) -> Path | None:
         os.rename(dead.run.folder, claimed)  # one reaper wins; the others find the folder gone
     except OSError:
         return None
-    status = dead.run.status
-    if dead.run.state not in ("finished", "failed"):  # it died before it could end: say so
+    status = dead.owner
+    if status.get("status") not in ("finished", "failed"):  # it died before it could end: say so
         status = {**status, "status": "failed", "died": True,
                   "ended": iso_now(),
                   "error": {"cell": None, "ename": "Died", "evalue": dead.why, "message": f"died: {dead.why}"}}

@@ -198,6 +198,83 @@ def test_a_run_already_in_progress_is_not_started_twice(fresh_outputs, tmp_path)
     assert [p.name for p in (fresh_outputs / "runs" / "02_hmm").iterdir()] == [".tmp-main-0123abcd"]
 
 
+# --- replacing a run folder: the two renames, interrupted ----------------------------------------
+
+def _folder(path, text):
+    path.mkdir(parents=True)
+    (path / "which.txt").write_text(text)
+    return path
+
+
+def test_sigterm_during_the_swap_waits_until_the_new_run_is_in_place(fresh_outputs, monkeypatch):
+    """SIGTERM between the two renames of `replace_folder` (old run aside, new one in) is handled once the
+    new run is in place: before, it left the old run hidden as `.old-*` and the new one was then deleted."""
+    from storylab.runner import in_progress
+    from storylab.runner.process import Terminated, raise_on_sigterm
+
+    parent = fresh_outputs / "runs" / "02_hmm"
+    final = _folder(parent / "main", "old")
+    tmp = _folder(parent / ".tmp-main-0123abcd", "new")
+    real_rename = os.rename
+
+    def rename_then_sigterm(source, target):
+        real_rename(source, target)
+        if ".old-" in str(target):  # the old run is aside, the new one not yet in: SIGTERM arrives now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    raise_on_sigterm()
+    try:
+        monkeypatch.setattr(in_progress.os, "rename", rename_then_sigterm)
+        with pytest.raises(Terminated):
+            in_progress.replace_folder(tmp, final)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (final / "which.txt").read_text() == "new" and not tmp.exists()
+    monkeypatch.setattr(in_progress, "ORPHAN_GRACE_S", -1.0)
+    reap_dead_runs()  # an `.old-*` the interrupted swap had no time to delete goes now
+    assert sorted(p.name for p in parent.iterdir()) == ["main"]
+
+
+def test_a_failed_swap_puts_the_old_run_back(fresh_outputs, monkeypatch):
+    from storylab.runner import in_progress
+
+    parent = fresh_outputs / "runs" / "02_hmm"
+    final = _folder(parent / "main", "old")
+    tmp = _folder(parent / ".tmp-main-0123abcd", "new")
+    real_rename = os.rename
+
+    def rename_fails_for_the_new_run(source, target):
+        if str(source) == str(tmp):
+            raise OSError(28, "No space left on device")
+        real_rename(source, target)
+
+    monkeypatch.setattr(in_progress.os, "rename", rename_fails_for_the_new_run)
+    with pytest.raises(OSError, match="No space left"):
+        in_progress.replace_folder(tmp, final)
+    assert (final / "which.txt").read_text() == "old" and not list(parent.glob(".old-*"))
+
+
+def test_the_reaper_finishes_swaps_and_reaps_that_were_cut_short(fresh_outputs, monkeypatch):
+    """Folders a killed process left mid-swap: an `.old-*` run comes back where its run folder is
+    missing (else it goes), a claimed `.reap-*` dead run becomes a failed run; young ones are left alone."""
+    from storylab.runner import in_progress
+
+    parent = fresh_outputs / "runs" / "02_hmm"
+    _run(fresh_outputs, "02_hmm", "kept", metrics={"val_bits_per_char": 1.0})
+    hidden = _folder(parent / ".old-kept-0123abcd", "old")          # the swap ended: the new run is in place
+    (parent / ".old-lost-0123abcd").mkdir()                        # the swap was cut between its renames
+    (parent / ".old-lost-0123abcd" / "status.json").write_text(json.dumps({"status": "finished", "ended": "x"}))
+    claimed = _tmp_run(fresh_outputs, "02_hmm", "claimed", {**this_process(), "pid": DEAD_PID})
+    os.rename(claimed, parent / ".reap-claimed-0123abcd")          # a reaper killed right after claiming it
+    assert reap_dead_runs() == [] and hidden.exists()              # young: perhaps another process is mid-swap
+    monkeypatch.setattr(in_progress, "ORPHAN_GRACE_S", -1.0)
+    assert reap_dead_runs() == [parent / "claimed"]
+    assert sorted(p.name for p in parent.iterdir()) == ["claimed", "kept", "lost"]
+    assert read_run(parent / "lost").finished and read_run(parent / "kept").finished
+    assert read_run(parent / "claimed").state == "failed" and "died: its process" in read_run(parent / "claimed").error
+
+
 # --- real processes: SIGTERM, SIGKILL ---------------------------------------------------------
 
 SLEEPY = '''import os, time

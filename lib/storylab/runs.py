@@ -31,6 +31,9 @@ TIMESTAMPS = ("started", "ended", "updated")
 MODEL_NUMBERS = ("vocab_size", "params", "train_tokens", "train_flops", "elapsed_s", "peak_rss_mb",
                  "val_bits_per_char", "floor_bits_per_char", "gap_to_floor_bits_per_char", "val_nats_per_token")
 INTERACTIVE = "interactive"
+# Hidden folders beside a run's final folder: a run in progress (tmp), the run it replaces while the
+# two are swapped (old), a dead run being turned into a failed one (reap).
+HIDDEN_RUN = re.compile(r"^\.(?P<kind>tmp|old|reap)-(?P<name>.+)-[0-9a-f]{8}$")
 TMP_RUN = re.compile(r"^\.tmp-(?P<name>.+)-[0-9a-f]{8}$")  # a run in progress, beside its final folder
 
 

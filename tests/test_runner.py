@@ -135,6 +135,53 @@ def test_interrupted_run_leaves_nothing(toy_notebook, fresh_outputs, monkeypatch
     assert list((fresh_outputs / "runs" / "toy").iterdir()) == []
 
 
+class DeadKernelError(RuntimeError):
+    """What nbclient raises when the kernel process dies (named like it: the runner records the name)."""
+
+
+def _papermill_that_fails(monkeypatch, failures):
+    """papermill.execute_notebook replaced: the first calls raise `failures` in turn, later ones succeed."""
+    import papermill
+    from storylab.runner import execute
+
+    calls = []
+
+    def execute_notebook(input_path, output_path, **kwargs):
+        calls.append(output_path)
+        if len(calls) <= len(failures):
+            error, cells_started = failures[len(calls) - 1]
+            if cells_started:  # papermill saves the notebook with each cell's start time as it goes
+                nb = nbformat.v4.new_notebook()
+                nb.cells = [nbformat.v4.new_code_cell("x = 1") for _ in range(cells_started)]
+                for cell in nb.cells:
+                    cell.metadata["papermill"] = {"start_time": "2026-06-01T00:00:00", "status": "running"}
+                nbformat.write(nb, output_path)
+            raise error
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    monkeypatch.setattr(execute, "KERNEL_RESTART_DELAY_S", (0.0, 0.0))
+    return calls
+
+
+def test_a_kernel_that_failed_to_start_is_started_again_by_run_notebook(toy_notebook, fresh_outputs, monkeypatch):
+    """`storylab run`, pipelines and sweeps share the retry: it lives in run_notebook."""
+    calls = _papermill_that_fails(monkeypatch, [(RuntimeError("Kernel died before replying to kernel_info"), 0),
+                                                (DeadKernelError("Kernel died"), 0)])
+    result = run_notebook(toy_notebook, {"rows": 2}, name="restarted")
+    assert result.status == "finished" and len(calls) == 3
+    status = json.loads((result.folder / "status.json").read_text())
+    assert status["status"] == "finished" and status["attempt"] == 3
+
+
+def test_a_kernel_that_died_mid_run_is_not_started_again(toy_notebook, fresh_outputs, monkeypatch):
+    """Out of memory half-way through: papermill names no cell, but the notebook shows cells ran."""
+    calls = _papermill_that_fails(monkeypatch, [(DeadKernelError("Kernel died"), 2)])
+    result = run_notebook(toy_notebook, {"rows": 2}, name="oom")
+    assert result.status == "failed" and len(calls) == 1 and result.error == "DeadKernelError: Kernel died"
+    status = json.loads((result.folder / "status.json").read_text())
+    assert status["error"]["cells_started"] == 2 and "attempt" not in status
+
+
 # --- checks before anything is written: names, files, Literal choices, notebook checks ------
 
 def _cli(*args, cwd=None, timeout=120):

@@ -324,11 +324,15 @@ def test_status_tells_pending_running_finished_failed_and_dead_jobs(fresh_output
     ({"cell": None, "ename": "RuntimeError", "message": "RuntimeError: Kernel died before replying to kernel_info"}, True),
     ({"cell": None, "ename": "ZMQError", "message": "ZMQError: Address already in use (addr='tcp://127.0.0.1:5555')"}, True),
     ({"cell": None, "ename": "RuntimeError", "message": "RuntimeError: Kernel didn't respond in 60 seconds"}, True),
+    ({"cell": None, "ename": "DeadKernelError", "message": "DeadKernelError: Kernel died", "cells_started": 0}, True),
     ({"cell": 3, "ename": "RuntimeError", "message": "cell [3] RuntimeError: Kernel died"}, False),  # the notebook's own
     ({"cell": None, "ename": "FileNotFoundError", "message": "FileNotFoundError: x.ipynb"}, False),
+    # killed mid-run (out of memory): papermill names no cell, but cells had started
+    ({"cell": None, "ename": "DeadKernelError", "message": "DeadKernelError: Kernel died", "cells_started": 4}, False),
+    ({"cell": None, "ename": "DeadKernelError", "message": "DeadKernelError: Kernel died"}, False),  # cannot tell: no
 ])
 def test_only_kernel_start_failures_are_started_again(error, retried):
-    from storylab.runner.sweep_state import is_kernel_start_failure
+    from storylab.runner.execute import is_kernel_start_failure
 
     assert is_kernel_start_failure({"status": "failed", "error": error}) is retried
 

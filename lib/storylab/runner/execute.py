@@ -9,12 +9,20 @@ dead later (`storylab.runner.in_progress`).
 Everything that can be checked without data is checked before the folder exists: the
 notebook, the parameters' names and types (`params`), the notebook's own value checks
 (`notebook_checks`) and the run name.
+
+A kernel that fails to start (two kernels racing for a port, a start-up deadline missed on
+a loaded machine) is started again, up to KERNEL_START_ATTEMPTS times, for every caller
+(`storylab run`, pipelines, both sweep backends); a kernel that dies once cells have run
+(out of memory) is not: that run failed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import random
+import re
 import shutil
 import time
 import traceback
@@ -94,10 +102,8 @@ def run_notebook(notebook: str | Path, overrides: dict[str, Any] | None = None, 
     tmp = final.parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        status = _begin_status(path, name, overrides)
-        write_json_atomic(tmp / "status.json", status)
         write_text_atomic(tmp / "params.yaml", yaml.safe_dump(params, sort_keys=False))
-        _execute(path, tmp, injected, status, progress)
+        status = _execute_until_the_kernel_starts(path, tmp, injected, _begin_status(path, name, overrides), progress)
         replace_folder(tmp, final)
     except BaseException:  # Ctrl-C, SIGTERM or an internal error: leave nothing half-written
         shutil.rmtree(tmp, ignore_errors=True)
@@ -124,6 +130,57 @@ def _refuse_to_replace(existing, params: dict[str, Any], name: str) -> None:
         shown = "; ".join(changed[:3]) + (f"; +{len(changed) - 3} more" if len(changed) > 3 else "")
         raise ParameterError(f"--name {name}: the finished run {existing.folder} has other parameters ({shown}); "
                              "use --force to replace it, or another --name")
+
+
+# Kernels started at the same moment can race for the same ports, or miss the start-up deadline on a
+# loaded machine. Such a run never reached the notebook's code and is safe to start again.
+KERNEL_START_ATTEMPTS = 3
+KERNEL_RESTART_DELAY_S = (1.0, 4.0)  # a random wait in this range: two runs that raced start apart
+# Messages only a kernel that never started gives, and those of a kernel that died: the latter count
+# only when the executed notebook shows that no cell started (else it died mid-run, e.g. out of memory).
+KERNEL_START_ONLY = r"Kernel died before replying|kernel_info|Kernel didn't respond|Address already in use|ZMQError"
+KERNEL_START_FAILURE = re.compile(KERNEL_START_ONLY, re.IGNORECASE)
+KERNEL_FAILURE = re.compile(KERNEL_START_ONLY + r"|DeadKernelError|Kernel died|Timeout waiting for", re.IGNORECASE)
+
+
+def is_kernel_start_failure(status: dict[str, Any]) -> bool:
+    """Did this run fail because its kernel never started (no cell of the notebook ran)?"""
+    error = status.get("error") or {}
+    if status.get("status") != "failed" or error.get("cell") is not None:
+        return False
+    text = f"{error.get('ename', '')}: {error.get('message', '')}"
+    if error.get("cells_started") == 0:
+        return bool(KERNEL_FAILURE.search(text))
+    if error.get("cells_started") is None:  # not recorded, or the notebook unreadable: only start-up messages
+        return bool(KERNEL_START_FAILURE.search(text))
+    return False
+
+
+def _execute_until_the_kernel_starts(notebook: Path, folder: Path, injected: dict, begun: dict[str, Any],
+                                     progress: bool) -> dict[str, Any]:
+    """`_execute`, again (up to KERNEL_START_ATTEMPTS times) while the kernel fails to start; the last status."""
+    status, attempt = dict(begun), 1
+    while True:
+        write_json_atomic(folder / "status.json", status)
+        _execute(notebook, folder, injected, status, progress)
+        if attempt == KERNEL_START_ATTEMPTS or not is_kernel_start_failure(status):
+            return status
+        for leftover in ("notebook.ipynb", "report.html", KERNEL_LOG):  # the next attempt starts clean
+            (folder / leftover).unlink(missing_ok=True)
+        time.sleep(random.uniform(*KERNEL_RESTART_DELAY_S))
+        attempt += 1
+        status = {**begun, "started": iso_now(), "attempt": attempt}
+
+
+def _cells_started(executed: Path) -> int | None:
+    """How many cells papermill started (its per-cell `start_time`); 0 when it saved no notebook, None if unreadable."""
+    if not executed.exists():
+        return 0
+    try:
+        cells = json.loads(executed.read_bytes())["cells"]
+        return sum(1 for cell in cells if ((cell.get("metadata") or {}).get("papermill") or {}).get("start_time"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _begin_status(notebook: Path, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +233,8 @@ def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progres
     except Exception as error:  # kernel died, notebook unreadable, ...
         status["status"] = "failed"
         status["error"] = {"cell": None, "ename": type(error).__name__, "evalue": str(error),
-                           "message": f"{type(error).__name__}: {first_line(error)}", "traceback": traceback.format_exc()}
+                           "message": f"{type(error).__name__}: {first_line(error)}", "traceback": traceback.format_exc(),
+                           "cells_started": _cells_started(folder / "notebook.ipynb")}
     finally:
         kernel_log.close()
         for key, value in previous.items():

@@ -22,7 +22,6 @@ its own pickling; the run's artifacts never use pickle).
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from storylab.paths import outputs_dir, runs_dir
 from storylab.runner.execute import run_notebook
 from storylab.runner.params import ParameterError
 from storylab.runner.sweep import PlannedRun, Sweep
-from storylab.runner.sweep_state import KERNEL_START_ATTEMPTS, SweepState, is_kernel_start_failure, write_state
+from storylab.runner.sweep_state import SweepState, write_state
 from storylab.runs import read_run
 
 GENERIC = {"timeout_min", "mem_gb", "cpus_per_task", "gpus_per_node", "name", "tasks_per_node", "nodes"}
@@ -138,17 +137,13 @@ def _record(sweep: Sweep, name: str, job, state: SweepState) -> None:
 
 def run_sweep_job(notebook: str, overrides: dict[str, Any], name: str, outputs: str,
                   start_delay_s: float = 0.0) -> dict[str, Any]:
-    """One run of a sweep inside a SLURM job; starts the kernel again if it failed to start.
+    """One run of a sweep inside a SLURM job (`run_notebook` starts a kernel that failed to start again).
 
     `force`: the sweep has already chosen this run (new, changed or failed before)."""
     os.environ["STORYLAB_OUTPUTS"] = outputs
     time.sleep(start_delay_s)
-    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
-        result = run_notebook(notebook, overrides, name=name, force=True)
-        if attempt == KERNEL_START_ATTEMPTS or not is_kernel_start_failure(read_run(result.folder).status):
-            break
-        time.sleep(random.uniform(1.0, 4.0))
-    return {"status": result.status, "folder": str(result.folder), "error": result.error, "attempts": attempt}
+    result = run_notebook(notebook, overrides, name=name, force=True)
+    return {"status": result.status, "folder": str(result.folder), "error": result.error}
 
 
 def _has_cuda() -> bool:

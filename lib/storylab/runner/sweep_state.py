@@ -12,7 +12,6 @@ from a running one and notice a job that died without writing its run.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from storylab.runner.process import SLURM_ALIVE, pid_alive, slurm_job_state
 from storylab.runs import read_run
 
 STATES = ("finished", "failed", "running", "pending", "interrupted")
-KERNEL_START_ATTEMPTS = 3  # a run whose kernel failed to start is started at most this often
 
 
 def sweeps_dir() -> Path:
@@ -175,18 +173,3 @@ def sweep_membership() -> dict[tuple[str, str], list[str]]:
             for name in state.runs:
                 members.setdefault((state.notebook, name), []).append(sweep_name)
     return members
-
-
-# Kernels started at the same moment can race for the same ports, or miss the start-up
-# deadline on a loaded machine: such a run never reached the notebook's code and is safe
-# to start again.
-KERNEL_START_FAILURE = re.compile(
-    r"Kernel died before replying|kernel_info|Kernel didn't respond|Address already in use|ZMQError"
-    r"|DeadKernelError|Timeout waiting for|Kernel died", re.IGNORECASE)
-
-
-def is_kernel_start_failure(status: dict[str, Any]) -> bool:
-    error = status.get("error") or {}
-    if status.get("status") != "failed" or error.get("cell") is not None:
-        return False
-    return bool(KERNEL_START_FAILURE.search(f"{error.get('ename', '')}: {error.get('message', '')}"))

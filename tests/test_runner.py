@@ -1,6 +1,7 @@
 """The runner: parameter checks before compute, atomic run folders, reports and the index."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -133,6 +134,36 @@ def test_interrupted_run_leaves_nothing(toy_notebook, fresh_outputs, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         run_notebook(toy_notebook, {"rows": 3})
     assert list((fresh_outputs / "runs" / "toy").iterdir()) == []
+
+
+def test_the_kernel_gets_the_run_environment_and_the_caller_keeps_its_own(toy_notebook, fresh_outputs, monkeypatch):
+    """The run folder, notebook and launch directory go to the kernel's environment only: a script or
+    notebook calling run_notebook in-process keeps its os.environ as it was."""
+    import asyncio
+
+    import papermill
+    from jupyter_client.manager import AsyncKernelManager
+
+    for name in ("STORYLAB_RUN_DIR", "STORYLAB_NOTEBOOK", "STORYLAB_HEADLESS"):
+        monkeypatch.delenv(name, raising=False)
+    started = {}
+
+    async def start_kernel(self, **kwargs):  # where the kernel process would be launched
+        started.update(kwargs)
+
+    def execute_notebook(input_path, output_path, kernel_manager_class, **kwargs):
+        assert "STORYLAB_RUN_DIR" not in os.environ and "STORYLAB_HEADLESS" not in os.environ
+        asyncio.run(kernel_manager_class().start_kernel())
+
+    monkeypatch.setattr(AsyncKernelManager, "start_kernel", start_kernel)
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    before = dict(os.environ)
+    result = run_notebook(toy_notebook, {"rows": 4}, name="env")
+    assert result.status == "finished" and dict(os.environ) == before
+    env = started["env"]
+    assert env["STORYLAB_RUN_DIR"].startswith(str(fresh_outputs / "runs" / "toy" / ".tmp-env-"))
+    assert env["STORYLAB_NOTEBOOK"] == str(toy_notebook) and env["STORYLAB_HEADLESS"] == "1"
+    assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is inherited
 
 
 class DeadKernelError(RuntimeError):

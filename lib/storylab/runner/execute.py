@@ -188,16 +188,20 @@ def _begin_status(notebook: Path, name: str, overrides: dict[str, Any]) -> dict[
             **this_process(), "started": iso_now()}
 
 
-def _kernel_manager_class(stderr):
-    """A kernel manager whose kernel writes its own stderr to `stderr` (the run's kernel.log).
+def _kernel_manager_class(stderr, env: dict[str, str]):
+    """A kernel manager whose kernel gets `env` on top of this process's environment and writes its
+    own stderr to `stderr` (the run's kernel.log).
 
-    The runner's stderr is for one-line messages: a kernel stopped by Ctrl-C or SIGTERM, or
-    outliving its removed folder by a moment, must not print tracebacks there."""
+    The environment goes to the kernel alone: this process's `os.environ` is left as it was (a
+    script or notebook may call `run_notebook` in-process). The runner's stderr is for one-line
+    messages: a kernel stopped by Ctrl-C or SIGTERM, or outliving its removed folder by a moment,
+    must not print tracebacks there."""
     from jupyter_client.manager import AsyncKernelManager
 
     class RunKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw):
             kw.setdefault("stderr", stderr)
+            kw["env"] = {**kw.get("env", os.environ), **env}
             return await super().start_kernel(**kw)
 
     return RunKernelManager
@@ -208,20 +212,17 @@ def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progres
     from papermill.exceptions import PapermillExecutionError
 
     started = time.time()
-    # The kernel inherits this environment: notebooks find their run folder, their own
-    # file and the directory user paths resolve against through it; progress bars print
-    # one final line per loop instead of filling the report (storylab.progress).
+    # Through its environment the kernel's notebook finds its run folder, its own file and
+    # the directory user paths resolve against; progress bars print one final line per loop
+    # instead of filling the report (storylab.progress).
     kernel_env = {"STORYLAB_RUN_DIR": str(folder), "STORYLAB_NOTEBOOK": str(notebook),
-                  "STORYLAB_LAUNCH_DIR": str(launch_dir()),
-                  HEADLESS_ENV: "1"}
-    previous = {key: os.environ.get(key) for key in kernel_env}
-    os.environ.update(kernel_env)
+                  "STORYLAB_LAUNCH_DIR": str(launch_dir()), HEADLESS_ENV: "1"}
     kernel_log = open(folder / KERNEL_LOG, "wb")
     try:
         papermill.execute_notebook(
             str(notebook), str(folder / "notebook.ipynb"), parameters=injected, kernel_name=KERNEL_NAME,
             cwd=str(folder), progress_bar=progress, log_output=False, report_mode=False,
-            kernel_manager_class=_kernel_manager_class(kernel_log),
+            kernel_manager_class=_kernel_manager_class(kernel_log, kernel_env),
             # the kernel's start-up warnings (e.g. "running over TCP without encryption") are noise
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
@@ -237,11 +238,6 @@ def _execute(notebook: Path, folder: Path, injected: dict, status: dict, progres
                            "cells_started": _cells_started(folder / "notebook.ipynb")}
     finally:
         kernel_log.close()
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     if (folder / KERNEL_LOG).stat().st_size == 0:
         (folder / KERNEL_LOG).unlink()
     status["ended"] = iso_now()

@@ -30,6 +30,7 @@ from storylab.runner.params import ParameterError, load_params_file, notebook_pa
 from storylab.runner.pipeline import run_pipeline
 from storylab.runner.process import Terminated, raise_on_sigterm
 from storylab.runner.sweep_launch import run_sweep
+from storylab.runner.sweep_slurm import SubmitError
 from storylab.runner.sweep_state import read_state, standing_counts, standings, sweeps_dir, all_states
 from storylab.runner.sweep_summary import write_summary
 
@@ -220,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         message = first_line(error) or type(error).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2
+    except SubmitError as error:  # after the checks: the sweep's state was written
+        _write_dashboard(dashboard)
+        print(f"error: {first_line(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         _write_dashboard(dashboard)
         if isinstance(interrupt, Terminated):

@@ -79,15 +79,22 @@ def slurm_job_id() -> str | None:
 
 
 def this_process() -> dict[str, Any]:
-    """The owner record a run in progress keeps in its status.json."""
-    import psutil
-
-    record: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(),
-                              "pid_started": round(psutil.Process().create_time(), 3)}
+    """The owner record a run in progress keeps in its status.json (and a sweep of its launcher)."""
+    record: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "pid_started": process_started()}
     job = slurm_job_id()
     if job:
         record["slurm_job_id"] = job
     return record
+
+
+def process_started(pid: int | None = None) -> float | None:
+    """When process `pid` (this one by default) started, in epoch seconds; None when it is gone."""
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).create_time(), 3)
+    except psutil.Error:
+        return None
 
 
 def pid_alive(pid: Any, started: Any = None) -> bool:

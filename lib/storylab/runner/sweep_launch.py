@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from storylab.runner.params import ParameterError
+from storylab.runner.process import this_process
 from storylab.runner.sweep import PlannedRun, Sweep, load_sweep
 from storylab.runner.sweep_local import run_local
 from storylab.runner.sweep_slurm import check_cluster, executor_parameters, submit, wait_for_jobs
@@ -109,6 +110,6 @@ def begin_state(sweep: Sweep, backend: str, todo: list[PlannedRun], skipped: dic
             entry.submitted = launched
         runs[run.name] = entry
     state = SweepState(sweep=sweep.name, file=str(sweep.file), notebook=sweep.notebook.stem, backend=backend,
-                       swept=sweep.swept_names, launched=launched, runs=runs)
+                       swept=sweep.swept_names, launched=launched, runs=runs, launcher=this_process())
     write_state(state)
     return state

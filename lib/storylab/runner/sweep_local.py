@@ -22,7 +22,7 @@ import yaml
 
 from storylab.cache import write_text_atomic
 from storylab.runner.in_progress import reap_dead_runs
-from storylab.runner.process import Terminated
+from storylab.runner.process import Terminated, process_started
 from storylab.runner.sweep import PlannedRun, Sweep
 from storylab.readers import iso_now
 from storylab.runner.sweep_state import SweepState, write_state
@@ -85,8 +85,8 @@ def _start(sweep: Sweep, run: PlannedRun, state: SweepState, threads: int) -> su
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True, env=env)
     entry = state.runs[run.name]
-    entry.state, entry.pid, entry.attempts, entry.log, entry.started_at = \
-        "running", process.pid, entry.attempts + 1, str(log), time.time()
+    entry.state, entry.pid, entry.attempts, entry.log = "running", process.pid, entry.attempts + 1, str(log)
+    entry.started_at = process_started(process.pid) or time.time()  # with the pid: this child, not a later one
     write_state(state)
     return process
 

@@ -21,7 +21,7 @@ from storylab.paths import outputs_dir, runs_dir
 from storylab.readers import iso_now, read_json
 from storylab.runner.in_progress import is_running, reap_dead_runs
 from storylab.runner.params import ParameterError
-from storylab.runner.process import SLURM_ALIVE, pid_alive, slurm_job_state
+from storylab.runner.process import SLURM_ALIVE, owner_state, pid_alive, slurm_job_state
 from storylab.runs import read_run
 
 STATES = ("finished", "failed", "running", "pending", "interrupted")
@@ -44,7 +44,8 @@ class RunEntry:
     pid: int | None = None             # local backend: the child process
     job_id: str | None = None          # slurm backend: the submitit / SLURM job
     log: str | None = None
-    started_at: float | None = None    # local backend: when the child started (epoch seconds)
+    started_at: float | None = None    # the start time (epoch s) of the process `pid` / the local job's
+                                       # controller: a later process given the same pid is not the run's
 
 
 @dataclass
@@ -59,6 +60,7 @@ class SweepState:
     cluster: str | None = None         # slurm backend: slurm | local (submitit's local executor)
     submitit_folder: str | None = None
     updated: str = ""
+    launcher: dict[str, Any] = field(default_factory=dict)  # the process that launched it (host, pid, pid_started)
 
     @property
     def folder(self) -> Path:
@@ -124,15 +126,25 @@ def all_states() -> dict[str, SweepState | str]:
 
 
 def job_alive(state: SweepState, entry: RunEntry) -> bool | None:
-    """Is the process / job of this run still alive? None when the state file cannot say."""
-    if state.backend == "local":
-        return pid_alive(entry.pid) if entry.pid else None
-    if not entry.job_id:
-        return None
-    if state.cluster == "local":  # submitit's local executor: the job id is the controller's pid
-        return pid_alive(int(str(entry.job_id).split("_")[0]))
-    job_state = slurm_job_state(entry.job_id, state.submitit_folder or "")
-    return None if job_state is None else job_state in SLURM_ALIVE
+    """Is the process / job of this run alive? None when that cannot be known here (SLURM without sacct).
+
+    A run the launch has not yet given a process or job (more runs than --jobs, or a
+    submission that failed) can only be started by its launcher: it is alive while that is."""
+    if state.backend == "local" and entry.pid:
+        return pid_alive(entry.pid, entry.started_at)
+    if state.backend == "slurm" and entry.job_id:
+        if state.cluster == "local":  # submitit's local executor: the job id is the controller's pid
+            return pid_alive(int(str(entry.job_id).split("_")[0]), entry.started_at)
+        job_state = slurm_job_state(entry.job_id, state.submitit_folder or "")
+        return None if job_state is None else job_state in SLURM_ALIVE
+    return launcher_alive(state)
+
+
+def launcher_alive(state: SweepState) -> bool | None:
+    """Is the process that launched the sweep alive? None on another host it cannot check."""
+    if not state.launcher.get("host"):
+        return False  # a state file from before launchers were recorded: that launch ended long ago
+    return {"alive": True, "dead": False}.get(owner_state(state.launcher)[0])
 
 
 def run_standing(state: SweepState, name: str) -> tuple[str, str | None]:
@@ -147,12 +159,16 @@ def run_standing(state: SweepState, name: str) -> tuple[str, str | None]:
     ended = run.status.get("ended", "") if not run.problem else ""
     if (run.finished or run.state == "failed") and (entry.submitted is None or ended >= entry.submitted):
         return run.state, run.error
-    alive = job_alive(state, entry) if entry.submitted else None
+    if entry.submitted is None or entry.state not in ("pending", "running"):
+        return entry.state, entry.error
+    alive = job_alive(state, entry)
+    if alive is None:
+        return entry.state, entry.error
     if alive:
         return "pending", None
-    if alive is False and entry.state in ("pending", "running"):
+    if entry.pid or entry.job_id:
         return "failed", entry.error or "its job ended without writing the run (see the job's log)"
-    return entry.state, entry.error
+    return "interrupted", "not started: the sweep that launched it ended first (killed?); launch the sweep again"
 
 
 def standings(state: SweepState) -> dict[str, tuple[str, str | None]]:

@@ -371,6 +371,31 @@ def test_a_failed_submission_is_one_line_and_leaves_the_sweep_relaunchable(toy, 
     assert (fresh_outputs / "index.html").exists()  # something was written: the dashboard shows it
 
 
+def test_a_failure_after_runs_were_made_is_exit_1_with_the_dashboard_not_bad_input(toy, fresh_outputs, monkeypatch,
+                                                                                  capsys):
+    """Exit 2 ("bad input, nothing was written") is for checks before anything runs; a ValueError once
+    runs exist (here the summary's plotting) is exit 1, one line, and the dashboard still shows the runs."""
+    from storylab import cli
+    from storylab.runner import sweep_launch
+
+    def ran(sweep, todo, state, jobs, progress):  # the runs "happened"
+        for run in todo:
+            state.runs[run.name].state = "finished"
+
+    def summary_fails(state):
+        raise ValueError("Invalid value of type 'builtins.str' received for the 'x' property\n    Received value: 'a'")
+
+    monkeypatch.setattr(sweep_launch, "run_local", ran)
+    monkeypatch.setattr(sweep_launch, "write_summary", summary_fails)
+    monkeypatch.setattr(cli, "raise_on_sigterm", lambda: None)
+    assert cli.main(["sweep", str(toy("plots", grid={"rows": [1, 2]}))]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: ValueError: Invalid value of type 'builtins.str' received for the 'x' property\n"
+    assert (fresh_outputs / "index.html").exists() and (fresh_outputs / "sweeps" / "plots" / "jobs.json").exists()
+    assert cli.main(["sweep", str(toy("bad", grid={"rows": ["x"]}))]) == 2  # a bad value is still bad input
+    assert capsys.readouterr().err.startswith("error: sweep ") and not (fresh_outputs / "sweeps" / "bad").exists()
+
+
 @pytest.mark.parametrize("error, retried", [
     ({"cell": None, "ename": "RuntimeError", "message": "RuntimeError: Kernel died before replying to kernel_info"}, True),
     ({"cell": None, "ename": "ZMQError", "message": "ZMQError: Address already in use (addr='tcp://127.0.0.1:5555')"}, True),

@@ -9,9 +9,11 @@
     python -m storylab board                              # TensorBoard on outputs/: every run's curves, live
 
 Bad input (an unknown notebook, parameter, value of the wrong type, bad name or file) is
-one line on stderr and exit status 2, before any run folder exists; a run whose notebook
-raised exits 1, says where on stderr in one line, and keeps its folder with `status.json`
-saying `failed`. Ctrl-C exits 130 and SIGTERM 143, each with one line, leaving no
+one line on stderr and exit status 2, before any run folder exists (a `ParameterError`
+from the checks). A run whose notebook raised exits 1, says where on stderr in one line,
+and keeps its folder with `status.json` saying `failed`; so does a failure after runs or
+state files were written (a sweep's summary, a refused SLURM submission), with the
+dashboard written. Ctrl-C exits 130 and SIGTERM 143, each with one line, leaving no
 half-written run. Commands that change runs rewrite the dashboard once, at their end.
 """
 
@@ -217,13 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     raise_on_sigterm()
     try:
         status = handler(args)
-    except (ParameterError, ValueError, FileNotFoundError) as error:  # bad input: nothing was written
-        message = first_line(error) or type(error).__name__
-        print(f"error: {message}", file=sys.stderr)
+    except ParameterError as error:  # bad input, found by the checks before anything runs: nothing was written
+        print(f"error: {first_line(error) or 'ParameterError'}", file=sys.stderr)
         return 2
-    except SubmitError as error:  # after the checks: the sweep's state was written
-        _write_dashboard(dashboard)
-        print(f"error: {first_line(error)}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError) as error:  # a failure once runs or state files were written
+        _write_dashboard(dashboard, failing=True)
+        message = first_line(error) if isinstance(error, SubmitError) else f"{type(error).__name__}: {first_line(error)}"
+        print(f"error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
         _write_dashboard(dashboard)
@@ -236,12 +238,18 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
-def _write_dashboard(mode: str | None) -> None:
+def _write_dashboard(mode: str | None, failing: bool = False) -> None:
+    """Rewrite outputs/index.html (`mode` "show" prints its path); `failing`: the command already failed,
+    and a dashboard that cannot be written must not hide why."""
     if mode is None:
         return
     try:
         path = write_index()
     except KeyboardInterrupt:  # a second Ctrl-C while writing: the page is written atomically or not at all
         return
+    except Exception:  # noqa: BLE001
+        if failing:
+            return
+        raise
     if mode == "show":
         print(f"index: {path}")

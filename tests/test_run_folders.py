@@ -193,7 +193,7 @@ def test_a_run_already_in_progress_is_not_started_twice(fresh_outputs, tmp_path)
     nb.cells = [params]
     nbformat.write(nb, str(tmp_path / "02_hmm.ipynb"))
     _tmp_run(fresh_outputs, "02_hmm", "main", this_process())
-    with pytest.raises(ParameterError, match=r"--name main: a run of 02_hmm by that name is in progress \(pid "):
+    with pytest.raises(ParameterError, match=r"--name main: a run of 02_hmm named 'main' is in progress \(pid "):
         run_notebook(tmp_path / "02_hmm.ipynb", {}, name="main")
     assert [p.name for p in (fresh_outputs / "runs" / "02_hmm").iterdir()] == [".tmp-main-0123abcd"]
 

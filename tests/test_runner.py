@@ -370,6 +370,48 @@ def test_a_named_run_with_other_parameters_is_not_replaced_without_force(toy_not
     _one_line_error(_cli("pipeline", str(pipeline)), "step 1: the finished run", "use --force")
 
 
+def test_a_pipeline_checks_every_step_as_run_would_before_the_first_runs(toy_notebook, fresh_outputs, tmp_path,
+                                                                         monkeypatch):
+    """A later step's run that is in progress or unreadable stops the pipeline before its first step,
+    not half-way with "nothing was written"; params_file resolves against the launch directory."""
+    from storylab.runner.pipeline import load_pipeline
+    from storylab.runner.process import this_process
+
+    def pipeline(*steps):
+        path = tmp_path / "pipe.yaml"
+        path.write_text(yaml.safe_dump({"steps": [{"notebook": str(toy_notebook), "name": "first"}, *steps]}))
+        return path
+
+    unreadable = fresh_outputs / "runs" / "toy" / "broken"
+    unreadable.mkdir(parents=True)
+    (unreadable / "status.json").write_text("{not json")
+    with pytest.raises(ParameterError, match=r"pipe.yaml': step 2: .*broken exists but cannot be read .*status.json"):
+        load_pipeline(pipeline({"notebook": str(toy_notebook), "name": "broken"}))
+    running = fresh_outputs / "runs" / "toy" / ".tmp-busy-0123abcd"
+    running.mkdir()
+    (running / "status.json").write_text(json.dumps({"status": "running", **this_process()}))
+    with pytest.raises(ParameterError, match=r"step 2: a run of toy named 'busy' is in progress"):
+        load_pipeline(pipeline({"notebook": str(toy_notebook), "name": "busy"}))
+    assert len(load_pipeline(pipeline({"notebook": str(toy_notebook), "name": "busy"}), force=True)) == 2
+
+    elsewhere = tmp_path / "launched-here"
+    elsewhere.mkdir()
+    (elsewhere / "values.yaml").write_text("rows: 9\n")
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("STORYLAB_LAUNCH_DIR", raising=False)
+    steps = load_pipeline(pipeline({"notebook": str(toy_notebook), "name": "from-file", "params_file": "values.yaml"}))
+    assert steps[1].params == {"rows": 9}
+    with pytest.raises(ParameterError, match=r"pipe.yaml': step 2: params_file 'nothing.yaml': no such file"):
+        load_pipeline(pipeline({"notebook": str(toy_notebook), "params_file": "nothing.yaml"}))
+
+
+@pytest.mark.parametrize("kind", ["pipeline", "sweep"])
+def test_a_notebook_that_is_not_a_string_is_a_one_line_error(kind, tmp_path, fresh_outputs):
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(yaml.safe_dump({"steps": [{"notebook": 2}]} if kind == "pipeline" else {"notebook": 2}))
+    _one_line_error(_cli(kind, str(path)), str(path), "notebook 2: expected a notebook name or path")
+
+
 def test_params_command_lists_each_parameter(literal_notebook):
     done = _cli("params", str(literal_notebook))
     assert done.returncode == 0, done.stderr

@@ -88,13 +88,8 @@ def run_notebook(notebook: str | Path, overrides: dict[str, Any] | None = None, 
     params = effective_parameters(path, overrides)  # raises ParameterError before anything is made
     name = check_run_name(name) if name is not None else default_run_name(params)
     final = runs_dir() / path.stem / name
-    if not force:
-        _refuse_if_running(path.stem, name)
-    if final.exists() and not force:
-        existing = read_run(final)
-        if existing.finished and existing.params == params:
-            return RunResult(final, "reused")
-        _refuse_to_replace(existing, params, name)
+    if check_run_target(path.stem, name, params, force):
+        return RunResult(final, "reused")
     # The kernel is given the checked values (user paths absolute), not the raw overrides.
     defaults = {key: p.default for key, p in notebook_parameters(path).items()}
     injected = {k: v for k, v in params.items() if k in overrides or v != defaults[k]}
@@ -111,25 +106,37 @@ def run_notebook(notebook: str | Path, overrides: dict[str, Any] | None = None, 
     return RunResult(final, status["status"], (status.get("error") or {}).get("message"))
 
 
-def _refuse_if_running(notebook: str, name: str) -> None:
-    """Two runs of one name at once would each replace the other's folder when they end."""
+def check_run_target(notebook: str, name: str, params: dict[str, Any], force: bool = False,
+                     where: str | None = None) -> bool:
+    """The pre-check of a run to be made in `outputs/runs/<notebook>/<name>/` with `params` (every
+    parameter, checked): True when an identical finished run is there to be reused.
+
+    A one-line ParameterError (prefixed `where`, default `--name <name>`) when a live run of that
+    name is in progress, or the folder there cannot be read, or finished with other parameters.
+    `force` skips all of it. `run_notebook` calls it, and a pipeline for every step before the first."""
+    if force:
+        return False
+    where = where or f"--name {name}"
     reap_dead_runs(notebook, name)
     running = [p for p in runs_in_progress(notebook, name) if p.liveness != "dead"]
-    if running:
-        raise ParameterError(f"--name {name}: a run of {notebook} by that name is in progress ({running[0].why}); "
+    if running:  # two runs of one name at once would each replace the other's folder when they end
+        raise ParameterError(f"{where}: a run of {notebook} named {name!r} is in progress ({running[0].why}); "
                              "wait for it, or use --force to run another attempt beside it")
-
-
-def _refuse_to_replace(existing, params: dict[str, Any], name: str) -> None:
+    existing = read_run(runs_dir() / notebook / name)
+    if not existing.folder.exists():
+        return False
+    if existing.finished and existing.params == params:
+        return True
     if existing.problem:
-        raise ParameterError(f"--name {name}: {existing.folder} exists but cannot be read ({existing.problem}); "
-                             "use --force to replace it, or another --name")
+        raise ParameterError(f"{where}: {existing.folder} exists but cannot be read ({existing.problem}); "
+                             "use --force to replace it, or another name")
     if existing.finished:
         changed = [f"{k}: {existing.params.get(k)!r} -> {params.get(k)!r}"
                    for k in dict.fromkeys([*existing.params, *params]) if existing.params.get(k) != params.get(k)]
         shown = "; ".join(changed[:3]) + (f"; +{len(changed) - 3} more" if len(changed) > 3 else "")
-        raise ParameterError(f"--name {name}: the finished run {existing.folder} has other parameters ({shown}); "
-                             "use --force to replace it, or another --name")
+        raise ParameterError(f"{where}: the finished run {existing.folder} has other parameters ({shown}); "
+                             "use --force to replace it, or another name")
+    return False
 
 
 # Kernels started at the same moment can race for the same ports, or miss the start-up deadline on a

@@ -71,6 +71,9 @@ class Parameter:
 
 def resolve_notebook(notebook: str | Path) -> Path:
     """`01_tokenizers`, `01_tokenizers.ipynb`, `01` or a path → the notebook file."""
+    if not isinstance(notebook, (str, Path)):  # `notebook: 2` in a YAML file
+        raise ParameterError(f"notebook {notebook!r}: expected a notebook name or path (e.g. 02_hmm), "
+                             f"got a {type(notebook).__name__}")
     path = Path(notebook)
     if path.suffix == ".ipynb" and path.is_file():
         return path.resolve()

@@ -89,7 +89,10 @@ def load_sweep(path: str | Path, smoke: bool = False) -> Sweep:
         prefix = str(block.get("prefix", "smoke-" + prefix))
     if prefix:
         check_run_name(prefix, f"{where}: prefix")
-    notebook = resolve_notebook(data["notebook"])
+    try:
+        notebook = resolve_notebook(data["notebook"])
+    except ParameterError as error:
+        raise ParameterError(f"{where}: {error}") from None
     combinations = expand(grid, zipped, where)
     runs = []
     for name, combo in zip(run_names(combinations, prefix), combinations):

@@ -63,6 +63,19 @@ def test_wandb_runs_offline_without_credentials(monkeypatch, tmp_path):
     assert list((tmp_path / "tb" / "wandb").glob("offline-run-*"))
 
 
+def test_a_run_tracker_is_named_after_the_run_not_its_temporary_folder(monkeypatch, fresh_outputs):
+    """Under the runner a notebook's run folder is `.tmp-<name>-<hex>` until it ends: TensorBoard and
+    W&B must show the run's name."""
+    from storylab.tracking import run_tracker_options
+
+    for folder, name in ((fresh_outputs / "runs" / "02_hmm" / ".tmp-main-1a2b3c4d", "02_hmm/main"),
+                         (fresh_outputs / "runs" / "02_hmm" / "main", "02_hmm/main"),
+                         (fresh_outputs / "interactive" / "02_hmm", "02_hmm/interactive")):
+        monkeypatch.setenv("STORYLAB_RUN_DIR", str(folder))
+        options = run_tracker_options("02_hmm", "none")
+        assert options["name"] == name and options["folder"] == folder / "tensorboard"
+
+
 def test_em_writes_its_history_as_tensorboard_scalars_and_a_resumed_fit_replays_it(tmp_path):
     import numpy as np
 

@@ -127,6 +127,12 @@ def _names(folder: Path) -> tuple[str, str]:
     return folder.parent.name, in_progress["name"] if in_progress else folder.name
 
 
+def run_name(folder: str | Path) -> str:
+    """The name of the run a folder holds: `main` for `runs/02_hmm/main/` and for the `.tmp-main-1a2b3c4d/`
+    it is built in, `interactive` for a notebook run by hand."""
+    return _names(Path(folder))[1]
+
+
 def _read_status(folder: Path) -> dict[str, Any]:
     status = read_json(folder / "status.json", "status.json", "a JSON object", UnreadableRun, missing=None)
     if status is None:

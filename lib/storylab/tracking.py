@@ -125,11 +125,13 @@ def check_tracking(tracking: str) -> bool:
 
 def run_tracker_options(notebook: str, tracking: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `Tracker` arguments of the notebook run in progress (event files in `<run folder>/tensorboard/`),
-    as a plain dict: what a training process started by torchrun needs to open the same tracker."""
+    as a plain dict: what a training process started by torchrun needs to open the same tracker.
+    Named `<notebook>/<run name>` (not after the temporary folder the runner builds the run in)."""
     from storylab.paths import run_dir
+    from storylab.runs import run_name
 
     folder = run_dir()
-    return {"folder": folder / "tensorboard", "name": f"{notebook}/{folder.name}", "config": config,
+    return {"folder": folder / "tensorboard", "name": f"{notebook}/{run_name(folder)}", "config": config,
             "wandb": check_tracking(tracking)}
 
 

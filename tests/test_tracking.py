@@ -125,14 +125,21 @@ def test_board_serves_the_runs_event_files(fresh_outputs):
         board.wait(timeout=30)
 
 
-def test_a_sweep_run_is_one_hparams_entry_written_once(tmp_path):
+def test_a_sweep_run_is_one_hparams_entry_rewritten_only_when_the_run_ends_again(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from storylab.tracking import write_sweep_run
 
-    assert write_sweep_run(tmp_path / "n_states=4", {"n_states": 4, "tokenizer": {"kind": "bpe"}},
-                           {"val_bits_per_char": 2.5, "note": "x"})
-    assert not write_sweep_run(tmp_path / "n_states=4", {"n_states": 4}, {"val_bits_per_char": 9.0})
-    events = EventAccumulator(str(tmp_path / "n_states=4"))
-    events.Reload()
-    assert [e.value for e in events.Scalars("sweep/val_bits_per_char")] == [2.5]
+    def logged(folder):
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        return [e.value for e in events.Scalars("sweep/val_bits_per_char")]
+
+    entry, first, rerun = tmp_path / "n_states=4", "2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"
+    assert write_sweep_run(entry, {"n_states": 4, "tokenizer": {"kind": "bpe"}}, {"val_bits_per_char": 2.5, "note": "x"},
+                           ended=first)
+    assert not write_sweep_run(entry, {"n_states": 4}, {"val_bits_per_char": 9.0}, ended=first)  # the same ending
+    assert logged(entry) == [2.5]
+    # the run was made again (the sweep's parameters changed, --force): its entry follows
+    assert write_sweep_run(entry, {"n_states": 4}, {"val_bits_per_char": 1.5}, ended=rerun)
+    assert logged(entry) == [1.5] and sorted(p.name for p in tmp_path.iterdir()) == ["n_states=4"]

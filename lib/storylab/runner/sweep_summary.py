@@ -32,7 +32,7 @@ def summary_rows(state: SweepState) -> list[dict[str, Any]]:
         metrics = {k: v for k, v in run.metrics.items() if is_finite_number(v)}
         rows.append({"run": name, "status": standing, "swept": state.runs[name].swept,
                      "metrics": metrics if standing == "finished" else {},
-                     "elapsed_s": run.status.get("elapsed_s"), "error": error or "",
+                     "elapsed_s": run.status.get("elapsed_s"), "ended": run.ended, "error": error or "",
                      "report": run.folder / "report.html"})
     return rows
 
@@ -56,13 +56,13 @@ def write_summary(state: SweepState) -> tuple[Path, Path]:
 
 
 def _write_tensorboard(folder: Path, rows: list[dict]) -> None:
-    """Each finished run once, as a TensorBoard HParams entry (`python -m storylab board`)."""
+    """Each finished run as a TensorBoard HParams entry (`python -m storylab board`), rewritten when it ended again."""
     finished = [r for r in rows if r["status"] == "finished" and r["metrics"]]
     if finished:
         from storylab.tracking import write_sweep_run
 
         for r in finished:
-            write_sweep_run(folder / r["run"], r["swept"], r["metrics"])
+            write_sweep_run(folder / r["run"], r["swept"], r["metrics"], r["ended"])
 
 
 def _csv(rows: list[dict], swept: list[str], metrics: list[str]) -> str:

@@ -8,7 +8,6 @@ above it that the importer is not itself inside, so those count as imports too.
 import ast
 from pathlib import Path
 
-import pytest
 
 import storylab
 
@@ -99,11 +98,3 @@ def test_the_cycle_finder_finds_a_cycle_through_a_lazy_import(tmp_path):
     (tmp_path / "c.py").write_text("from a import x\n")
     graph = {n: imports_of(n, tmp_path / f"{n}.py", {"a", "b", "c"}) for n in "abc"}
     assert cycles(graph) == [["a", "b", "c"]]
-
-
-@pytest.mark.parametrize("module", ["storylab.runner.params", "storylab.runner.execute", "storylab.runner.dashboard"])
-def test_package_inits_on_the_way_count(module):
-    """`from storylab.runner.params import X` in cli runs storylab/runner/__init__.py first."""
-    graph = import_graph()
-    assert "storylab.runner" in graph["storylab.cli"] and "storylab.runner.execute" in graph["storylab.runner"]
-    assert module in graph["storylab.cli"]

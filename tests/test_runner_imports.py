@@ -8,7 +8,6 @@ above it that the importer is not itself inside, so those count as imports too.
 import ast
 from pathlib import Path
 
-
 import storylab
 
 LIB = Path(storylab.__file__).resolve().parent.parent

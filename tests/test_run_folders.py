@@ -343,6 +343,15 @@ def test_a_killed_run_is_seen_dead_and_becomes_a_failed_run(sleepy, fresh_output
     assert "(1 died)" in (fresh_outputs / "index.html").read_text()
 
 
+def test_latest_names_the_latest_run_with_results_like_none(fresh_outputs):
+    """`model_run="latest"` and `hmm_run="latest"` (a keyword the checks keep) mean what None means."""
+    _run(fresh_outputs, "03_transformer", "a", metrics={"val_bits_per_char": 1.0})
+    newest = _run(fresh_outputs, "03_transformer", "abc", metrics={"val_bits_per_char": 0.9})  # ended later
+    assert resolve_run("latest", "03_transformer").folder == resolve_run(None, "03_transformer").folder == newest
+    with pytest.raises(ValueError, match="no finished run of 02_hmm"):
+        resolve_run("latest", "02_hmm")
+
+
 def test_artifacts_are_found_where_the_run_recorded_them(fresh_outputs):
     import json
 

@@ -31,6 +31,7 @@ TIMESTAMPS = ("started", "ended", "updated")
 MODEL_NUMBERS = ("vocab_size", "params", "train_tokens", "train_flops", "elapsed_s", "peak_rss_mb",
                  "val_bits_per_char", "floor_bits_per_char", "gap_to_floor_bits_per_char", "val_nats_per_token")
 INTERACTIVE = "interactive"
+LATEST = "latest"  # a run parameter meaning "the latest run with results", like None
 # Hidden folders beside a run's final folder: a run in progress (tmp), the run it replaces while the
 # two are swapped (old), a dead run being turned into a failed one (reap).
 HIDDEN_RUN = re.compile(r"^\.(?P<kind>tmp|old|reap)-(?P<name>.+)-[0-9a-f]{8}$")
@@ -230,14 +231,14 @@ def latest_run(notebook: str, where: dict[str, Any] | None = None) -> Run | None
 
 def resolve_run(run: str | Path | None, notebook: str) -> Run:
     """A notebook parameter naming an earlier run: a folder path, a run name (`main`,
-    `interactive` for the notebook run by hand), or None for the latest run with results."""
-    if run:
+    `interactive` for the notebook run by hand), or None or "latest" for the latest run with results."""
+    if run and str(run) != LATEST:
         folder = Path(run).expanduser()
         if not folder.is_dir():
             folder = interactive_dir() / notebook if str(run) == INTERACTIVE else runs_dir() / notebook / str(run)
         if not (folder / "status.json").exists():
-            raise ValueError(f"run {str(run)!r}: not a run folder (expected a path, a run name of {notebook} "
-                             f"or {INTERACTIVE!r})")
+            raise ValueError(f"run {str(run)!r}: not a run folder (expected a path, a run name of {notebook}, "
+                             f"{INTERACTIVE!r} or {LATEST!r})")
         found = read_run(folder)
         if found.problem:
             raise ValueError(f"run {str(run)!r}: {found.folder} cannot be read: {found.problem}")

@@ -24,10 +24,11 @@ from storylab.checks import check_int, check_number
 from storylab.devices import check_device_name
 from storylab.paths import launch_dir, user_path
 from storylab.readers import first_line
+from storylab.runs import INTERACTIVE, LATEST
 from storylab.runner.params import ParameterError, notebook_parameters, validate_parameters
 
 Check = Callable[[dict[str, Any], Path], dict[str, Any]]
-RUN_KEYWORDS = ("latest", "interactive")  # run parameters that name a run, never a path
+RUN_KEYWORDS = (LATEST, INTERACTIVE)  # run parameters that name a run, never a path
 
 
 def effective_parameters(notebook: Path, overrides: dict[str, Any], base: Path | None = None,

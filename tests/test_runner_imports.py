@@ -97,3 +97,19 @@ def test_the_cycle_finder_finds_a_cycle_through_a_lazy_import(tmp_path):
     (tmp_path / "c.py").write_text("from a import x\n")
     graph = {n: imports_of(n, tmp_path / f"{n}.py", {"a", "b", "c"}) for n in "abc"}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+def test_a_notebooks_first_cell_does_not_import_the_runner():
+    """`import storylab.notebook` (every notebook's first cell) takes the parameter checks, not the
+    execution machinery: `storylab.runner` loads its modules on first use."""
+    import subprocess
+    import sys
+
+    heavy = ("storylab.runner.execute", "storylab.runner.report", "plotly", "papermill", "nbconvert")
+    probe = f"import sys, storylab.notebook; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    from storylab.runner import ParameterError, run_notebook  # the package's names still work
+
+    assert run_notebook.__module__ == "storylab.runner.execute" and issubclass(ParameterError, ValueError)

@@ -176,6 +176,20 @@ def test_a_run_on_another_host_is_judged_by_its_slurm_job(monkeypatch):
     assert process.this_process()["slurm_job_id"] == "899_3"
 
 
+def test_the_runs_in_progress_of_one_name_are_found_without_reading_the_others(fresh_outputs, monkeypatch):
+    """A sweep's status asks this once per run: it must not read every run in progress each time."""
+    from pathlib import Path
+
+    from storylab.runner import in_progress
+
+    for name in ("a", "b", "c"):
+        _tmp_run(fresh_outputs, "02_hmm", name, this_process())
+    read, real = [], in_progress.read_run
+    monkeypatch.setattr(in_progress, "read_run", lambda folder: read.append(Path(folder).name) or real(folder))
+    live, died = in_progress.check_runs_in_progress("02_hmm", "b")
+    assert [p.run.name for p in live] == ["b"] and died == [] and read == [".tmp-b-0123abcd"]
+
+
 def test_a_dead_attempt_never_replaces_a_finished_run(fresh_outputs):
     finished = _run(fresh_outputs, "02_hmm", "main", metrics={"val_bits_per_char": 1.0})
     _tmp_run(fresh_outputs, "02_hmm", "main", {**this_process(), "pid": DEAD_PID})  # a --force rerun, killed

@@ -382,7 +382,7 @@ def test_a_failure_after_runs_were_made_is_exit_1_with_the_dashboard_not_bad_inp
         for run in todo:
             state.runs[run.name].state = "finished"
 
-    def summary_fails(state):
+    def summary_fails(state, stand=None):
         raise ValueError("Invalid value of type 'builtins.str' received for the 'x' property\n    Received value: 'a'")
 
     monkeypatch.setattr(sweep_launch, "run_local", ran)

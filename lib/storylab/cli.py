@@ -27,7 +27,7 @@ from storylab.paths import PARAMS_DIR
 from storylab.readers import first_line
 from storylab.runner.dashboard import write_index
 from storylab.runner.execute import run_notebook
-from storylab.runner.in_progress import reap_dead_runs, runs_in_progress
+from storylab.runner.in_progress import check_runs_in_progress
 from storylab.runner.params import ParameterError, load_params_file, notebook_parameters, parse_cli_overrides, resolve_notebook
 from storylab.runner.pipeline import run_pipeline
 from storylab.runner.process import Terminated, raise_on_sigterm
@@ -66,7 +66,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     if not outcome.waited and outcome.launched:
         print(f"submitted; follow with: python -m storylab status {name}")
         return 0
-    stand = {n: (e.state, e.error) for n, e in outcome.state.runs.items()}
+    stand = args.standings[name] = outcome.standings
     _print_counts(name, stand)
     for run, (standing, error) in stand.items():
         if standing == "failed":
@@ -94,29 +94,30 @@ def status_command(args: argparse.Namespace) -> int:
             if isinstance(state, str):
                 print(f"{name}: unreadable: {state}")
             else:
-                _print_counts(name, standings(state))
+                _print_counts(name, args.standings.setdefault(name, standings(state)))
         return 0
     name = Path(args.sweep).stem if args.sweep.endswith((".yaml", ".yml")) else args.sweep
     state = read_state(sweeps_dir() / name)
     if state is None:
         known = ", ".join(sorted(all_states())) or "none"
         raise ParameterError(f"sweep {name!r}: no {sweeps_dir() / name / 'jobs.json'}; known sweeps: {known}")
-    stand = standings(state)
+    stand = args.standings[name] = standings(state)
     width = max(map(len, stand), default=3)
     for run, (standing, error) in stand.items():
         job = state.runs[run].job_id
         job = f"job {job}  " if job and standing in ("pending", "running") else ""  # for scancel
         print(f"{run:<{width}}  {standing:<11} {job}{error or ''}".rstrip())
     _print_counts(name, stand)
-    _, summary = write_summary(state)  # refreshed: a --no-wait sweep has no other moment to write it
+    _, summary = write_summary(state, stand)  # refreshed: a --no-wait sweep has no other moment to write it
     print(f"summary: {summary}")
     return 0
 
 
 def _print_in_progress() -> None:
-    for folder in reap_dead_runs():
+    live, died = check_runs_in_progress()
+    for folder in died:
         print(f"died: {folder.parent.name}/{folder.name}: now a failed run ({folder / 'status.json'})")
-    for progress in runs_in_progress():
+    for progress in live:
         run = progress.run
         state = "running" if progress.liveness == "alive" else "running?"
         line = f" | {progress.last_line}" if progress.last_line else ""
@@ -169,6 +170,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="run folder name (default: a hash of the effective parameters)")
     parser.add_argument("--force", action="store_true",
                         help="rerun even if an identical finished run exists; replace a run of this name with other parameters")
+    parser.add_argument("--no-index", action="store_true",
+                        help="leave outputs/index.html alone (a sweep writes it once for all its runs)")
 
 
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _, handler, dashboard = COMMANDS[args.command]
+    dashboard = None if getattr(args, "no_index", False) else dashboard
+    args.standings = {}  # sweep name → standings a command computed: the dashboard does not compute them again
     raise_on_sigterm()
     try:
         status = handler(args)
@@ -223,28 +228,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {first_line(error) or 'ParameterError'}", file=sys.stderr)
         return 2
     except (ValueError, OSError, RuntimeError) as error:  # a failure once runs or state files were written
-        _write_dashboard(dashboard, failing=True)
+        _write_dashboard(dashboard, args.standings, failing=True)
         message = first_line(error) if isinstance(error, SubmitError) else f"{type(error).__name__}: {first_line(error)}"
         print(f"error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:
-        _write_dashboard(dashboard)
+        _write_dashboard(dashboard, args.standings)
         if isinstance(interrupt, Terminated):
             print("terminated (SIGTERM): no half-written run was left behind", file=sys.stderr)
             return Terminated.exit_status
         print("interrupted: no half-written run was left behind", file=sys.stderr)
         return 130
-    _write_dashboard(dashboard)
+    _write_dashboard(dashboard, args.standings)
     return status
 
 
-def _write_dashboard(mode: str | None, failing: bool = False) -> None:
-    """Rewrite outputs/index.html (`mode` "show" prints its path); `failing`: the command already failed,
-    and a dashboard that cannot be written must not hide why."""
+def _write_dashboard(mode: str | None, known: dict | None = None, failing: bool = False) -> None:
+    """Rewrite outputs/index.html (`mode` "show" prints its path) with the sweeps' standings `known` so far;
+    `failing`: the command already failed, and a dashboard that cannot be written must not hide why."""
     if mode is None:
         return
     try:
-        path = write_index()
+        path = write_index(known)
     except KeyboardInterrupt:  # a second Ctrl-C while writing: the page is written atomically or not at all
         return
     except Exception:  # noqa: BLE001

@@ -37,7 +37,7 @@ from storylab.cache import spec_hash, write_json_atomic, write_text_atomic
 from storylab.paths import launch_dir, runs_dir
 from storylab.progress import HEADLESS_ENV
 from storylab.readers import first_line, iso_now
-from storylab.runner.in_progress import reap_dead_runs, replace_folder, runs_in_progress
+from storylab.runner.in_progress import check_runs_in_progress, replace_folder
 from storylab.runner.names import check_run_name
 from storylab.runner.notebook_checks import effective_parameters
 from storylab.runner.params import ParameterError, notebook_parameters, resolve_notebook
@@ -117,8 +117,7 @@ def check_run_target(notebook: str, name: str, params: dict[str, Any], force: bo
     if force:
         return False
     where = where or f"--name {name}"
-    reap_dead_runs(notebook, name)
-    running = [p for p in runs_in_progress(notebook, name) if p.liveness != "dead"]
+    running, _ = check_runs_in_progress(notebook, name)
     if running:  # two runs of one name at once would each replace the other's folder when they end
         raise ParameterError(f"{where}: a run of {notebook} named {name!r} is in progress ({running[0].why}); "
                              "wait for it, or use --force to run another attempt beside it")

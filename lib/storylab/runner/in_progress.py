@@ -28,7 +28,7 @@ from storylab.cache import write_json_atomic
 from storylab.paths import runs_dir
 from storylab.readers import iso_now, read_json
 from storylab.runner.process import owner_state, signals_held
-from storylab.runs import HIDDEN_RUN, TMP_RUN, Run, read_run
+from storylab.runs import HIDDEN_RUN, Run, read_run
 
 STARTUP_GRACE_S = 60.0  # a folder this young may not have written its status.json yet
 ORPHAN_GRACE_S = 60.0   # an `.old-*` / `.reap-*` folder this recent may still be in a live process's hands
@@ -49,20 +49,54 @@ class RunInProgress:
 
 def runs_in_progress(notebook: str | None = None, name: str | None = None) -> list[RunInProgress]:
     """Every temporary run folder (optionally of one notebook / run name), with its owner's liveness."""
-    found = []
-    for folder in _tmp_folders(notebook):
-        run = read_run(folder)
-        if name is not None and run.name != name:
+    return [_in_progress(folder) for folder, kind, _ in _hidden_folders(notebook, name) if kind == "tmp"]
+
+
+def check_runs_in_progress(notebook: str | None = None,
+                           name: str | None = None) -> tuple[list[RunInProgress], list[Path]]:
+    """(the runs in progress that are alive or cannot be checked, the final folders of those found dead).
+
+    In one look at the folders: each dead run becomes a failed run (`died: ...`) in its final
+    folder, and folders a killed process left mid-swap or mid-reap (`.old-*`, `.reap-*`) are
+    restored, finished or removed."""
+    hidden = _hidden_folders(notebook, name)
+    found = [_in_progress(folder) for folder, kind, _ in hidden if kind == "tmp"]
+    made = []
+    for dead in (p for p in found if p.liveness == "dead"):
+        claimed = dead.final_folder.parent / f".reap-{dead.run.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(dead.run.folder, claimed)  # one reaper wins; the others find the folder gone
+        except OSError:
             continue
-        owner = run.status if not run.problem else _owner_record(folder)
-        liveness, why = _liveness(folder, owner)
-        found.append(RunInProgress(run, owner, liveness, why, last_line(folder, run.metrics)))
+        made.extend(_reap(claimed, dead.final_folder, dead.owner, dead.why))
+    orphans = [(folder, kind, folder.parent / run) for folder, kind, run in hidden
+               if kind != "tmp" and time.time() - _changed(folder) >= ORPHAN_GRACE_S]
+    made.extend(_finish_orphans(orphans))
+    return [p for p in found if p.liveness != "dead"], made
+
+
+def reap_dead_runs(notebook: str | None = None, name: str | None = None) -> list[Path]:
+    """Turn every dead run in progress into a failed run (`died: ...`); the final folders made.
+    (`check_runs_in_progress`, for callers that need only this.)"""
+    return check_runs_in_progress(notebook, name)[1]
+
+
+def _in_progress(folder: Path) -> RunInProgress:
+    run = read_run(folder)
+    owner = run.status if not run.problem else _owner_record(folder)
+    liveness, why = _liveness(folder, owner)
+    return RunInProgress(run, owner, liveness, why, last_line(folder, run.metrics))
+
+
+def _hidden_folders(notebook: str | None, name: str | None) -> list[tuple[Path, str, str]]:
+    """(folder, tmp | old | reap, run name) of the hidden folders beside runs, matched by name before any is read."""
+    found = []
+    for parent in _notebook_folders(notebook):
+        for folder in _children(parent):
+            match = HIDDEN_RUN.match(folder.name)
+            if match and (name is None or match["name"] == name):
+                found.append((folder, match["kind"], match["name"]))
     return found
-
-
-def _tmp_folders(notebook: str | None) -> list[Path]:
-    return [folder for parent in _notebook_folders(notebook) for folder in _children(parent)
-            if TMP_RUN.match(folder.name)]
 
 
 def _notebook_folders(notebook: str | None) -> list[Path]:
@@ -104,24 +138,12 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def is_running(notebook: str, name: str) -> bool:
-    """Is a live (or unverifiable) attempt at run `name` of `notebook` in progress?"""
-    return any(p.liveness != "dead" for p in runs_in_progress(notebook, name))
+def _finish_orphans(orphans: list[tuple[Path, str, Path]]) -> list[Path]:
+    """(folder, old | reap, final folder) left by a killed process → the final folders made from `.reap-*` ones.
 
-
-def reap_dead_runs(notebook: str | None = None, name: str | None = None) -> list[Path]:
-    """Turn every dead run in progress into a failed run (`died: ...`); the final folders made.
-
-    Folders a killed process left mid-swap or mid-reap (`.old-*`, `.reap-*`) are finished too."""
+    Only folders untouched for ORPHAN_GRACE_S are given: a live process holds one for a moment only."""
     made = []
-    for dead in (p for p in runs_in_progress(notebook, name) if p.liveness == "dead"):
-        claimed = dead.final_folder.parent / f".reap-{dead.run.name}-{uuid.uuid4().hex[:8]}"
-        try:
-            os.rename(dead.run.folder, claimed)  # one reaper wins; the others find the folder gone
-        except OSError:
-            continue
-        made.extend(_reap(claimed, dead.final_folder, dead.owner, dead.why))
-    for orphan, kind, final in _orphans(notebook, name):
+    for orphan, kind, final in orphans:
         if kind == "reap":  # claimed as dead by a reaper that was killed before it was done
             owner = _owner_record(orphan)
             why = owner_state(owner)[1] if owner.get("host") else "it records no owner process: its runner crashed"
@@ -148,20 +170,6 @@ def _reap(claimed: Path, final: Path, owner: dict[str, Any], why: str) -> list[P
         return []
     replace_folder(claimed, final)
     return [final]
-
-
-def _orphans(notebook: str | None, name: str | None) -> list[tuple[Path, str, Path]]:
-    """(folder, "old" | "reap", its final folder) of each `.old-*` / `.reap-*` folder left by a killed process.
-
-    Only folders untouched for ORPHAN_GRACE_S: a live process holds one for a moment only."""
-    found = []
-    for parent in _notebook_folders(notebook):
-        for folder in _children(parent):
-            match = HIDDEN_RUN.match(folder.name)
-            if (match and match["kind"] in ("old", "reap") and (name is None or match["name"] == name)
-                    and time.time() - _changed(folder) >= ORPHAN_GRACE_S):
-                found.append((folder, match["kind"], parent / match["name"]))
-    return found
 
 
 def _changed(path: Path) -> float:

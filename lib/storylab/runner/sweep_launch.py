@@ -9,7 +9,7 @@ ones unless `retry_failed`); runs killed outright count as failed (see `in_progr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from storylab.runner.params import ParameterError
 from storylab.runner.process import this_process
@@ -28,6 +28,7 @@ class SweepOutcome:
     launched: list[str]         # run names started by this call
     skipped: dict[str, str]     # run name → finished | failed (left alone)
     waited: bool = True
+    standings: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # where each run stands at the end
 
     def count(self, status: str) -> int:
         return self.state.count(status)
@@ -58,8 +59,9 @@ def run_sweep(path: str | Path, jobs: int = 1, backend: str = "local", retry_fai
             if wait:
                 wait_for_jobs(sweep, todo, submitted, state, progress)
     finally:  # also after Ctrl-C: the summary shows what did finish
-        write_summary(state)
-    return SweepOutcome(sweep, state, [r.name for r in todo], skipped, wait)
+        stand = standings(state)
+        write_summary(state, stand)
+    return SweepOutcome(sweep, state, [r.name for r in todo], skipped, wait, stand)
 
 
 def _refuse_if_still_running(sweep: Sweep) -> None:

@@ -1,6 +1,6 @@
 """Run a sweep on this machine: up to N notebook runs at once, each its own process and kernel.
 
-Each run is `python -m storylab run NOTEBOOK -f <params file> --name NAME --force` in a
+Each run is `python -m storylab run NOTEBOOK -f <params file> --name NAME --force --no-index` in a
 child process (own session, so a terminal Ctrl-C reaches only the sweep, which then
 interrupts every child exactly once and waits: the runner removes its temporary folder
 and no half-written run is left). SIGTERM to the sweep is passed on to the children the
@@ -76,7 +76,7 @@ def _start(sweep: Sweep, run: PlannedRun, state: SweepState, threads: int) -> su
     log = _log_path(sweep, run)
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "storylab", "run", str(sweep.notebook), "-f", str(params_file), "--name", run.name,
-               "--force"]
+               "--force", "--no-index"]  # the sweep's command writes the dashboard once, at its end
     with open(log, "ab") as log_file:
         log_file.write(f"\n=== {iso_now()} {' '.join(command)}\n".encode())
         log_file.flush()

@@ -19,7 +19,7 @@ from typing import Any
 from storylab.cache import write_json_atomic
 from storylab.paths import outputs_dir, runs_dir
 from storylab.readers import iso_now, read_json
-from storylab.runner.in_progress import is_running, reap_dead_runs
+from storylab.runner.in_progress import check_runs_in_progress
 from storylab.runner.params import ParameterError
 from storylab.runner.process import SLURM_ALIVE, owner_state, pid_alive, slurm_job_state
 from storylab.runs import read_run
@@ -152,8 +152,8 @@ def run_standing(state: SweepState, name: str) -> tuple[str, str | None]:
 
     A dead attempt left in progress (killed outright) is turned into a failed run first."""
     entry = state.runs[name]
-    reap_dead_runs(state.notebook, name)
-    if is_running(state.notebook, name):
+    running, _ = check_runs_in_progress(state.notebook, name)
+    if running:
         return "running", None
     run = read_run(runs_dir() / state.notebook / name)
     ended = run.status.get("ended", "") if not run.problem else ""
@@ -181,10 +181,10 @@ def standing_counts(stand: dict[str, tuple[str, str | None]]) -> dict[str, int]:
     return {s: n for s, n in counts.items() if n}
 
 
-def sweep_membership() -> dict[tuple[str, str], list[str]]:
-    """(notebook, run name) → the sweeps that list it: the dashboard's sweep column."""
+def sweep_membership(states: dict[str, SweepState | str] | None = None) -> dict[tuple[str, str], list[str]]:
+    """(notebook, run name) → the sweeps that list it: the dashboard's sweep column (`states`: all_states())."""
     members: dict[tuple[str, str], list[str]] = {}
-    for sweep_name, state in all_states().items():
+    for sweep_name, state in (all_states() if states is None else states).items():
         if isinstance(state, SweepState):
             for name in state.runs:
                 members.setdefault((state.notebook, name), []).append(sweep_name)

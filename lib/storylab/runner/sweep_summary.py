@@ -25,9 +25,10 @@ from storylab.runs import is_finite_number, read_run
 MAX_METRICS_PLOTTED = 12
 
 
-def summary_rows(state: SweepState) -> list[dict[str, Any]]:
+def summary_rows(state: SweepState, stand: dict[str, tuple[str, str | None]] | None = None) -> list[dict[str, Any]]:
+    """One row per run of the sweep (`stand`: its standings, when the caller has them already)."""
     rows = []
-    for name, (standing, error) in standings(state).items():
+    for name, (standing, error) in (standings(state) if stand is None else stand).items():
         run = read_run(runs_dir() / state.notebook / name)
         metrics = {k: v for k, v in run.metrics.items() if is_finite_number(v)}
         rows.append({"run": name, "status": standing, "swept": state.runs[name].swept,
@@ -45,9 +46,10 @@ def metric_names(rows: list[dict[str, Any]]) -> list[str]:
     return [m for m in KEY_METRICS if m in seen] + sorted(m for m in seen if m not in KEY_METRICS)
 
 
-def write_summary(state: SweepState) -> tuple[Path, Path]:
+def write_summary(state: SweepState, stand: dict[str, tuple[str, str | None]] | None = None) -> tuple[Path, Path]:
+    """summary.csv, summary.html and the TensorBoard HParams entries (`stand`: the standings, if known)."""
     folder = state.folder
-    rows = summary_rows(state)
+    rows = summary_rows(state, stand)
     metrics = metric_names(rows)
     write_text_atomic(folder / "summary.csv", _csv(rows, state.swept, metrics))
     write_text_atomic(folder / "summary.html", _html(state, rows, state.swept, metrics, folder))

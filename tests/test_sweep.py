@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -321,6 +322,28 @@ def test_status_tells_pending_running_finished_failed_and_dead_jobs(fresh_output
     assert standing == "failed" and error.startswith("died: its process") and not killed.exists()
     died = json.loads((fresh_outputs / "runs" / "toy" / "killed" / "status.json").read_text())
     assert died["status"] == "failed" and died["died"] is True
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"notebook": "toy", "runs": {"a": {"pid": "123"}}}, "run 'a': 'pid' must be int | None, got \"123\""),
+    ({"notebook": "toy", "runs": {"a": {"attempts": True}}}, "run 'a': 'attempts' must be int, got true"),
+    ({"notebook": "toy", "swept": "rows"}, "'swept' must be list, got \"rows\""),
+    ({"notebook": 2}, "'notebook' must be str, got 2"),
+    ({"runs": {}}, "missing 'notebook'"),
+])
+def test_a_malformed_state_file_is_one_line_naming_the_field(data, message, fresh_outputs):
+    """`storylab status` reads jobs.json: a field of the wrong type is a one-line error, not a crash later."""
+    from storylab.runner.sweep_state import SweepState, read_state
+
+    with pytest.raises(ParameterError, match="^jobs.json: " + re.escape(message)):
+        SweepState.from_json({"sweep": "s", **data})
+    folder = fresh_outputs / "sweeps" / "s"
+    folder.mkdir(parents=True)
+    (folder / "jobs.json").write_text(json.dumps(data))
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        read_state(folder)
+    ok = SweepState.from_json({"sweep": "s", "notebook": "toy", "runs": {"a": {"started_at": 5, "unknown_key": 1}}})
+    assert ok.runs["a"].started_at == 5  # an int where a float is expected is fine; keys of other versions are dropped
 
 
 def test_a_run_the_sweep_never_started_is_pending_only_while_its_launcher_lives(fresh_outputs):

@@ -6,12 +6,15 @@ and the process or SLURM job running it, so `storylab status` can tell a pending
 from a running one and notice a job that died without writing its run.
 
 `SweepState` and `RunEntry` are the file's only readers and writers (`to_json` /
-`from_json`); a malformed file is a one-line ParameterError naming it.
+`from_json`); a malformed file (not JSON, a required key missing, a value of the wrong
+type) is a one-line ParameterError naming it and the field.
 """
 
 from __future__ import annotations
 
 import json
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -85,15 +88,39 @@ class SweepState:
 
 
 def _known(cls, data: Any, where: str) -> dict[str, Any]:
-    """`data` restricted to the dataclass's fields, with the required ones present."""
+    """`data` restricted to the dataclass's fields (keys of other versions dropped), with the required
+    ones present and each value of its field's type; else a one-line ParameterError naming the field."""
     if not isinstance(data, dict):
         raise ParameterError(f"{where}: expected a JSON object, got {json.dumps(data)[:40]}")
-    names = {f.name for f in fields(cls)} - {"runs"}
+    expected = {name: _plain_types(hint) for name, hint in typing.get_type_hints(cls).items() if name != "runs"}
     required = [f.name for f in fields(cls) if f.name != "runs" and f.default is MISSING and f.default_factory is MISSING]
     missing = [n for n in required if n not in data]
     if missing:
         raise ParameterError(f"{where}: missing {missing[0]!r}")
-    return {k: v for k, v in data.items() if k in names}
+    known = {k: v for k, v in data.items() if k in expected}
+    for name, value in known.items():
+        if not _fits(value, expected[name]):
+            label = " | ".join("None" if t is type(None) else t.__name__ for t in expected[name])
+            raise ParameterError(f"{where}: {name!r} must be {label}, got {json.dumps(value, default=str)[:40]}")
+    return known
+
+
+def _plain_types(hint: Any) -> tuple[type, ...] | None:
+    """`str | None` → (str, NoneType), `dict[str, Any]` → (dict,), `Any` → None (anything)."""
+    if hint is Any:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        parts = [_plain_types(arg) for arg in typing.get_args(hint)]
+        return None if None in parts else tuple(t for part in parts for t in part)
+    return (typing.get_origin(hint) or hint,)
+
+
+def _fits(value: Any, allowed: tuple[type, ...] | None) -> bool:
+    if allowed is None:
+        return True
+    if isinstance(value, bool):  # an int subclass, but `attempts: true` is a broken file
+        return bool in allowed
+    return isinstance(value, allowed) or (float in allowed and isinstance(value, int))
 
 
 def read_state(sweep_folder: Path) -> SweepState | None:

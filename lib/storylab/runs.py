@@ -26,7 +26,6 @@ from storylab.paths import interactive_dir, outputs_dir, runs_dir
 from storylab.readers import iso_time, read_json, read_yaml
 
 STATUSES = ("running", "finished", "failed", "interactive")
-RESULT_STATUSES = ("finished", "interactive")  # runs whose metrics are results
 TIMESTAMPS = ("started", "ended", "updated")
 MODEL_NUMBERS = ("vocab_size", "params", "train_tokens", "train_flops", "elapsed_s", "peak_rss_mb",
                  "val_bits_per_char", "floor_bits_per_char", "gap_to_floor_bits_per_char", "val_nats_per_token")
@@ -192,14 +191,12 @@ def _mtime_iso(path: Path) -> str:
         return ""
 
 
-def run_folders(root: Path | None = None) -> list[Path]:
+def run_folders() -> list[Path]:
     """Every run folder that is not in progress: `runs/<notebook>/<name>/` and `interactive/<notebook>/`."""
     folders = []
-    root = root or runs_dir()
-    for parent in sorted(_visible_dirs(root)):
+    for parent in sorted(_visible_dirs(runs_dir())):
         folders.extend(sorted(_visible_dirs(parent)))
-    if root == runs_dir():
-        folders.extend(sorted(_visible_dirs(interactive_dir())))
+    folders.extend(sorted(_visible_dirs(interactive_dir())))
     return folders
 
 
@@ -210,13 +207,13 @@ def _visible_dirs(folder: Path) -> list[Path]:
         return []
 
 
-def find_runs(notebook: str | None = None, finished_only: bool = False, root: Path | None = None) -> list[Run]:
+def find_runs(notebook: str | None = None, finished_only: bool = False) -> list[Run]:
     """Runs, oldest first by end time, optionally of one notebook (a stem or a prefix like '02').
 
     `finished_only` keeps the runs whose metrics are results: finished runs and notebooks
     run by hand that saved metrics. Otherwise failed and unreadable runs are listed too.
     """
-    runs = [read_run(folder) for folder in run_folders(root)]
+    runs = [read_run(folder) for folder in run_folders()]
     runs = [r for r in runs if (not notebook or r.notebook.startswith(notebook))
             and (r.has_results if finished_only else r.state != "running")]
     return sorted(runs, key=lambda r: r.ended)

@@ -106,7 +106,7 @@ def begin_state(sweep: Sweep, backend: str, todo: list[PlannedRun], skipped: dic
     for run in sweep.runs:
         entry = RunEntry(overrides=run.overrides, swept=run.swept)
         if run.name in skipped:
-            entry.state, entry.skipped = skipped[run.name], True
+            entry.state = skipped[run.name]
             entry.error = read_run(sweep.run_folder(run)).error
         else:
             entry.submitted = launched

@@ -40,10 +40,9 @@ class RunEntry:
     overrides: dict[str, Any] = field(default_factory=dict)  # the parameters the run is given
     swept: dict[str, Any] = field(default_factory=dict)      # only the values the sweep varies
     state: str = "pending"             # pending | running | finished | failed | interrupted
-    submitted: str | None = None       # when this launch submitted it (None: left alone, done before)
+    submitted: str | None = None       # when this launch submitted it (None: skipped, done before)
     attempts: int = 0
     error: str | None = None
-    skipped: bool = False
     pid: int | None = None             # local backend: the child process
     job_id: str | None = None          # slurm backend: the submitit / SLURM job
     log: str | None = None

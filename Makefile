@@ -32,7 +32,7 @@ run: $(STAMP)
 	$(PY) -m storylab pipeline params/pipeline.yaml
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
 
 # The browser tests drive Debian's chromium, never a browser downloaded at run time:
 # installed here when missing and this user may install packages, else one line saying how.

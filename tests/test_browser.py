@@ -4,18 +4,19 @@ Every plotly figure must actually draw (each `.plotly-graph-div` gets an `svg.ma
 no page may log a JavaScript error, and no page may ask for anything outside `file://`.
 A screenshot of each page is saved in the test's temporary folder.
 
-Chromium is Debian's package at /usr/bin/chromium (`.ci/run` installs it when missing);
+Chromium is Debian's package at `$CHROMIUM` (default /usr/bin/chromium; `make test` passes
+the Makefile's CHROMIUM and installs the package when missing: its target `browser`).
 Playwright drives it; `playwright install` is never used.
 """
 
-import shutil
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RENDER_TIMEOUT_MS = 30_000
@@ -35,8 +36,8 @@ go.Figure(go.Scatter(x=list(range(rows)), y=[r * r for r in range(rows)]), layou
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium; .ci/run does "
-                    "this on CI) to check reports in a real browser", pytrace=False)
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium; make test installs "
+                    "it: Makefile target `browser`) to check reports in a real browser", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -147,8 +148,8 @@ def test_dashboard_lists_runs_and_filters_and_sorts(browser, smoke_runs, toy_swe
 
 def test_chromium_is_installed_for_browser_tests():
     """Fails (never skips) on a machine without the browser the report tests need."""
-    assert CHROMIUM.exists() or shutil.which("chromium"), (
-        f"{CHROMIUM} missing: run `apt-get install -y chromium` (done by .ci/run when missing)")
+    assert CHROMIUM.exists(), (f"{CHROMIUM} missing: run `apt-get install -y chromium` (make test installs it: "
+                               "Makefile target `browser`), or point $CHROMIUM at a Chromium")
 
 
 @pytest.mark.slow

@@ -8,12 +8,14 @@ import subprocess
 import sys
 import time
 import warnings
+from types import SimpleNamespace
 
 import nbformat
 import pytest
 import yaml
 
 from storylab.compare import model_table
+from storylab.lm import Score
 from storylab.metrics import model_record
 from storylab.runner.dashboard import write_index
 from storylab.runner.in_progress import reap_dead_runs, runs_in_progress
@@ -24,10 +26,10 @@ STORIES = {"source": "stories", "n_stories": 100, "validation": 20, "seed": 0}
 
 
 def _record(family, bits_per_char):
-    return model_record(family, f"{family} model", tokenizer="char", vocab_size=30, corpus=STORIES, params=10,
-                        train_tokens=100, train_flops=1e3, elapsed_s=1.0,
-                        val_total_nats=bits_per_char * math.log(2) * 100, val_tokens=50, val_chars=100,
-                        floor_bits_per_char=0.5)
+    model = SimpleNamespace(family=family, label=f"{family} model", vocab_size=30, n_params=10, train_tokens=100,
+                            train_flops=1e3)
+    score = Score(bits_per_char * math.log(2) * 100, n_tokens=50, n_chars=100, floor_bits_per_char=0.5)
+    return model_record(model, score, tokenizer="char", corpus=STORIES, elapsed_s=1.0)
 
 
 def _run(outputs, notebook, name, status="finished", metrics=None, **files):
@@ -138,6 +140,26 @@ def test_dashboard_and_status_show_live_runs_and_turn_dead_ones_into_failed_runs
     assert [r.name for r in find_runs(finished_only=True)] == []
 
 
+def test_a_live_run_with_odd_files_is_judged_by_its_owner_not_reaped(fresh_outputs):
+    """Liveness comes from status.json alone: a running notebook whose metrics.json (or params.yaml,
+    or a field of status.json) has a bad shape is still running while its process lives."""
+    odd_metrics = _tmp_run(fresh_outputs, "02_hmm", "metrics", this_process())
+    (odd_metrics / "metrics.json").write_text("[1, 2]")
+    odd_params = _tmp_run(fresh_outputs, "02_hmm", "params", this_process())
+    (odd_params / "params.yaml").write_text("- a\n- b\n")
+    odd_status = _tmp_run(fresh_outputs, "02_hmm", "status", {**this_process(), "elapsed_s": "soon"})
+    dead = _tmp_run(fresh_outputs, "02_hmm", "dead", {**this_process(), "pid": DEAD_PID, "elapsed_s": "soon"})
+    long_ago = time.time() - 3600  # far past the start-up grace of a folder without an owner
+    for folder in (odd_metrics, odd_params, odd_status, dead):
+        os.utime(folder, (long_ago, long_ago))
+    found = {p.run.name: p.liveness for p in runs_in_progress()}
+    assert found == {"metrics": "alive", "params": "alive", "status": "alive", "dead": "dead"}
+    assert reap_dead_runs() == [fresh_outputs / "runs" / "02_hmm" / "dead"]
+    assert odd_metrics.exists() and odd_params.exists() and odd_status.exists()
+    status = json.loads((fresh_outputs / "runs" / "02_hmm" / "dead" / "status.json").read_text())
+    assert status["died"] and status["pid"] == DEAD_PID  # the owner it had is kept
+
+
 def test_a_run_on_another_host_is_judged_by_its_slurm_job(monkeypatch):
     from storylab.runner import process
 
@@ -152,6 +174,20 @@ def test_a_run_on_another_host_is_judged_by_its_slurm_job(monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "899")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
     assert process.this_process()["slurm_job_id"] == "899_3"
+
+
+def test_the_runs_in_progress_of_one_name_are_found_without_reading_the_others(fresh_outputs, monkeypatch):
+    """A sweep's status asks this once per run: it must not read every run in progress each time."""
+    from pathlib import Path
+
+    from storylab.runner import in_progress
+
+    for name in ("a", "b", "c"):
+        _tmp_run(fresh_outputs, "02_hmm", name, this_process())
+    read, real = [], in_progress.read_run
+    monkeypatch.setattr(in_progress, "read_run", lambda folder: read.append(Path(folder).name) or real(folder))
+    live, died = in_progress.check_runs_in_progress("02_hmm", "b")
+    assert [p.run.name for p in live] == ["b"] and died == [] and read == [".tmp-b-0123abcd"]
 
 
 def test_a_dead_attempt_never_replaces_a_finished_run(fresh_outputs):
@@ -171,9 +207,86 @@ def test_a_run_already_in_progress_is_not_started_twice(fresh_outputs, tmp_path)
     nb.cells = [params]
     nbformat.write(nb, str(tmp_path / "02_hmm.ipynb"))
     _tmp_run(fresh_outputs, "02_hmm", "main", this_process())
-    with pytest.raises(ParameterError, match=r"--name main: a run of 02_hmm by that name is in progress \(pid "):
+    with pytest.raises(ParameterError, match=r"--name main: a run of 02_hmm named 'main' is in progress \(pid "):
         run_notebook(tmp_path / "02_hmm.ipynb", {}, name="main")
     assert [p.name for p in (fresh_outputs / "runs" / "02_hmm").iterdir()] == [".tmp-main-0123abcd"]
+
+
+# --- replacing a run folder: the two renames, interrupted ----------------------------------------
+
+def _folder(path, text):
+    path.mkdir(parents=True)
+    (path / "which.txt").write_text(text)
+    return path
+
+
+def test_sigterm_during_the_swap_waits_until_the_new_run_is_in_place(fresh_outputs, monkeypatch):
+    """SIGTERM between the two renames of `replace_folder` (old run aside, new one in) is handled once the
+    new run is in place: before, it left the old run hidden as `.old-*` and the new one was then deleted."""
+    from storylab.runner import in_progress
+    from storylab.runner.process import Terminated, raise_on_sigterm
+
+    parent = fresh_outputs / "runs" / "02_hmm"
+    final = _folder(parent / "main", "old")
+    tmp = _folder(parent / ".tmp-main-0123abcd", "new")
+    real_rename = os.rename
+
+    def rename_then_sigterm(source, target):
+        real_rename(source, target)
+        if ".old-" in str(target):  # the old run is aside, the new one not yet in: SIGTERM arrives now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    raise_on_sigterm()
+    try:
+        monkeypatch.setattr(in_progress.os, "rename", rename_then_sigterm)
+        with pytest.raises(Terminated):
+            in_progress.replace_folder(tmp, final)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (final / "which.txt").read_text() == "new" and not tmp.exists()
+    monkeypatch.setattr(in_progress, "ORPHAN_GRACE_S", -1.0)
+    reap_dead_runs()  # an `.old-*` the interrupted swap had no time to delete goes now
+    assert sorted(p.name for p in parent.iterdir()) == ["main"]
+
+
+def test_a_failed_swap_puts_the_old_run_back(fresh_outputs, monkeypatch):
+    from storylab.runner import in_progress
+
+    parent = fresh_outputs / "runs" / "02_hmm"
+    final = _folder(parent / "main", "old")
+    tmp = _folder(parent / ".tmp-main-0123abcd", "new")
+    real_rename = os.rename
+
+    def rename_fails_for_the_new_run(source, target):
+        if str(source) == str(tmp):
+            raise OSError(28, "No space left on device")
+        real_rename(source, target)
+
+    monkeypatch.setattr(in_progress.os, "rename", rename_fails_for_the_new_run)
+    with pytest.raises(OSError, match="No space left"):
+        in_progress.replace_folder(tmp, final)
+    assert (final / "which.txt").read_text() == "old" and not list(parent.glob(".old-*"))
+
+
+def test_the_reaper_finishes_swaps_and_reaps_that_were_cut_short(fresh_outputs, monkeypatch):
+    """Folders a killed process left mid-swap: an `.old-*` run comes back where its run folder is
+    missing (else it goes), a claimed `.reap-*` dead run becomes a failed run; young ones are left alone."""
+    from storylab.runner import in_progress
+
+    parent = fresh_outputs / "runs" / "02_hmm"
+    _run(fresh_outputs, "02_hmm", "kept", metrics={"val_bits_per_char": 1.0})
+    hidden = _folder(parent / ".old-kept-0123abcd", "old")          # the swap ended: the new run is in place
+    (parent / ".old-lost-0123abcd").mkdir()                        # the swap was cut between its renames
+    (parent / ".old-lost-0123abcd" / "status.json").write_text(json.dumps({"status": "finished", "ended": "x"}))
+    claimed = _tmp_run(fresh_outputs, "02_hmm", "claimed", {**this_process(), "pid": DEAD_PID})
+    os.rename(claimed, parent / ".reap-claimed-0123abcd")          # a reaper killed right after claiming it
+    assert reap_dead_runs() == [] and hidden.exists()              # young: perhaps another process is mid-swap
+    monkeypatch.setattr(in_progress, "ORPHAN_GRACE_S", -1.0)
+    assert reap_dead_runs() == [parent / "claimed"]
+    assert sorted(p.name for p in parent.iterdir()) == ["claimed", "kept", "lost"]
+    assert read_run(parent / "lost").finished and read_run(parent / "kept").finished
+    assert read_run(parent / "claimed").state == "failed" and "died: its process" in read_run(parent / "claimed").error
 
 
 # --- real processes: SIGTERM, SIGKILL ---------------------------------------------------------
@@ -242,6 +355,15 @@ def test_a_killed_run_is_seen_dead_and_becomes_a_failed_run(sleepy, fresh_output
     assert not tmp.exists() and read_run(folder).state == "failed" and "died:" in read_run(folder).error
     assert yaml.safe_load((folder / "params.yaml").read_text())["wait_while_exists"] == str(marker)
     assert "(1 died)" in (fresh_outputs / "index.html").read_text()
+
+
+def test_latest_names_the_latest_run_with_results_like_none(fresh_outputs):
+    """`model_run="latest"` and `hmm_run="latest"` (a keyword the checks keep) mean what None means."""
+    _run(fresh_outputs, "03_transformer", "a", metrics={"val_bits_per_char": 1.0})
+    newest = _run(fresh_outputs, "03_transformer", "abc", metrics={"val_bits_per_char": 0.9})  # ended later
+    assert resolve_run("latest", "03_transformer").folder == resolve_run(None, "03_transformer").folder == newest
+    with pytest.raises(ValueError, match="no finished run of 02_hmm"):
+        resolve_run("latest", "02_hmm")
 
 
 def test_artifacts_are_found_where_the_run_recorded_them(fresh_outputs):

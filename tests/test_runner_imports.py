@@ -8,8 +8,6 @@ above it that the importer is not itself inside, so those count as imports too.
 import ast
 from pathlib import Path
 
-import pytest
-
 import storylab
 
 LIB = Path(storylab.__file__).resolve().parent.parent
@@ -101,9 +99,17 @@ def test_the_cycle_finder_finds_a_cycle_through_a_lazy_import(tmp_path):
     assert cycles(graph) == [["a", "b", "c"]]
 
 
-@pytest.mark.parametrize("module", ["storylab.runner.params", "storylab.runner.execute", "storylab.runner.dashboard"])
-def test_package_inits_on_the_way_count(module):
-    """`from storylab.runner.params import X` in cli runs storylab/runner/__init__.py first."""
-    graph = import_graph()
-    assert "storylab.runner" in graph["storylab.cli"] and "storylab.runner.execute" in graph["storylab.runner"]
-    assert module in graph["storylab.cli"]
+def test_a_notebooks_first_cell_does_not_import_the_runner():
+    """`import storylab.notebook` (every notebook's first cell) takes the parameter checks, not the
+    execution machinery: `storylab.runner` loads its modules on first use."""
+    import subprocess
+    import sys
+
+    heavy = ("storylab.runner.execute", "storylab.runner.report", "plotly", "papermill", "nbconvert")
+    probe = f"import sys, storylab.notebook; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    from storylab.runner import ParameterError, run_notebook  # the package's names still work
+
+    assert run_notebook.__module__ == "storylab.runner.execute" and issubclass(ParameterError, ValueError)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -185,13 +186,14 @@ def test_ctrl_c_or_sigterm_interrupts_every_run_and_leaves_no_half_written_run(t
 
 @pytest.mark.slow
 def test_a_sweep_killed_outright_can_be_retried(toy, tmp_path, fresh_outputs):
-    """SIGKILL to the sweep and its run (a SLURM time limit, the OOM killer): the run is seen
-    dead, shown failed, and --retry-failed runs it again instead of refusing."""
+    """SIGKILL to the sweep and its run (a SLURM time limit, the OOM killer), with more runs than
+    --jobs: the run is seen dead and shown failed, the run never started is interrupted (not pending
+    forever), and --retry-failed runs both instead of refusing."""
     import psutil
 
     marker = tmp_path / "hold"
     marker.touch()
-    path = toy("killed", params={"wait_while_exists": str(marker)}, grid={"rows": [1]})
+    path = toy("killed", params={"wait_while_exists": str(marker)}, grid={"rows": [1, 2]})  # --jobs 1
     sweep = subprocess.Popen([sys.executable, "-m", "storylab", "sweep", str(path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     runs = fresh_outputs / "runs" / "toy"
@@ -206,10 +208,12 @@ def test_a_sweep_killed_outright_can_be_retried(toy, tmp_path, fresh_outputs):
     done = subprocess.run([sys.executable, "-m", "storylab", "status", "killed"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "rows=1  failed      died: its process" in done.stdout and "killed: 1 failed (of 1)" in done.stdout
+    assert "rows=1  failed      died: its process" in done.stdout
+    assert "rows=2  interrupted not started: the sweep that launched it ended first" in done.stdout
+    assert "killed: 1 failed, 1 interrupted (of 2)" in done.stdout
     marker.unlink()
     retried = run_sweep(path, retry_failed=True, progress=False)
-    assert retried.launched == ["rows=1"] and retried.count("finished") == 1
+    assert retried.launched == ["rows=1", "rows=2"] and retried.count("finished") == 2
 
 
 def test_a_prefix_may_not_reach_outside_outputs(toy, fresh_outputs):
@@ -320,15 +324,114 @@ def test_status_tells_pending_running_finished_failed_and_dead_jobs(fresh_output
     assert died["status"] == "failed" and died["died"] is True
 
 
+@pytest.mark.parametrize("data, message", [
+    ({"notebook": "toy", "runs": {"a": {"pid": "123"}}}, "run 'a': 'pid' must be int | None, got \"123\""),
+    ({"notebook": "toy", "runs": {"a": {"attempts": True}}}, "run 'a': 'attempts' must be int, got true"),
+    ({"notebook": "toy", "swept": "rows"}, "'swept' must be list, got \"rows\""),
+    ({"notebook": 2}, "'notebook' must be str, got 2"),
+    ({"runs": {}}, "missing 'notebook'"),
+])
+def test_a_malformed_state_file_is_one_line_naming_the_field(data, message, fresh_outputs):
+    """`storylab status` reads jobs.json: a field of the wrong type is a one-line error, not a crash later."""
+    from storylab.runner.sweep_state import SweepState, read_state
+
+    with pytest.raises(ParameterError, match="^jobs.json: " + re.escape(message)):
+        SweepState.from_json({"sweep": "s", **data})
+    folder = fresh_outputs / "sweeps" / "s"
+    folder.mkdir(parents=True)
+    (folder / "jobs.json").write_text(json.dumps(data))
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        read_state(folder)
+    ok = SweepState.from_json({"sweep": "s", "notebook": "toy", "runs": {"a": {"started_at": 5, "unknown_key": 1}}})
+    assert ok.runs["a"].started_at == 5  # an int where a float is expected is fine; keys of other versions are dropped
+
+
+def test_a_run_the_sweep_never_started_is_pending_only_while_its_launcher_lives(fresh_outputs):
+    """A sweep killed outright with more runs than --jobs leaves runs it never gave a process: they
+    are pending while the sweep lives, and interrupted (so the sweep can be launched again) once it is gone."""
+    import os
+
+    import psutil
+
+    from storylab.runner.process import this_process
+    from storylab.runner.sweep_state import SweepState, run_standing
+
+    later = "2026-06-01T00:00:00+00:00"
+    recycled = round(psutil.Process().create_time() - 1000, 3)  # this pid, but not the process that started then
+
+    def state(launcher):
+        return SweepState.from_json({"sweep": "s", "backend": "local", "notebook": "toy", **launcher, "runs": {
+            "queued": {"submitted": later, "state": "pending"},
+            "recycled": {"submitted": later, "state": "running", "pid": os.getpid(), "started_at": recycled}}})
+
+    alive = state({"launcher": this_process()})
+    assert run_standing(alive, "queued") == ("pending", None)
+    standing, error = run_standing(alive, "recycled")
+    assert standing == "failed" and "ended without writing the run" in error
+    for gone in ({"launcher": {**this_process(), "pid": 2 ** 22 + 12345}}, {}):  # killed; a file from before launchers
+        standing, error = run_standing(state(gone), "queued")
+        assert standing == "interrupted" and "not started" in error
+
+
+def test_a_failed_submission_is_one_line_and_leaves_the_sweep_relaunchable(toy, fresh_outputs, monkeypatch, capsys):
+    from storylab import cli
+    from storylab.runner import sweep_slurm
+    from storylab.runner.sweep_launch import _refuse_if_still_running
+
+    class Refused:
+        def map_array(self, *args):
+            raise RuntimeError("Could not submit\nsbatch: error: Batch job submission failed: Invalid partition name")
+
+    monkeypatch.setattr(sweep_slurm, "make_executor", lambda sweep, cluster: Refused())
+    monkeypatch.setattr(cli, "raise_on_sigterm", lambda: None)
+    path = toy("refused", grid={"rows": [1, 2]}, slurm={"partition": "nope"})
+    assert cli.main(["sweep", str(path), "--backend", "slurm", "--cluster", "local"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sweep refused: submitting 2 runs failed" in err and "Could not submit" in err
+    state = json.loads((fresh_outputs / "sweeps" / "refused" / "jobs.json").read_text())
+    assert {e["state"] for e in state["runs"].values()} == {"interrupted"}
+    _refuse_if_still_running(load_sweep(path))  # a relaunch is not refused
+    assert (fresh_outputs / "index.html").exists()  # something was written: the dashboard shows it
+
+
+def test_a_failure_after_runs_were_made_is_exit_1_with_the_dashboard_not_bad_input(toy, fresh_outputs, monkeypatch,
+                                                                                  capsys):
+    """Exit 2 ("bad input, nothing was written") is for checks before anything runs; a ValueError once
+    runs exist (here the summary's plotting) is exit 1, one line, and the dashboard still shows the runs."""
+    from storylab import cli
+    from storylab.runner import sweep_launch
+
+    def ran(sweep, todo, state, jobs, progress):  # the runs "happened"
+        for run in todo:
+            state.runs[run.name].state = "finished"
+
+    def summary_fails(state, stand=None):
+        raise ValueError("Invalid value of type 'builtins.str' received for the 'x' property\n    Received value: 'a'")
+
+    monkeypatch.setattr(sweep_launch, "run_local", ran)
+    monkeypatch.setattr(sweep_launch, "write_summary", summary_fails)
+    monkeypatch.setattr(cli, "raise_on_sigterm", lambda: None)
+    assert cli.main(["sweep", str(toy("plots", grid={"rows": [1, 2]}))]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: ValueError: Invalid value of type 'builtins.str' received for the 'x' property\n"
+    assert (fresh_outputs / "index.html").exists() and (fresh_outputs / "sweeps" / "plots" / "jobs.json").exists()
+    assert cli.main(["sweep", str(toy("bad", grid={"rows": ["x"]}))]) == 2  # a bad value is still bad input
+    assert capsys.readouterr().err.startswith("error: sweep ") and not (fresh_outputs / "sweeps" / "bad").exists()
+
+
 @pytest.mark.parametrize("error, retried", [
     ({"cell": None, "ename": "RuntimeError", "message": "RuntimeError: Kernel died before replying to kernel_info"}, True),
     ({"cell": None, "ename": "ZMQError", "message": "ZMQError: Address already in use (addr='tcp://127.0.0.1:5555')"}, True),
     ({"cell": None, "ename": "RuntimeError", "message": "RuntimeError: Kernel didn't respond in 60 seconds"}, True),
+    ({"cell": None, "ename": "DeadKernelError", "message": "DeadKernelError: Kernel died", "cells_started": 0}, True),
     ({"cell": 3, "ename": "RuntimeError", "message": "cell [3] RuntimeError: Kernel died"}, False),  # the notebook's own
     ({"cell": None, "ename": "FileNotFoundError", "message": "FileNotFoundError: x.ipynb"}, False),
+    # killed mid-run (out of memory): papermill names no cell, but cells had started
+    ({"cell": None, "ename": "DeadKernelError", "message": "DeadKernelError: Kernel died", "cells_started": 4}, False),
+    ({"cell": None, "ename": "DeadKernelError", "message": "DeadKernelError: Kernel died"}, False),  # cannot tell: no
 ])
 def test_only_kernel_start_failures_are_started_again(error, retried):
-    from storylab.runner.sweep_state import is_kernel_start_failure
+    from storylab.runner.execute import is_kernel_start_failure
 
     assert is_kernel_start_failure({"status": "failed", "error": error}) is retried
 

@@ -34,11 +34,14 @@ def test_replay_writes_the_rows_of_a_resumed_run(tmp_path):
     assert [s for s, _ in replayed] == [1, 2] and [v for _, v in replayed] == pytest.approx([1.9, 1.8])
 
 
-def test_a_tracker_without_folder_records_nothing(tmp_path):
+def test_a_tracker_without_folder_records_nothing(tmp_path, fresh_outputs, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a default SummaryWriter would write (./runs/...)
     tracker = Tracker(None)
     tracker.log(1, {"x": 1.0})
+    tracker.flush()
     tracker.close()
     assert not tracker.active
+    assert list(tmp_path.iterdir()) == []  # no event file here, nor in outputs/ (fresh_outputs is tmp_path/outputs)
 
 
 def test_tracking_choices_and_offline_default(monkeypatch, tmp_path):
@@ -58,9 +61,21 @@ def test_wandb_runs_offline_without_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("WANDB_SILENT", "true")
     with Tracker(tmp_path / "tb", name="02_hmm/test", config={"n_states": 4}, wandb=True) as tracker:
-        assert tracker._wandb_run.settings.mode == "offline"
         tracker.log(1, {"loss": 0.5})
-    assert list((tmp_path / "tb" / "wandb").glob("offline-run-*"))
+    assert list((tmp_path / "tb" / "wandb").glob("offline-run-*"))  # W&B writes this folder only in offline mode
+
+
+def test_a_run_tracker_is_named_after_the_run_not_its_temporary_folder(monkeypatch, fresh_outputs):
+    """Under the runner a notebook's run folder is `.tmp-<name>-<hex>` until it ends: TensorBoard and
+    W&B must show the run's name."""
+    from storylab.tracking import run_tracker_options
+
+    for folder, name in ((fresh_outputs / "runs" / "02_hmm" / ".tmp-main-1a2b3c4d", "02_hmm/main"),
+                         (fresh_outputs / "runs" / "02_hmm" / "main", "02_hmm/main"),
+                         (fresh_outputs / "interactive" / "02_hmm", "02_hmm/interactive")):
+        monkeypatch.setenv("STORYLAB_RUN_DIR", str(folder))
+        options = run_tracker_options("02_hmm", "none")
+        assert options["name"] == name and options["folder"] == folder / "tensorboard"
 
 
 def test_em_writes_its_history_as_tensorboard_scalars_and_a_resumed_fit_replays_it(tmp_path):
@@ -112,14 +127,21 @@ def test_board_serves_the_runs_event_files(fresh_outputs):
         board.wait(timeout=30)
 
 
-def test_a_sweep_run_is_one_hparams_entry_written_once(tmp_path):
+def test_a_sweep_run_is_one_hparams_entry_rewritten_only_when_the_run_ends_again(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from storylab.tracking import write_sweep_run
 
-    assert write_sweep_run(tmp_path / "n_states=4", {"n_states": 4, "tokenizer": {"kind": "bpe"}},
-                           {"val_bits_per_char": 2.5, "note": "x"})
-    assert not write_sweep_run(tmp_path / "n_states=4", {"n_states": 4}, {"val_bits_per_char": 9.0})
-    events = EventAccumulator(str(tmp_path / "n_states=4"))
-    events.Reload()
-    assert [e.value for e in events.Scalars("sweep/val_bits_per_char")] == [2.5]
+    def logged(folder):
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        return [e.value for e in events.Scalars("sweep/val_bits_per_char")]
+
+    entry, first, rerun = tmp_path / "n_states=4", "2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00"
+    assert write_sweep_run(entry, {"n_states": 4, "tokenizer": {"kind": "bpe"}}, {"val_bits_per_char": 2.5, "note": "x"},
+                           ended=first)
+    assert not write_sweep_run(entry, {"n_states": 4}, {"val_bits_per_char": 9.0}, ended=first)  # the same ending
+    assert logged(entry) == [2.5]
+    # the run was made again (the sweep's parameters changed, --force): its entry follows
+    assert write_sweep_run(entry, {"n_states": 4}, {"val_bits_per_char": 1.5}, ended=rerun)
+    assert logged(entry) == [1.5] and sorted(p.name for p in tmp_path.iterdir()) == ["n_states=4"]

@@ -9,9 +9,11 @@
     python -m storylab board                              # TensorBoard on outputs/: every run's curves, live
 
 Bad input (an unknown notebook, parameter, value of the wrong type, bad name or file) is
-one line on stderr and exit status 2, before any run folder exists; a run whose notebook
-raised exits 1, says where on stderr in one line, and keeps its folder with `status.json`
-saying `failed`. Ctrl-C exits 130 and SIGTERM 143, each with one line, leaving no
+one line on stderr and exit status 2, before any run folder exists (a `ParameterError`
+from the checks). A run whose notebook raised exits 1, says where on stderr in one line,
+and keeps its folder with `status.json` saying `failed`; so does a failure after runs or
+state files were written (a sweep's summary, a refused SLURM submission), with the
+dashboard written. Ctrl-C exits 130 and SIGTERM 143, each with one line, leaving no
 half-written run. Commands that change runs rewrite the dashboard once, at their end.
 """
 
@@ -22,13 +24,15 @@ import sys
 from pathlib import Path
 
 from storylab.paths import PARAMS_DIR
+from storylab.readers import first_line
 from storylab.runner.dashboard import write_index
 from storylab.runner.execute import run_notebook
-from storylab.runner.in_progress import reap_dead_runs, runs_in_progress
+from storylab.runner.in_progress import check_runs_in_progress
 from storylab.runner.params import ParameterError, load_params_file, notebook_parameters, parse_cli_overrides, resolve_notebook
 from storylab.runner.pipeline import run_pipeline
 from storylab.runner.process import Terminated, raise_on_sigterm
 from storylab.runner.sweep_launch import run_sweep
+from storylab.runner.sweep_slurm import SubmitError
 from storylab.runner.sweep_state import read_state, standing_counts, standings, sweeps_dir, all_states
 from storylab.runner.sweep_summary import write_summary
 
@@ -62,7 +66,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     if not outcome.waited and outcome.launched:
         print(f"submitted; follow with: python -m storylab status {name}")
         return 0
-    stand = {n: (e.state, e.error) for n, e in outcome.state.runs.items()}
+    stand = args.standings[name] = outcome.standings
     _print_counts(name, stand)
     for run, (standing, error) in stand.items():
         if standing == "failed":
@@ -90,29 +94,30 @@ def status_command(args: argparse.Namespace) -> int:
             if isinstance(state, str):
                 print(f"{name}: unreadable: {state}")
             else:
-                _print_counts(name, standings(state))
+                _print_counts(name, args.standings.setdefault(name, standings(state)))
         return 0
     name = Path(args.sweep).stem if args.sweep.endswith((".yaml", ".yml")) else args.sweep
     state = read_state(sweeps_dir() / name)
     if state is None:
         known = ", ".join(sorted(all_states())) or "none"
         raise ParameterError(f"sweep {name!r}: no {sweeps_dir() / name / 'jobs.json'}; known sweeps: {known}")
-    stand = standings(state)
+    stand = args.standings[name] = standings(state)
     width = max(map(len, stand), default=3)
     for run, (standing, error) in stand.items():
         job = state.runs[run].job_id
         job = f"job {job}  " if job and standing in ("pending", "running") else ""  # for scancel
         print(f"{run:<{width}}  {standing:<11} {job}{error or ''}".rstrip())
     _print_counts(name, stand)
-    _, summary = write_summary(state)  # refreshed: a --no-wait sweep has no other moment to write it
+    _, summary = write_summary(state, stand)  # refreshed: a --no-wait sweep has no other moment to write it
     print(f"summary: {summary}")
     return 0
 
 
 def _print_in_progress() -> None:
-    for folder in reap_dead_runs():
+    live, died = check_runs_in_progress()
+    for folder in died:
         print(f"died: {folder.parent.name}/{folder.name}: now a failed run ({folder / 'status.json'})")
-    for progress in runs_in_progress():
+    for progress in live:
         run = progress.run
         state = "running" if progress.liveness == "alive" else "running?"
         line = f" | {progress.last_line}" if progress.last_line else ""
@@ -165,6 +170,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="run folder name (default: a hash of the effective parameters)")
     parser.add_argument("--force", action="store_true",
                         help="rerun even if an identical finished run exists; replace a run of this name with other parameters")
+    parser.add_argument("--no-index", action="store_true",
+                        help="leave outputs/index.html alone (a sweep writes it once for all its runs)")
 
 
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,30 +219,42 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _, handler, dashboard = COMMANDS[args.command]
+    dashboard = None if getattr(args, "no_index", False) else dashboard
+    args.standings = {}  # sweep name → standings a command computed: the dashboard does not compute them again
     raise_on_sigterm()
     try:
         status = handler(args)
-    except (ParameterError, ValueError, FileNotFoundError) as error:  # bad input: nothing was written
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"error: {message}", file=sys.stderr)
+    except ParameterError as error:  # bad input, found by the checks before anything runs: nothing was written
+        print(f"error: {first_line(error) or 'ParameterError'}", file=sys.stderr)
         return 2
+    except (ValueError, OSError, RuntimeError) as error:  # a failure once runs or state files were written
+        _write_dashboard(dashboard, args.standings, failing=True)
+        message = first_line(error) if isinstance(error, SubmitError) else f"{type(error).__name__}: {first_line(error)}"
+        print(f"error: {message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
-        _write_dashboard(dashboard)
+        _write_dashboard(dashboard, args.standings)
         if isinstance(interrupt, Terminated):
             print("terminated (SIGTERM): no half-written run was left behind", file=sys.stderr)
             return Terminated.exit_status
         print("interrupted: no half-written run was left behind", file=sys.stderr)
         return 130
-    _write_dashboard(dashboard)
+    _write_dashboard(dashboard, args.standings)
     return status
 
 
-def _write_dashboard(mode: str | None) -> None:
+def _write_dashboard(mode: str | None, known: dict | None = None, failing: bool = False) -> None:
+    """Rewrite outputs/index.html (`mode` "show" prints its path) with the sweeps' standings `known` so far;
+    `failing`: the command already failed, and a dashboard that cannot be written must not hide why."""
     if mode is None:
         return
     try:
-        path = write_index()
+        path = write_index(known)
     except KeyboardInterrupt:  # a second Ctrl-C while writing: the page is written atomically or not at all
         return
+    except Exception:  # noqa: BLE001
+        if failing:
+            return
+        raise
     if mode == "show":
         print(f"index: {path}")

@@ -25,7 +25,6 @@ It returns nothing.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import yaml
 
 from storylab.cache import write_json_atomic, write_text_atomic
 from storylab.paths import interactive_dir, launch_dir
+from storylab.readers import iso_now
 from storylab.runner.notebook_checks import check_values
 from storylab.runner.params import ParameterError, notebook_parameters, resolve_notebook, validate_parameters
 from storylab.runner.process import this_process
@@ -62,7 +62,7 @@ def begin(namespace: dict[str, Any], notebook: str) -> None:
 def _begin_interactive_run(folder: Path, notebook: str, params: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").unlink(missing_ok=True)
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = iso_now()
     write_text_atomic(folder / "params.yaml", yaml.safe_dump(params, sort_keys=False))
     write_json_atomic(folder / "status.json", {"status": "interactive", "notebook": notebook, "name": "interactive",
                                                **this_process(), "started": now, "updated": now})

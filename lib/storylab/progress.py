@@ -36,9 +36,7 @@ class FinalLineBar(std.tqdm):
 
 
 def in_jupyter_frontend() -> bool:
-    """True inside a Jupyter kernel that a frontend (Lab, Notebook) talks to, not under the runner."""
-    if os.environ.get(HEADLESS_ENV):
-        return False
+    """True inside a Jupyter kernel (Lab, Notebook; a runner's kernel too: `progress_bar` tells it by HEADLESS_ENV first)."""
     try:
         from IPython import get_ipython
     except ImportError:

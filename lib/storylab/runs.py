@@ -19,20 +19,21 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from storylab.paths import interactive_dir, outputs_dir, runs_dir
+from storylab.readers import iso_time, read_json, read_yaml
 
 STATUSES = ("running", "finished", "failed", "interactive")
-RESULT_STATUSES = ("finished", "interactive")  # runs whose metrics are results
 TIMESTAMPS = ("started", "ended", "updated")
 MODEL_NUMBERS = ("vocab_size", "params", "train_tokens", "train_flops", "elapsed_s", "peak_rss_mb",
                  "val_bits_per_char", "floor_bits_per_char", "gap_to_floor_bits_per_char", "val_nats_per_token")
 INTERACTIVE = "interactive"
+LATEST = "latest"  # a run parameter meaning "the latest run with results", like None
+# Hidden folders beside a run's final folder: a run in progress (tmp), the run it replaces while the
+# two are swapped (old), a dead run being turned into a failed one (reap).
+HIDDEN_RUN = re.compile(r"^\.(?P<kind>tmp|old|reap)-(?P<name>.+)-[0-9a-f]{8}$")
 TMP_RUN = re.compile(r"^\.tmp-(?P<name>.+)-[0-9a-f]{8}$")  # a run in progress, beside its final folder
 
 
@@ -126,21 +127,14 @@ def _names(folder: Path) -> tuple[str, str]:
     return folder.parent.name, in_progress["name"] if in_progress else folder.name
 
 
-def _load(path: Path, parse, what: str) -> Any:
-    try:
-        return parse(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise UnreadableRun(f"{path.name}: cannot be read ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise UnreadableRun(f"{path.name}: not UTF-8 text; expected {what}") from None
-    except (ValueError, yaml.YAMLError) as error:
-        raise UnreadableRun(f"{path.name}: not valid {what} ({str(error).splitlines()[0]})") from None
+def run_name(folder: str | Path) -> str:
+    """The name of the run a folder holds: `main` for `runs/02_hmm/main/` and for the `.tmp-main-1a2b3c4d/`
+    it is built in, `interactive` for a notebook run by hand."""
+    return _names(Path(folder))[1]
 
 
 def _read_status(folder: Path) -> dict[str, Any]:
-    status = _load(folder / "status.json", json.loads, "JSON")
+    status = read_json(folder / "status.json", "status.json", "a JSON object", UnreadableRun, missing=None)
     if status is None:
         raise UnreadableRun("status.json: missing")
     _expect(isinstance(status, dict), "status.json: expected a JSON object", status)
@@ -158,13 +152,13 @@ def _read_status(folder: Path) -> dict[str, Any]:
 
 
 def _read_params(folder: Path) -> dict[str, Any]:
-    params = _load(folder / "params.yaml", yaml.safe_load, "YAML")
+    params = read_yaml(folder / "params.yaml", "params.yaml", "a mapping of parameter names", UnreadableRun, missing=None)
     _expect(params is None or isinstance(params, dict), "params.yaml: expected a mapping of parameter names", params)
     return params or {}
 
 
 def _read_metrics(folder: Path) -> dict[str, Any]:
-    metrics = _load(folder / "metrics.json", json.loads, "JSON")
+    metrics = read_json(folder / "metrics.json", "metrics.json", "a JSON object", UnreadableRun, missing=None)
     if metrics is None:
         return {}
     _expect(isinstance(metrics, dict), "metrics.json: expected a JSON object", metrics)
@@ -192,19 +186,17 @@ def _expect(ok: bool, message: str, got: Any) -> None:
 
 def _mtime_iso(path: Path) -> str:
     try:
-        return datetime.fromtimestamp(os.stat(path).st_mtime, timezone.utc).isoformat(timespec="seconds")
+        return iso_time(os.stat(path).st_mtime)
     except OSError:
         return ""
 
 
-def run_folders(root: Path | None = None) -> list[Path]:
+def run_folders() -> list[Path]:
     """Every run folder that is not in progress: `runs/<notebook>/<name>/` and `interactive/<notebook>/`."""
     folders = []
-    root = root or runs_dir()
-    for parent in sorted(_visible_dirs(root)):
+    for parent in sorted(_visible_dirs(runs_dir())):
         folders.extend(sorted(_visible_dirs(parent)))
-    if root == runs_dir():
-        folders.extend(sorted(_visible_dirs(interactive_dir())))
+    folders.extend(sorted(_visible_dirs(interactive_dir())))
     return folders
 
 
@@ -215,13 +207,13 @@ def _visible_dirs(folder: Path) -> list[Path]:
         return []
 
 
-def find_runs(notebook: str | None = None, finished_only: bool = False, root: Path | None = None) -> list[Run]:
+def find_runs(notebook: str | None = None, finished_only: bool = False) -> list[Run]:
     """Runs, oldest first by end time, optionally of one notebook (a stem or a prefix like '02').
 
     `finished_only` keeps the runs whose metrics are results: finished runs and notebooks
     run by hand that saved metrics. Otherwise failed and unreadable runs are listed too.
     """
-    runs = [read_run(folder) for folder in run_folders(root)]
+    runs = [read_run(folder) for folder in run_folders()]
     runs = [r for r in runs if (not notebook or r.notebook.startswith(notebook))
             and (r.has_results if finished_only else r.state != "running")]
     return sorted(runs, key=lambda r: r.ended)
@@ -236,14 +228,14 @@ def latest_run(notebook: str, where: dict[str, Any] | None = None) -> Run | None
 
 def resolve_run(run: str | Path | None, notebook: str) -> Run:
     """A notebook parameter naming an earlier run: a folder path, a run name (`main`,
-    `interactive` for the notebook run by hand), or None for the latest run with results."""
-    if run:
+    `interactive` for the notebook run by hand), or None or "latest" for the latest run with results."""
+    if run and str(run) != LATEST:
         folder = Path(run).expanduser()
         if not folder.is_dir():
             folder = interactive_dir() / notebook if str(run) == INTERACTIVE else runs_dir() / notebook / str(run)
         if not (folder / "status.json").exists():
-            raise ValueError(f"run {str(run)!r}: not a run folder (expected a path, a run name of {notebook} "
-                             f"or {INTERACTIVE!r})")
+            raise ValueError(f"run {str(run)!r}: not a run folder (expected a path, a run name of {notebook}, "
+                             f"{INTERACTIVE!r} or {LATEST!r})")
         found = read_run(folder)
         if found.problem:
             raise ValueError(f"run {str(run)!r}: {found.folder} cannot be read: {found.problem}")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 TRACKING_CHOICES = ("none", "wandb")  # TensorBoard is always on; `wandb` adds W&B
+SWEEP_RUN_ENDED = "ended.txt"  # beside a sweep run's HParams events: when the run they describe ended
 
 
 def _numeric(value: Any) -> float | None:
@@ -125,11 +126,13 @@ def check_tracking(tracking: str) -> bool:
 
 def run_tracker_options(notebook: str, tracking: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """The `Tracker` arguments of the notebook run in progress (event files in `<run folder>/tensorboard/`),
-    as a plain dict: what a training process started by torchrun needs to open the same tracker."""
+    as a plain dict: what a training process started by torchrun needs to open the same tracker.
+    Named `<notebook>/<run name>` (not after the temporary folder the runner builds the run in)."""
     from storylab.paths import run_dir
+    from storylab.runs import run_name
 
     folder = run_dir()
-    return {"folder": folder / "tensorboard", "name": f"{notebook}/{folder.name}", "config": config,
+    return {"folder": folder / "tensorboard", "name": f"{notebook}/{run_name(folder)}", "config": config,
             "wandb": check_tracking(tracking)}
 
 
@@ -147,16 +150,25 @@ def hparam_value(value: Any) -> int | float | str | bool:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-def write_sweep_run(folder: str | Path, swept: dict[str, Any], metrics: dict[str, Any]) -> bool:
+def write_sweep_run(folder: str | Path, swept: dict[str, Any], metrics: dict[str, Any], ended: str) -> bool:
     """One finished run of a sweep as a TensorBoard HParams entry in `folder` (its swept values
     and numeric metrics), so a sweep's runs line up in one table and one parallel-coordinates
-    view. Written once: False when `folder` already holds it."""
-    folder = Path(folder)
-    if folder.exists():
-        return False
+    view. Written once per ending of the run (`ended`, from its status.json): False when
+    `folder` already holds it; a run made again (other parameters, --force) replaces it."""
+    import shutil
+    import uuid
+
     from torch.utils.tensorboard import SummaryWriter
 
+    folder = Path(folder)
+    marker = folder / SWEEP_RUN_ENDED
+    if marker.is_file() and marker.read_text() == ended:
+        return False
+    tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"  # a half-written entry is never seen
     numbers = {f"sweep/{key}": v for key, value in metrics.items() if (v := _numeric(value)) is not None}
-    with SummaryWriter(log_dir=str(folder)) as writer:
+    with SummaryWriter(log_dir=str(tmp)) as writer:
         writer.add_hparams({key: hparam_value(value) for key, value in swept.items()}, numbers, run_name=".")
+    (tmp / SWEEP_RUN_ENDED).write_text(ended)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.rename(tmp, folder)
     return True

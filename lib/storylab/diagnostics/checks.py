@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from storylab.checks import check_int
+from storylab.devices import check_device_name
 
 
 def check_notebook_values(values: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -42,9 +43,7 @@ def check_notebook_values(values: dict[str, Any], base: Path) -> dict[str, Any]:
     if hard is not None and (not isinstance(hard, list) or len(hard) != 2 or not all(isinstance(h, str) for h in hard)
                              or hard[0] == hard[1]):
         raise ValueError(f"hard_models: expected two different model labels (or None), got {hard!r}")
-    device = values.get("device", "auto")
-    if not (isinstance(device, str) and (device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:"))):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    check_device_name(values.get("device", "auto"))  # the parameters cell's type (str) already refuses None
     return values
 
 

@@ -14,18 +14,30 @@ The modules, each importing only those listed before it:
   plan a sweep, its typed state file, the two backends, its summary, launching it
 - `dashboard`: `outputs/index.html`
 
-The package re-exports the few names a script needs (`from storylab.runner import run_notebook`).
+The package re-exports the few names a script needs (`from storylab.runner import run_notebook`),
+each imported on first use: every notebook's first cell (`storylab.notebook`) imports the
+parameter checks from here and must not pay for papermill, nbconvert and plotly.
 """
 
-from storylab.runner.execute import RunResult, run_notebook
-from storylab.runner.params import ParameterError, notebook_parameters, parse_cli_overrides, resolve_notebook, validate_parameters
+from importlib import import_module
 
-__all__ = [
-    "ParameterError",
-    "RunResult",
-    "notebook_parameters",
-    "parse_cli_overrides",
-    "resolve_notebook",
-    "run_notebook",
-    "validate_parameters",
-]
+_EXPORTS = {
+    "execute": ["RunResult", "run_notebook"],
+    "params": ["ParameterError", "notebook_parameters", "parse_cli_overrides", "resolve_notebook",
+               "validate_parameters"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'storylab.runner' has no attribute {name!r}")
+    value = getattr(import_module(f"storylab.runner.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

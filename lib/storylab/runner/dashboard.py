@@ -16,13 +16,16 @@ from typing import Any
 from storylab.cache import write_text_atomic
 from storylab.paths import outputs_dir
 from storylab.runner.html import KEY_METRICS, TABLE_CSS, cell, link, relative_href, status_cell
-from storylab.runner.in_progress import RunInProgress, reap_dead_runs, runs_in_progress
+from storylab.runner.in_progress import RunInProgress, check_runs_in_progress
 from storylab.runner.sweep_state import SweepState, all_states, standing_counts, standings, sweep_membership
 from storylab.runs import Run, find_runs
 
 
-def index_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    members = sweep_membership()
+Standing = dict[str, tuple[str, "str | None"]]  # run name → (standing, error) of one sweep
+
+
+def index_rows(runs: list[Run], states: dict[str, SweepState | str] | None = None) -> list[dict[str, Any]]:
+    members = sweep_membership(states)
     rows = []
     for run in runs:
         metrics = {k: run.metrics[k] for k in KEY_METRICS
@@ -37,13 +40,17 @@ def index_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def sweep_links() -> list[dict[str, Any]]:
-    """Every sweep, its summary page, and how many of its runs stand where (or why it cannot be read)."""
+def sweep_links(states: dict[str, SweepState | str] | None = None,
+                known: dict[str, Standing] | None = None) -> list[dict[str, Any]]:
+    """Every sweep, its summary page, and how many of its runs stand where (or why it cannot be read).
+
+    `known`: standings the command has just computed, by sweep name (not computed again)."""
     links = []
-    for name, state in all_states().items():
+    for name, state in (all_states() if states is None else states).items():
         summary = relative_href(outputs_dir() / "sweeps" / name / "summary.html", outputs_dir())
         if isinstance(state, SweepState):
-            links.append({"name": name, "notebook": state.notebook, "counts": standing_counts(standings(state)),
+            stand = (known or {}).get(name) or standings(state)
+            links.append({"name": name, "notebook": state.notebook, "counts": standing_counts(stand),
                           "summary": summary, "problem": None})
         else:
             links.append({"name": name, "notebook": "", "counts": {}, "summary": summary, "problem": state})
@@ -84,21 +91,23 @@ def _run_row(r: dict[str, Any], metric_names: list[str]) -> str:
     return f'<tr class="{html.escape(r["status"])}" {data}>{tds}</tr>'
 
 
-def write_index() -> Path:
-    """`outputs/index.html`: runs in progress, every run and every sweep. Dead runs are reaped first."""
-    reap_dead_runs()
-    rows = index_rows(sorted(find_runs(), key=lambda r: r.ended, reverse=True))
+def write_index(known: dict[str, Standing] | None = None) -> Path:
+    """`outputs/index.html`: runs in progress, every run and every sweep. Dead runs are reaped first.
+
+    `known`: the standings of sweeps the command has just computed, by sweep name."""
+    in_progress, _ = check_runs_in_progress()
+    states = all_states()
+    rows = index_rows(sorted(find_runs(), key=lambda r: r.ended, reverse=True), states)
     metric_names = [k for k in KEY_METRICS if any(k in r["metrics"] for r in rows)]
     header = ["notebook", "run", "status", "sweep", "ended", "elapsed_s", "parameters", *metric_names]
     ths = "".join(f'<th onclick="sortBy({i})">{html.escape(h)}</th>' for i, h in enumerate(header))
-    in_progress = runs_in_progress()
     progress_table = ""
     if in_progress:
         progress_header = "".join(f"<th>{h}</th>" for h in
                                   ("notebook", "run", "status", "host", "started", "parameters", "last line"))
         progress_table = (f"<h2>In progress</h2><table id=\"in-progress\"><thead><tr>{progress_header}</tr></thead>"
                           f"<tbody>{''.join(_in_progress_row(p) for p in in_progress)}</tbody></table>")
-    sweeps = sweep_links()
+    sweeps = sweep_links(states, known)
     n_failed = sum(r["status"] == "failed" for r in rows)
     n_died = sum(r["died"] for r in rows)
     n_unreadable = sum(r["status"] == "unreadable" for r in rows)

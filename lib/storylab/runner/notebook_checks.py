@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from storylab.checks import check_int, check_number
+from storylab.devices import check_device_name
 from storylab.paths import launch_dir, user_path
+from storylab.readers import first_line
+from storylab.runs import INTERACTIVE, LATEST
 from storylab.runner.params import ParameterError, notebook_parameters, validate_parameters
 
 Check = Callable[[dict[str, Any], Path], dict[str, Any]]
-RUN_KEYWORDS = ("latest", "interactive")  # run parameters that name a run, never a path
+RUN_KEYWORDS = (LATEST, INTERACTIVE)  # run parameters that name a run, never a path
 
 
 def effective_parameters(notebook: Path, overrides: dict[str, Any], base: Path | None = None,
@@ -48,7 +51,7 @@ def check_values(notebook: str, values: dict[str, Any], base: Path) -> dict[str,
     except ParameterError:
         raise
     except ValueError as error:  # the library's own one-line checks: `n_states: expected ...`
-        raise ParameterError(f"{notebook}: {str(error).splitlines()[0]}") from None
+        raise ParameterError(f"{notebook}: {first_line(error)}") from None
 
 
 # --- shared pieces ---------------------------------------------------------------------
@@ -105,10 +108,8 @@ def check_strings(values: dict[str, Any], name: str, allow_empty: bool = False) 
 
 
 def check_device(values: dict[str, Any]) -> None:
-    device = values.get("device", "auto")
-    if device is not None and not (isinstance(device, str) and (device in ("auto", "cpu", "cuda", "mps")
-                                                                or device.startswith("cuda:"))):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    """How `device` is written (CUDA need not be here: a run may be submitted from a login node)."""
+    check_device_name(values.get("device", "auto"))
 
 
 # --- one function per notebook ---------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from storylab.paths import NOTEBOOKS_DIR
+from storylab.readers import read_json, read_yaml
 
 TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "None": type(None)}
 
@@ -70,6 +71,9 @@ class Parameter:
 
 def resolve_notebook(notebook: str | Path) -> Path:
     """`01_tokenizers`, `01_tokenizers.ipynb`, `01` or a path → the notebook file."""
+    if not isinstance(notebook, (str, Path)):  # `notebook: 2` in a YAML file
+        raise ParameterError(f"notebook {notebook!r}: expected a notebook name or path (e.g. 02_hmm), "
+                             f"got a {type(notebook).__name__}")
     path = Path(notebook)
     if path.suffix == ".ipynb" and path.is_file():
         return path.resolve()
@@ -84,18 +88,10 @@ def resolve_notebook(notebook: str | Path) -> Path:
 
 def read_notebook_json(path: str | Path) -> dict[str, Any]:
     """A notebook file as its JSON dict; one-line errors naming the file."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as error:
-        raise ParameterError(f"notebook {str(path)!r}: cannot be read ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise ParameterError(f"notebook {str(path)!r}: not UTF-8 text (byte {error.object[error.start]:#04x} at "
-                             f"position {error.start}); expected a Jupyter notebook (.ipynb JSON)") from None
-    except ValueError as error:
-        raise ParameterError(f"notebook {str(path)!r}: not valid JSON ({error}); expected a Jupyter notebook") from None
+    where = f"notebook {str(path)!r}"
+    data = read_json(path, where, "a Jupyter notebook (.ipynb JSON)", ParameterError)
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise ParameterError(f"notebook {str(path)!r}: expected a Jupyter notebook (a JSON object with 'cells')")
+        raise ParameterError(f"{where}: expected a Jupyter notebook (a JSON object with 'cells')")
     return data
 
 
@@ -242,29 +238,9 @@ def _fits(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
-def read_text_file(path: str | Path, where: str, expected: str) -> str:
-    """A file's text; one-line errors naming the file and what was expected."""
-    path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"{where}: no such file")
-    if not path.is_file():
-        raise ParameterError(f"{where}: is a directory; expected {expected}")
-    try:
-        return path.read_bytes().decode("utf-8")
-    except OSError as error:
-        raise ParameterError(f"{where}: cannot be read ({error.strerror or error})") from None
-    except UnicodeDecodeError as error:
-        raise ParameterError(f"{where}: not UTF-8 text (byte {error.object[error.start]:#04x} at position "
-                             f"{error.start}); expected {expected}") from None
-
-
 def read_yaml_mapping(path: str | Path, where: str, expected: str) -> dict[str, Any]:
     """A YAML file that must hold a mapping (params, pipeline and sweep files); one-line errors."""
-    text = read_text_file(path, where, f"a YAML file holding {expected}")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as error:
-        raise ParameterError(f"{where}: not valid YAML ({str(error).splitlines()[0]})") from None
+    data = read_yaml(path, where, f"a YAML file holding {expected}", ParameterError) or {}
     if not isinstance(data, dict):
         raise ParameterError(f"{where}: expected {expected}, got a YAML {type(data).__name__}")
     return data

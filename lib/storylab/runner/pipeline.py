@@ -7,7 +7,9 @@
         params: {rows: 2000}    # parameter overrides
 
 A step's params may also come from a file (`params_file: params/x.yaml`, relative to the
-project root). Every step is checked before the first one runs.
+directory the command started in; `params:` win over it). Every step is checked before the
+first one runs, as `run_notebook` would check it (`execute.check_run_target`): a step that
+would fail its checks never lets the steps before it run.
 """
 
 from __future__ import annotations
@@ -16,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storylab.paths import PROJECT_ROOT, runs_dir
-from storylab.runner.execute import RunResult, default_run_name, run_notebook
+from storylab.paths import user_path
+from storylab.runner.execute import RunResult, check_run_target, default_run_name, run_notebook
 from storylab.runner.names import check_run_name
 from storylab.runner.notebook_checks import effective_parameters
-from storylab.runner.params import ParameterError, load_params_file, read_yaml_mapping, resolve_notebook
-from storylab.runs import read_run
+from storylab.runner.params import ParameterError, read_yaml_mapping, resolve_notebook
 
 STEP_KEYS = {"notebook", "name", "params", "params_file"}
 
@@ -36,8 +37,9 @@ class Step:
 def load_pipeline(path: str | Path, force: bool = False) -> list[Step]:
     """Read and check every step (notebook, parameters, run name) before running any.
 
-    Unless `force`, a step whose named run already finished with other parameters is an
-    error here, before the first step runs, rather than after the steps before it."""
+    Unless `force`, a step whose run is in progress, cannot be read or already finished with
+    other parameters is an error here, before the first step runs, rather than after the
+    steps before it."""
     where = f"pipeline {str(path)!r}"
     data = read_yaml_mapping(path, where, "a mapping with a 'steps' list")
     steps = data.get("steps")
@@ -50,28 +52,28 @@ def load_pipeline(path: str | Path, force: bool = False) -> list[Step]:
         unknown = set(step) - STEP_KEYS
         if unknown:
             raise ParameterError(f"{where}: step {number} has unknown key(s) {sorted(unknown)}")
-        params = dict(load_params_file(PROJECT_ROOT / step["params_file"])) if step.get("params_file") else {}
         if not isinstance(step.get("params") or {}, dict):
             raise ParameterError(f"{where}: step {number}: 'params' must be a mapping of parameter names")
-        params.update(step.get("params") or {})
         try:
+            params = _params_file(step.get("params_file"))
+            params.update(step.get("params") or {})
             notebook = resolve_notebook(step["notebook"])
             name = check_run_name(str(step["name"]), "name") if step.get("name") is not None else None
             effective = effective_parameters(notebook, params)
         except ParameterError as error:
             raise ParameterError(f"{where}: step {number}: {error}") from None
-        if not force:
-            _check_not_replacing(notebook, name or default_run_name(effective), effective, f"{where}: step {number}")
+        check_run_target(notebook.stem, name or default_run_name(effective), effective, force, f"{where}: step {number}")
         checked.append(Step(notebook, name, {k: effective[k] for k in params}))
     return checked
 
 
-def _check_not_replacing(notebook: Path, name: str, effective: dict[str, Any], where: str) -> None:
-    existing = read_run(runs_dir() / notebook.stem / name)
-    if existing.finished and existing.params != effective:
-        changed = sorted(k for k in {*existing.params, *effective} if existing.params.get(k) != effective.get(k))
-        raise ParameterError(f"{where}: the finished run {existing.folder} has other parameters "
-                             f"({', '.join(changed[:5])}); use --force to replace it, or give the step another name")
+def _params_file(path: Any) -> dict[str, Any]:
+    """A step's `params_file:` (resolved against the launch directory), or {} without one."""
+    if path is None:
+        return {}
+    if not isinstance(path, str) or not path:
+        raise ParameterError(f"params_file {path!r}: expected the path of a YAML file of parameter values")
+    return dict(read_yaml_mapping(user_path(path), f"params_file {path!r}", "a mapping of parameter names to values"))
 
 
 def run_pipeline(path: str | Path, force: bool = False, progress: bool = True) -> list[RunResult]:

@@ -1,4 +1,4 @@
-"""Which process owns a run, whether it is still alive, and SIGTERM handled like Ctrl-C.
+"""Which process owns a run, whether it is still alive, and SIGTERM handled like Ctrl-C (or held back).
 
 A run in progress records its owner in its `status.json` (`this_process()`): host, pid,
 the pid's start time (so a recycled pid is not mistaken for the run) and, inside a SLURM
@@ -13,7 +13,9 @@ import os
 import shutil
 import signal
 import socket
-from typing import Any
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 # SLURM job states in which the job may still write its run.
 SLURM_ALIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED",
@@ -36,6 +38,39 @@ def raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back until the block ends, then handle the first as it would have been.
+
+    For steps that must not be cut in two (the renames that swap a run folder). The Python
+    handlers are swapped rather than the signals masked (`pthread_sigmask`): a mask covers
+    only the calling thread, and a signal delivered to any other thread (tqdm's monitor,
+    a library's worker) still runs the Python handler in the main thread at once. Outside
+    the main thread no Python handler can interrupt the block, so there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in held}
+    for signum in held:
+        signal.signal(signum, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            _handle_now(received[0], previous[received[0]])
+
+
+def _handle_now(signum: int, handler: Any) -> None:
+    if callable(handler):
+        handler(signum, None)  # Ctrl-C: KeyboardInterrupt; SIGTERM: Terminated (raise_on_sigterm)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(signum)  # the default action, now: the process ends as it would have
+
+
 def slurm_job_id() -> str | None:
     """The SLURM job running this process (`123_4` for an array task), or None outside SLURM."""
     if os.environ.get("SLURM_ARRAY_JOB_ID") and os.environ.get("SLURM_ARRAY_TASK_ID"):
@@ -44,15 +79,22 @@ def slurm_job_id() -> str | None:
 
 
 def this_process() -> dict[str, Any]:
-    """The owner record a run in progress keeps in its status.json."""
-    import psutil
-
-    record: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(),
-                              "pid_started": round(psutil.Process().create_time(), 3)}
+    """The owner record a run in progress keeps in its status.json (and a sweep of its launcher)."""
+    record: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "pid_started": process_started()}
     job = slurm_job_id()
     if job:
         record["slurm_job_id"] = job
     return record
+
+
+def process_started(pid: int | None = None) -> float | None:
+    """When process `pid` (this one by default) started, in epoch seconds; None when it is gone."""
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).create_time(), 3)
+    except psutil.Error:
+        return None
 
 
 def pid_alive(pid: Any, started: Any = None) -> bool:

@@ -89,7 +89,10 @@ def load_sweep(path: str | Path, smoke: bool = False) -> Sweep:
         prefix = str(block.get("prefix", "smoke-" + prefix))
     if prefix:
         check_run_name(prefix, f"{where}: prefix")
-    notebook = resolve_notebook(data["notebook"])
+    try:
+        notebook = resolve_notebook(data["notebook"])
+    except ParameterError as error:
+        raise ParameterError(f"{where}: {error}") from None
     combinations = expand(grid, zipped, where)
     runs = []
     for name, combo in zip(run_names(combinations, prefix), combinations):
@@ -141,12 +144,14 @@ def render_value(value: Any) -> str:
 
 
 def combination_name(values: dict[str, Any], prefix: str = "") -> str:
-    """`prefix` + the values that vary, e.g. `smoke-n_states=100,rows=1000`; long names end in a hash."""
+    """`prefix` + the values that vary, e.g. `smoke-n_states=100,rows=1000`; long names end in a hash.
+
+    (It never starts with '.': a prefix may not, and parameter names are identifiers.)"""
     name = prefix + ",".join(f"{k}={render_value(v)}" for k, v in values.items())
     name = name or "default"
     if len(name) > MAX_NAME_CHARS:  # keep it readable, and unique through the hash
         name = name[:MAX_NAME_CHARS - 11] + "-" + spec_hash(values, 10)
-    return name.lstrip(".")
+    return name
 
 
 def run_names(combinations: list[dict[str, Any]], prefix: str = "") -> list[str]:

@@ -9,13 +9,14 @@ ones unless `retry_failed`); runs killed outright count as failed (see `in_progr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from storylab.runner.params import ParameterError
+from storylab.runner.process import this_process
 from storylab.runner.sweep import PlannedRun, Sweep, load_sweep
 from storylab.runner.sweep_local import run_local
 from storylab.runner.sweep_slurm import check_cluster, executor_parameters, submit, wait_for_jobs
-from storylab.runner.sweep_state import RunEntry, SweepState, now_iso, read_state, standings, sweep_membership, write_state
+from storylab.runner.sweep_state import RunEntry, SweepState, iso_now, read_state, standings, sweep_membership, write_state
 from storylab.runner.sweep_summary import write_summary
 from storylab.runs import read_run
 
@@ -27,6 +28,7 @@ class SweepOutcome:
     launched: list[str]         # run names started by this call
     skipped: dict[str, str]     # run name → finished | failed (left alone)
     waited: bool = True
+    standings: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # where each run stands at the end
 
     def count(self, status: str) -> int:
         return self.state.count(status)
@@ -57,8 +59,9 @@ def run_sweep(path: str | Path, jobs: int = 1, backend: str = "local", retry_fai
             if wait:
                 wait_for_jobs(sweep, todo, submitted, state, progress)
     finally:  # also after Ctrl-C: the summary shows what did finish
-        write_summary(state)
-    return SweepOutcome(sweep, state, [r.name for r in todo], skipped, wait)
+        stand = standings(state)
+        write_summary(state, stand)
+    return SweepOutcome(sweep, state, [r.name for r in todo], skipped, wait, stand)
 
 
 def _refuse_if_still_running(sweep: Sweep) -> None:
@@ -98,17 +101,17 @@ def select_runs(sweep: Sweep, retry_failed: bool = False) -> tuple[list[PlannedR
 
 def begin_state(sweep: Sweep, backend: str, todo: list[PlannedRun], skipped: dict[str, str]) -> SweepState:
     """A fresh jobs.json for this launch: every run of the sweep, the ones launched now pending."""
-    launched = now_iso()
+    launched = iso_now()
     runs: dict[str, RunEntry] = {}
     for run in sweep.runs:
         entry = RunEntry(overrides=run.overrides, swept=run.swept)
         if run.name in skipped:
-            entry.state, entry.skipped = skipped[run.name], True
+            entry.state = skipped[run.name]
             entry.error = read_run(sweep.run_folder(run)).error
         else:
             entry.submitted = launched
         runs[run.name] = entry
     state = SweepState(sweep=sweep.name, file=str(sweep.file), notebook=sweep.notebook.stem, backend=backend,
-                       swept=sweep.swept_names, launched=launched, runs=runs)
+                       swept=sweep.swept_names, launched=launched, runs=runs, launcher=this_process())
     write_state(state)
     return state

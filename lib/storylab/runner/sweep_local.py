@@ -1,11 +1,11 @@
 """Run a sweep on this machine: up to N notebook runs at once, each its own process and kernel.
 
-Each run is `python -m storylab run NOTEBOOK -f <params file> --name NAME --force` in a
+Each run is `python -m storylab run NOTEBOOK -f <params file> --name NAME --force --no-index` in a
 child process (own session, so a terminal Ctrl-C reaches only the sweep, which then
 interrupts every child exactly once and waits: the runner removes its temporary folder
 and no half-written run is left). SIGTERM to the sweep is passed on to the children the
 same way. `--force` because the sweep has already chosen what to (re)run. Starts are
-staggered, and a run whose kernel failed to start is started again.
+staggered (a run whose kernel still failed to start is started again by `run_notebook`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import yaml
 
 from storylab.cache import write_text_atomic
 from storylab.runner.in_progress import reap_dead_runs
-from storylab.runner.process import Terminated
+from storylab.runner.process import Terminated, process_started
 from storylab.runner.sweep import PlannedRun, Sweep
-from storylab.runner.sweep_state import KERNEL_START_ATTEMPTS, SweepState, is_kernel_start_failure, now_iso, write_state
+from storylab.readers import iso_now
+from storylab.runner.sweep_state import SweepState, write_state
 from storylab.runs import read_run
 
 STAGGER_S = 1.0          # between two kernel starts
@@ -51,11 +52,9 @@ def run_local(sweep: Sweep, todo: list[PlannedRun], state: SweepState, jobs: int
                 last_start = time.monotonic()
             for process in [p for p in running if p.poll() is not None]:
                 run = running.pop(process)
-                if _finish(sweep, run, process, state):
-                    bar.update(1)
-                    bar.set_postfix_str(f"{run.name}: {state.runs[run.name].state}", refresh=True)
-                else:
-                    queue.appendleft(run)
+                _finish(sweep, run, process, state)
+                bar.update(1)
+                bar.set_postfix_str(f"{run.name}: {state.runs[run.name].state}", refresh=True)
             time.sleep(POLL_S)
     except KeyboardInterrupt as interrupt:
         _interrupt(sweep, running, state, terminated=isinstance(interrupt, Terminated))
@@ -77,23 +76,23 @@ def _start(sweep: Sweep, run: PlannedRun, state: SweepState, threads: int) -> su
     log = _log_path(sweep, run)
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "storylab", "run", str(sweep.notebook), "-f", str(params_file), "--name", run.name,
-               "--force"]
+               "--force", "--no-index"]  # the sweep's command writes the dashboard once, at its end
     with open(log, "ab") as log_file:
-        log_file.write(f"\n=== {now_iso()} {' '.join(command)}\n".encode())
+        log_file.write(f"\n=== {iso_now()} {' '.join(command)}\n".encode())
         log_file.flush()
         env = {**os.environ}
         env.setdefault("OMP_NUM_THREADS", str(threads))  # the run's kernel inherits it; torch reads it at start
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True, env=env)
     entry = state.runs[run.name]
-    entry.state, entry.pid, entry.attempts, entry.log, entry.started_at = \
-        "running", process.pid, entry.attempts + 1, str(log), time.time()
+    entry.state, entry.pid, entry.attempts, entry.log = "running", process.pid, entry.attempts + 1, str(log)
+    entry.started_at = process_started(process.pid) or time.time()  # with the pid: this child, not a later one
     write_state(state)
     return process
 
 
-def _finish(sweep: Sweep, run: PlannedRun, process: subprocess.Popen, state: SweepState) -> bool:
-    """Record a child's outcome; False when it should be started again (its kernel never started)."""
+def _finish(sweep: Sweep, run: PlannedRun, process: subprocess.Popen, state: SweepState) -> None:
+    """Record a child's outcome in `state`."""
     entry = state.runs[run.name]
     entry.pid = None
     status_file = sweep.run_folder(run) / "status.json"
@@ -102,11 +101,6 @@ def _finish(sweep: Sweep, run: PlannedRun, process: subprocess.Popen, state: Swe
     # written by this attempt, not left by an earlier run of the same name
     fresh = status_file.exists() and status_file.stat().st_mtime >= (entry.started_at or 0)
     status = read_run(sweep.run_folder(run)).status if fresh else {}
-    if fresh and is_kernel_start_failure(status) and entry.attempts < KERNEL_START_ATTEMPTS:
-        entry.state, entry.error = "pending", status["error"]["message"]
-        write_state(state)
-        time.sleep(STAGGER_S)
-        return False
     if fresh and status:
         entry.state, entry.error = status["status"], (status.get("error") or {}).get("message")
     else:  # the child ended before the runner could write a status (bad arguments, ...)
@@ -114,7 +108,6 @@ def _finish(sweep: Sweep, run: PlannedRun, process: subprocess.Popen, state: Swe
         entry.error = (f"the run's process exited with status {process.returncode} without writing its run; "
                        f"see {_log_path(sweep, run)}")
     write_state(state)
-    return True
 
 
 def _interrupt(sweep: Sweep, running: dict[subprocess.Popen, PlannedRun], state: SweepState,

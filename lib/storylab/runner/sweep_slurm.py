@@ -22,7 +22,6 @@ its own pickling; the run's artifacts never use pickle).
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import time
 from pathlib import Path
@@ -30,9 +29,11 @@ from typing import Any
 
 from storylab.paths import outputs_dir, runs_dir
 from storylab.runner.execute import run_notebook
+from storylab.readers import first_line
 from storylab.runner.params import ParameterError
+from storylab.runner.process import process_started
 from storylab.runner.sweep import PlannedRun, Sweep
-from storylab.runner.sweep_state import KERNEL_START_ATTEMPTS, SweepState, is_kernel_start_failure, write_state
+from storylab.runner.sweep_state import SweepState, write_state
 from storylab.runs import read_run
 
 GENERIC = {"timeout_min", "mem_gb", "cpus_per_task", "gpus_per_node", "name", "tasks_per_node", "nodes"}
@@ -90,18 +91,34 @@ def make_executor(sweep: Sweep, cluster: str):
     return executor
 
 
+class SubmitError(RuntimeError):
+    """The jobs could not be submitted (sbatch refused them): one line; the sweep can be launched again."""
+
+
 def submit(sweep: Sweep, todo: list[PlannedRun], state: SweepState, cluster: str = "slurm") -> list:
-    """Submit one array job for `todo`; record job ids in `state` (jobs.json)."""
-    executor = make_executor(sweep, cluster)
+    """Submit one array job for `todo`; record job ids in `state` (jobs.json).
+
+    When submission fails, the runs are recorded as interrupted (not pending: no job will
+    start them) and a one-line SubmitError says why."""
     outputs = str(outputs_dir())
     # Kernels of jobs that land on one machine at once race for ports: stagger their starts.
     delays = [float(i % 8) * 0.5 for i in range(len(todo))]
-    jobs = executor.map_array(run_sweep_job, [str(sweep.notebook)] * len(todo), [r.overrides for r in todo],
-                              [r.name for r in todo], [outputs] * len(todo), delays)
+    try:
+        executor = make_executor(sweep, cluster)
+        jobs = executor.map_array(run_sweep_job, [str(sweep.notebook)] * len(todo), [r.overrides for r in todo],
+                                  [r.name for r in todo], [outputs] * len(todo), delays)
+    except Exception as error:  # noqa: BLE001 - sbatch's refusal comes as submitit's FailedJobError, or an OSError
+        for run in todo:
+            state.runs[run.name].state, state.runs[run.name].error = "interrupted", f"not submitted: {first_line(error)}"
+        write_state(state)
+        raise SubmitError(f"sweep {sweep.name}: submitting {len(todo)} runs failed ({first_line(error)}); "
+                          "nothing was started") from None
     state.cluster, state.submitit_folder = cluster, str(sweep.folder / "submitit" / "%j")
     for run, job in zip(todo, jobs):
         entry = state.runs[run.name]
         entry.job_id, entry.log, entry.attempts = str(job.job_id), str(job.paths.stderr), 1
+        if cluster == "local":  # the job id is the pid of submitit's controller: its start time tells it apart
+            entry.started_at = process_started(int(entry.job_id.split("_")[0]))
     write_state(state)
     return jobs
 
@@ -138,17 +155,13 @@ def _record(sweep: Sweep, name: str, job, state: SweepState) -> None:
 
 def run_sweep_job(notebook: str, overrides: dict[str, Any], name: str, outputs: str,
                   start_delay_s: float = 0.0) -> dict[str, Any]:
-    """One run of a sweep inside a SLURM job; starts the kernel again if it failed to start.
+    """One run of a sweep inside a SLURM job (`run_notebook` starts a kernel that failed to start again).
 
     `force`: the sweep has already chosen this run (new, changed or failed before)."""
     os.environ["STORYLAB_OUTPUTS"] = outputs
     time.sleep(start_delay_s)
-    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
-        result = run_notebook(notebook, overrides, name=name, force=True)
-        if attempt == KERNEL_START_ATTEMPTS or not is_kernel_start_failure(read_run(result.folder).status):
-            break
-        time.sleep(random.uniform(1.0, 4.0))
-    return {"status": result.status, "folder": str(result.folder), "error": result.error, "attempts": attempt}
+    result = run_notebook(notebook, overrides, name=name, force=True)
+    return {"status": result.status, "folder": str(result.folder), "error": result.error}
 
 
 def _has_cuda() -> bool:

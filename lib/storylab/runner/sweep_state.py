@@ -6,31 +6,28 @@ and the process or SLURM job running it, so `storylab status` can tell a pending
 from a running one and notice a job that died without writing its run.
 
 `SweepState` and `RunEntry` are the file's only readers and writers (`to_json` /
-`from_json`); a malformed file is a one-line ParameterError naming it.
+`from_json`); a malformed file (not JSON, a required key missing, a value of the wrong
+type) is a one-line ParameterError naming it and the field.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from storylab.cache import write_json_atomic
 from storylab.paths import outputs_dir, runs_dir
-from storylab.runner.in_progress import is_running, reap_dead_runs
+from storylab.readers import iso_now, read_json
+from storylab.runner.in_progress import check_runs_in_progress
 from storylab.runner.params import ParameterError
-from storylab.runner.process import SLURM_ALIVE, pid_alive, slurm_job_state
+from storylab.runner.process import SLURM_ALIVE, owner_state, pid_alive, slurm_job_state
 from storylab.runs import read_run
 
 STATES = ("finished", "failed", "running", "pending", "interrupted")
-KERNEL_START_ATTEMPTS = 3  # a run whose kernel failed to start is started at most this often
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def sweeps_dir() -> Path:
@@ -43,14 +40,14 @@ class RunEntry:
     overrides: dict[str, Any] = field(default_factory=dict)  # the parameters the run is given
     swept: dict[str, Any] = field(default_factory=dict)      # only the values the sweep varies
     state: str = "pending"             # pending | running | finished | failed | interrupted
-    submitted: str | None = None       # when this launch submitted it (None: left alone, done before)
+    submitted: str | None = None       # when this launch submitted it (None: skipped, done before)
     attempts: int = 0
     error: str | None = None
-    skipped: bool = False
     pid: int | None = None             # local backend: the child process
     job_id: str | None = None          # slurm backend: the submitit / SLURM job
     log: str | None = None
-    started_at: float | None = None    # local backend: when the child started (epoch seconds)
+    started_at: float | None = None    # the start time (epoch s) of the process `pid` / the local job's
+                                       # controller: a later process given the same pid is not the run's
 
 
 @dataclass
@@ -65,6 +62,7 @@ class SweepState:
     cluster: str | None = None         # slurm backend: slurm | local (submitit's local executor)
     submitit_folder: str | None = None
     updated: str = ""
+    launcher: dict[str, Any] = field(default_factory=dict)  # the process that launched it (host, pid, pid_started)
 
     @property
     def folder(self) -> Path:
@@ -89,33 +87,54 @@ class SweepState:
 
 
 def _known(cls, data: Any, where: str) -> dict[str, Any]:
-    """`data` restricted to the dataclass's fields, with the required ones present."""
+    """`data` restricted to the dataclass's fields (keys of other versions dropped), with the required
+    ones present and each value of its field's type; else a one-line ParameterError naming the field."""
     if not isinstance(data, dict):
         raise ParameterError(f"{where}: expected a JSON object, got {json.dumps(data)[:40]}")
-    names = {f.name for f in fields(cls)} - {"runs"}
+    expected = {name: _plain_types(hint) for name, hint in typing.get_type_hints(cls).items() if name != "runs"}
     required = [f.name for f in fields(cls) if f.name != "runs" and f.default is MISSING and f.default_factory is MISSING]
     missing = [n for n in required if n not in data]
     if missing:
         raise ParameterError(f"{where}: missing {missing[0]!r}")
-    return {k: v for k, v in data.items() if k in names}
+    known = {k: v for k, v in data.items() if k in expected}
+    for name, value in known.items():
+        if not _fits(value, expected[name]):
+            label = " | ".join("None" if t is type(None) else t.__name__ for t in expected[name])
+            raise ParameterError(f"{where}: {name!r} must be {label}, got {json.dumps(value, default=str)[:40]}")
+    return known
+
+
+def _plain_types(hint: Any) -> tuple[type, ...] | None:
+    """`str | None` → (str, NoneType), `dict[str, Any]` → (dict,), `Any` → None (anything)."""
+    if hint is Any:
+        return None
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        parts = [_plain_types(arg) for arg in typing.get_args(hint)]
+        return None if None in parts else tuple(t for part in parts for t in part)
+    return (typing.get_origin(hint) or hint,)
+
+
+def _fits(value: Any, allowed: tuple[type, ...] | None) -> bool:
+    if allowed is None:
+        return True
+    if isinstance(value, bool):  # an int subclass, but `attempts: true` is a broken file
+        return bool in allowed
+    return isinstance(value, allowed) or (float in allowed and isinstance(value, int))
 
 
 def read_state(sweep_folder: Path) -> SweepState | None:
     """The sweep's state, None when it has none; a malformed file is a one-line ParameterError."""
     path = sweep_folder / "jobs.json"
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
+    data = read_json(path, str(path), "a sweep's JSON state file", ParameterError, missing=None)
+    if data is None:
         return None
-    except (OSError, ValueError) as error:
-        raise ParameterError(f"{path}: not a readable JSON state file ({str(error).splitlines()[0]})") from None
     if isinstance(data, dict):
         data.setdefault("sweep", sweep_folder.name)
     return SweepState.from_json(data, str(path))
 
 
 def write_state(state: SweepState) -> None:
-    state.updated = now_iso()
+    state.updated = iso_now()
     write_json_atomic(state.folder / "jobs.json", state.to_json())
 
 
@@ -133,15 +152,25 @@ def all_states() -> dict[str, SweepState | str]:
 
 
 def job_alive(state: SweepState, entry: RunEntry) -> bool | None:
-    """Is the process / job of this run still alive? None when the state file cannot say."""
-    if state.backend == "local":
-        return pid_alive(entry.pid) if entry.pid else None
-    if not entry.job_id:
-        return None
-    if state.cluster == "local":  # submitit's local executor: the job id is the controller's pid
-        return pid_alive(int(str(entry.job_id).split("_")[0]))
-    job_state = slurm_job_state(entry.job_id, state.submitit_folder or "")
-    return None if job_state is None else job_state in SLURM_ALIVE
+    """Is the process / job of this run alive? None when that cannot be known here (SLURM without sacct).
+
+    A run the launch has not yet given a process or job (more runs than --jobs, or a
+    submission that failed) can only be started by its launcher: it is alive while that is."""
+    if state.backend == "local" and entry.pid:
+        return pid_alive(entry.pid, entry.started_at)
+    if state.backend == "slurm" and entry.job_id:
+        if state.cluster == "local":  # submitit's local executor: the job id is the controller's pid
+            return pid_alive(int(str(entry.job_id).split("_")[0]), entry.started_at)
+        job_state = slurm_job_state(entry.job_id, state.submitit_folder or "")
+        return None if job_state is None else job_state in SLURM_ALIVE
+    return launcher_alive(state)
+
+
+def launcher_alive(state: SweepState) -> bool | None:
+    """Is the process that launched the sweep alive? None on another host it cannot check."""
+    if not state.launcher.get("host"):
+        return False  # a state file from before launchers were recorded: that launch ended long ago
+    return {"alive": True, "dead": False}.get(owner_state(state.launcher)[0])
 
 
 def run_standing(state: SweepState, name: str) -> tuple[str, str | None]:
@@ -149,19 +178,23 @@ def run_standing(state: SweepState, name: str) -> tuple[str, str | None]:
 
     A dead attempt left in progress (killed outright) is turned into a failed run first."""
     entry = state.runs[name]
-    reap_dead_runs(state.notebook, name)
-    if is_running(state.notebook, name):
+    running, _ = check_runs_in_progress(state.notebook, name)
+    if running:
         return "running", None
     run = read_run(runs_dir() / state.notebook / name)
     ended = run.status.get("ended", "") if not run.problem else ""
     if (run.finished or run.state == "failed") and (entry.submitted is None or ended >= entry.submitted):
         return run.state, run.error
-    alive = job_alive(state, entry) if entry.submitted else None
+    if entry.submitted is None or entry.state not in ("pending", "running"):
+        return entry.state, entry.error
+    alive = job_alive(state, entry)
+    if alive is None:
+        return entry.state, entry.error
     if alive:
         return "pending", None
-    if alive is False and entry.state in ("pending", "running"):
+    if entry.pid or entry.job_id:
         return "failed", entry.error or "its job ended without writing the run (see the job's log)"
-    return entry.state, entry.error
+    return "interrupted", "not started: the sweep that launched it ended first (killed?); launch the sweep again"
 
 
 def standings(state: SweepState) -> dict[str, tuple[str, str | None]]:
@@ -174,26 +207,11 @@ def standing_counts(stand: dict[str, tuple[str, str | None]]) -> dict[str, int]:
     return {s: n for s, n in counts.items() if n}
 
 
-def sweep_membership() -> dict[tuple[str, str], list[str]]:
-    """(notebook, run name) → the sweeps that list it: the dashboard's sweep column."""
+def sweep_membership(states: dict[str, SweepState | str] | None = None) -> dict[tuple[str, str], list[str]]:
+    """(notebook, run name) → the sweeps that list it: the dashboard's sweep column (`states`: all_states())."""
     members: dict[tuple[str, str], list[str]] = {}
-    for sweep_name, state in all_states().items():
+    for sweep_name, state in (all_states() if states is None else states).items():
         if isinstance(state, SweepState):
             for name in state.runs:
                 members.setdefault((state.notebook, name), []).append(sweep_name)
     return members
-
-
-# Kernels started at the same moment can race for the same ports, or miss the start-up
-# deadline on a loaded machine: such a run never reached the notebook's code and is safe
-# to start again.
-KERNEL_START_FAILURE = re.compile(
-    r"Kernel died before replying|kernel_info|Kernel didn't respond|Address already in use|ZMQError"
-    r"|DeadKernelError|Timeout waiting for|Kernel died", re.IGNORECASE)
-
-
-def is_kernel_start_failure(status: dict[str, Any]) -> bool:
-    error = status.get("error") or {}
-    if status.get("status") != "failed" or error.get("cell") is not None:
-        return False
-    return bool(KERNEL_START_FAILURE.search(f"{error.get('ename', '')}: {error.get('message', '')}"))

@@ -25,14 +25,15 @@ from storylab.runs import is_finite_number, read_run
 MAX_METRICS_PLOTTED = 12
 
 
-def summary_rows(state: SweepState) -> list[dict[str, Any]]:
+def summary_rows(state: SweepState, stand: dict[str, tuple[str, str | None]] | None = None) -> list[dict[str, Any]]:
+    """One row per run of the sweep (`stand`: its standings, when the caller has them already)."""
     rows = []
-    for name, (standing, error) in standings(state).items():
+    for name, (standing, error) in (standings(state) if stand is None else stand).items():
         run = read_run(runs_dir() / state.notebook / name)
         metrics = {k: v for k, v in run.metrics.items() if is_finite_number(v)}
         rows.append({"run": name, "status": standing, "swept": state.runs[name].swept,
                      "metrics": metrics if standing == "finished" else {},
-                     "elapsed_s": run.status.get("elapsed_s"), "error": error or "",
+                     "elapsed_s": run.status.get("elapsed_s"), "ended": run.ended, "error": error or "",
                      "report": run.folder / "report.html"})
     return rows
 
@@ -45,9 +46,10 @@ def metric_names(rows: list[dict[str, Any]]) -> list[str]:
     return [m for m in KEY_METRICS if m in seen] + sorted(m for m in seen if m not in KEY_METRICS)
 
 
-def write_summary(state: SweepState) -> tuple[Path, Path]:
+def write_summary(state: SweepState, stand: dict[str, tuple[str, str | None]] | None = None) -> tuple[Path, Path]:
+    """summary.csv, summary.html and the TensorBoard HParams entries (`stand`: the standings, if known)."""
     folder = state.folder
-    rows = summary_rows(state)
+    rows = summary_rows(state, stand)
     metrics = metric_names(rows)
     write_text_atomic(folder / "summary.csv", _csv(rows, state.swept, metrics))
     write_text_atomic(folder / "summary.html", _html(state, rows, state.swept, metrics, folder))
@@ -56,13 +58,13 @@ def write_summary(state: SweepState) -> tuple[Path, Path]:
 
 
 def _write_tensorboard(folder: Path, rows: list[dict]) -> None:
-    """Each finished run once, as a TensorBoard HParams entry (`python -m storylab board`)."""
+    """Each finished run as a TensorBoard HParams entry (`python -m storylab board`), rewritten when it ended again."""
     finished = [r for r in rows if r["status"] == "finished" and r["metrics"]]
     if finished:
         from storylab.tracking import write_sweep_run
 
         for r in finished:
-            write_sweep_run(folder / r["run"], r["swept"], r["metrics"])
+            write_sweep_run(folder / r["run"], r["swept"], r["metrics"], r["ended"])
 
 
 def _csv(rows: list[dict], swept: list[str], metrics: list[str]) -> str:

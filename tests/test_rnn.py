@@ -71,7 +71,7 @@ def test_transformerlens_and_gpt2_refuse_an_lstm_in_one_line(tmp_path, tokenizer
         to_bridge(tmp_path / "run")
     with pytest.raises(ValueError, match="^model_or_run: TransformerLens has no LSTM"):
         to_bridge(result)
-    with pytest.raises(ValueError, match="^run_or_model: GPT-2 has no LSTM"):
+    with pytest.raises(ValueError, match="^architecture: GPT-2 has no LSTM"):
         export_hf(result, tmp_path / "hf")
 
 

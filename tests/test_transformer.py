@@ -417,10 +417,17 @@ def test_export_hf_gives_the_same_logits_scores_and_generates(tmp_path, tokenize
         export_hf(model, folder, tokenizer=tokenizer)
 
 
-@pytest.mark.parametrize("option, expected", [({"normalization": "RMS"}, "^normalization: GPT-2 has LayerNorm only"),
-                                              ({"d_head": 5}, r"^d_head: GPT-2 needs d_head \* n_heads == d_model")])
+@pytest.mark.parametrize("option, expected", [
+    ({"normalization": "RMS"}, "^normalization: GPT-2 has LayerNorm only"),
+    ({"d_head": 5}, r"^d_head: GPT-2 needs d_head \* n_heads == d_model"),
+    # these three used to export (or crash) as a dense causal GPT-2 with other logits
+    ({"mlp": "moe", "n_experts": 2}, "^mlp: GPT-2 has mlp='dense' only, this model uses 'moe'"),
+    ({"attention": "topk", "attention_k": 2}, "^attention: GPT-2 has attention='dense' only, this model uses 'topk'"),
+    ({"objective": "masked"}, "^objective: GPT-2 has objective='causal' only, this model uses 'masked'"),
+])
 def test_export_hf_names_the_option_gpt2_cannot_express(tmp_path, tokenizer, option, expected):
     model = StoryTransformer(ModelConfig(n_layers=1, d_model=16, n_heads=2, n_ctx=8, d_vocab=len(tokenizer), **option))
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(ValueError, match=expected) as error:
         export_hf(model, tmp_path / "hf", tokenizer=tokenizer)
+    assert "\n" not in str(error.value)
     assert not (tmp_path / "hf").exists()

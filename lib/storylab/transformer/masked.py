@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from storylab.transformer.config import ModelConfig
-from storylab.transformer.scoring import model_context_length
-from storylab.transformer.output_rules import restricted_cross_entropy
+from storylab.transformer.scoring import model_context_length, restricted_cross_entropy
 
 MASK_TOKEN = "<mask>"
 IGNORED = -100  # target of an unscored position (F.cross_entropy's ignore_index)

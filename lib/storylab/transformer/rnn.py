@@ -27,13 +27,13 @@ import math
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from storylab.checks import check_int
 from storylab.lm import EOT
 from storylab.sampling import generate_tokens
 from storylab.token_sequences import as_token_prefix, as_token_sequences
 from storylab.transformer.output_rules import restrict_logits
+from storylab.transformer.scoring import Allowed, restricted_cross_entropy
 
 FLOPS_PER_PARAM_PER_TOKEN = 6.0  # forward (2) + backward (4) multiply-adds per parameter per token, as for the transformer
 CHUNK_TOKENS = 1024  # time steps per forward call when scoring: bounds (batch, chunk, vocab) logits
@@ -103,11 +103,14 @@ def _select_state(state: State, rows: torch.Tensor) -> State:
 
 @torch.no_grad()
 def recurrent_nats(module: StoryRNN, sequences: list[np.ndarray], batch_size: int = 32,
-                   chunk_tokens: int = CHUNK_TOKENS) -> list[np.ndarray]:
+                   chunk_tokens: int = CHUNK_TOKENS, allowed: Allowed | None = None) -> list[np.ndarray]:
     """−ln p of tokens 1.. of each sequence (token 0 is context only), state carried over the whole sequence.
 
     Sequences are sorted by length and batched; a batch is right-padded, which cannot
     change the real positions (the state only flows forward), and padding is not scored.
+    `allowed` restricts the softmax as in `scoring.window_nats`; it reads one chunk of
+    inputs at a time (as a rule reads one window of a transformer), which keeps its
+    (batch, chunk, vocab) mask as small as the logits.
     """
     device = next(module.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
@@ -122,12 +125,17 @@ def recurrent_nats(module: StoryRNN, sequences: list[np.ndarray], batch_size: in
             for row, index in enumerate(members):
                 padded[row, : len(sequences[index])] = sequences[index]
             tokens = torch.from_numpy(padded).to(device)
+            targets = tokens.clone()
+            for row, index in enumerate(members):  # padding is not scored (and may lie outside a rule)
+                targets[row, len(sequences[index]) :] = -100
             nats, state = [], None
             for start in range(0, longest - 1, chunk_tokens):
                 stop = min(start + chunk_tokens, longest - 1)
-                logits, state = module.run(tokens[:, start:stop], state)
-                nats.append(F.cross_entropy(logits.float().transpose(1, 2), tokens[:, start + 1 : stop + 1],
-                                            reduction="none").double().cpu())
+                inputs = tokens[:, start:stop]
+                logits, state = module.run(inputs, state)
+                restriction = None if allowed is None else allowed(inputs)
+                nats.append(restricted_cross_entropy(logits, targets[:, start + 1 : stop + 1], restriction,
+                                                     reduction="none").double().cpu())
             table = torch.cat(nats, dim=1).numpy() if nats else np.empty((len(members), 0))
             for row, index in enumerate(members):
                 out[index][:] = table[row, : len(sequences[index]) - 1]
@@ -136,14 +144,16 @@ def recurrent_nats(module: StoryRNN, sequences: list[np.ndarray], batch_size: in
     return out
 
 
-def recurrent_evaluate(model: StoryRNN, stream, eot_id: int | None = None, max_tokens: int | None = None) -> tuple[float, int]:
-    """`(total_nats, n_tokens)` of one flat `stream` read in one pass (the counterpart of `scoring.evaluate`)."""
+def recurrent_evaluate(model: StoryRNN, stream, eot_id: int | None = None, max_tokens: int | None = None,
+                       allowed: Allowed | None = None) -> tuple[float, int]:
+    """`(total_nats, n_tokens)` of one flat `stream` read in one pass (the counterpart of `scoring.evaluate`);
+    `allowed` restricts the softmax (`recurrent_nats`)."""
     array = np.asarray(stream)[:max_tokens]
     if eot_id is not None:
         array = np.concatenate([np.array([eot_id], dtype=array.dtype), array])
     if array.ndim != 1 or len(array) < 2:
         raise ValueError(f"stream: expected a 1-D token array with at least one token to score, got {len(array)}")
-    (nats,) = recurrent_nats(model, [array.astype(np.int64)])
+    (nats,) = recurrent_nats(model, [array.astype(np.int64)], allowed=allowed)
     return float(nats.sum()), len(nats)
 
 

@@ -57,10 +57,10 @@ from storylab.transformer.data_parallel import (barrier, check_batch_split, mean
                                                 rank_zero_decides, resolve_context, wrap_model)
 from storylab.transformer.masked import mask_windows, masked_evaluate, step_rng, with_mask_token
 from storylab.transformer.moe import moe_aux_loss, moe_expert_load
-from storylab.transformer.output_rules import check_rule_fits, make_output_rule, restricted_cross_entropy, restricted_nats
+from storylab.transformer.output_rules import check_rule_fits, make_output_rule
 from storylab.transformer.rnn import recurrent_evaluate
 from storylab.transformer.schedule import learning_rate
-from storylab.transformer.scoring import default_stride, evaluate
+from storylab.transformer.scoring import default_stride, evaluate, restricted_cross_entropy
 from storylab.transformer.training_logs import (EVAL_LOG, TRAIN_LOG, read_jsonl, replay_logs, tensorboard_scalars,
                                                 truncate_log)
 
@@ -425,17 +425,19 @@ class _TrainingLoop:
             total_nats, n_masked = masked_evaluate(self.model, self.val_stream, model_config.mask_id, config.mask_rate,
                                                    max_tokens=config.eval_tokens)
             return {"val_loss": total_nats / n_masked}
-        if self.recurrent:
-            total_nats, n_tokens = recurrent_evaluate(self.model, self.val_stream, self.eot_id, config.eval_tokens)
-        else:
-            total_nats, n_tokens = evaluate(self.model, self.val_stream, self.n_ctx, eot_id=self.eot_id,
-                                            max_tokens=config.eval_tokens)
+        total_nats, n_tokens = self._score_validation(allowed=None)
         scores = {"val_loss": total_nats / n_tokens}
-        if self.rule is not None:  # windows of n_ctx from their own start: a recurrent model's from a zero state
-            total_nats, n_tokens = restricted_nats(self.model, self.val_stream, self.rule, self.n_ctx, eot_id=self.eot_id,
-                                                   max_tokens=config.eval_tokens)
+        if self.rule is not None:  # the same windows (or the same pass) as val_loss, a smaller softmax
+            total_nats, n_tokens = self._score_validation(allowed=self.rule)
             scores["val_loss_restricted"] = total_nats / n_tokens
         return scores
+
+    def _score_validation(self, allowed) -> tuple[float, int]:
+        """`(total_nats, n_tokens)` of the first `eval_tokens` of the validation stream, restricted by `allowed`."""
+        if self.recurrent:
+            return recurrent_evaluate(self.model, self.val_stream, self.eot_id, self.config.eval_tokens, allowed=allowed)
+        return evaluate(self.model, self.val_stream, self.n_ctx, eot_id=self.eot_id, max_tokens=self.config.eval_tokens,
+                        allowed=allowed)
 
     def _write(self, log, row: dict[str, Any]) -> None:
         log.write(json.dumps(row) + "\n")

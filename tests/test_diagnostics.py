@@ -449,11 +449,10 @@ def test_story_probe_targets_align_with_story_sequences(models, stories):
         assert np.all(np.diff((story["hero_gender"] >= 0).astype(int)) >= 0)  # once known, known for good
 
 
-def test_story_variable_probes_find_a_planted_signal_and_not_a_shuffled_one(models, stories):
-    tokenizer, _ = models["bpe:300"]
-    texts = stories[0][:16]
-    sequences = story_sequences(tokenizer, texts, n_ctx=200)
-    targets = story_probe_targets(tokenizer, texts, n_ctx=200)
+def planted_story_sample(tokenizer, texts, n_ctx):
+    """A residual sample of `texts` whose second point holds the hero's gender in one direction, and its targets."""
+    sequences = story_sequences(tokenizer, texts, n_ctx=n_ctx)
+    targets = story_probe_targets(tokenizer, texts, n_ctx=n_ctx)
     n = sum(map(len, sequences))
     generator = torch.Generator().manual_seed(0)
     resid = torch.randn(2, n, 8, generator=generator)
@@ -461,11 +460,26 @@ def test_story_variable_probes_find_a_planted_signal_and_not_a_shuffled_one(mode
     sample = ResidualSample(resid, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
                             np.concatenate([np.arange(len(s)) for s in sequences]),
                             np.concatenate([np.full(len(s), i) for i, s in enumerate(sequences)]), ["embed", "after L0"])
+    return sample, targets
+
+
+def test_story_variable_probes_find_a_planted_signal_and_not_a_shuffled_one(models, stories):
+    tokenizer, _ = models["bpe:300"]
+    sample, targets = planted_story_sample(tokenizer, stories[0][:16], n_ctx=200)
     table = story_variable_probes(sample, targets, variables=["hero_gender"]).set_index("label")
     assert table.loc["after L0", "accuracy"] > 0.95 > table.loc["after L0", "shuffled_accuracy"]
     assert table.loc["embed", "accuracy"] < 0.8
     with pytest.raises(ValueError, match="targets"):
         story_variable_probes(sample, {"hero_gender": targets["hero_gender"][:-1]})
+
+
+def test_story_variable_probes_without_enough_held_out_positions_give_an_empty_table_with_its_columns(models, stories):
+    tokenizer, _ = models["bpe:300"]
+    sample, targets = planted_story_sample(tokenizer, stories[0][:4], n_ctx=20)  # a handful of held-out positions
+    table = story_variable_probes(sample, targets)
+    full = story_variable_probes(*planted_story_sample(tokenizer, stories[0][:16], n_ctx=200), variables=["hero_gender"])
+    assert table.empty and list(table.columns) == list(full.columns)
+    assert dict(table.groupby("variable")["accuracy"].max()) == {}  # 04's plot and summary read it like a full one
 
 
 def test_model_diagnostics_flatten_figures_per_model(models, stories, ledgers):

@@ -267,6 +267,9 @@ def test_notebook_checks_make_user_paths_absolute(tmp_path, monkeypatch):
                                 {"model_run": "runs/mine", "hmm_run": "latest"})
     assert runs["model_run"] == str(tmp_path / "runs" / "mine") and runs["hmm_run"] == "latest"
     assert effective_parameters(NOTEBOOKS_DIR / "04_interpretability.ipynb", {"model_run": "main"})["model_run"] == "main"
+    for run_id in ("runs/03_transformer/main", "03_transformer/main"):  # kept for resolve_run, as 06 keeps its runs
+        assert effective_parameters(NOTEBOOKS_DIR / "04_interpretability.ipynb", {"model_run": run_id})["model_run"] == run_id
+        assert effective_parameters(NOTEBOOKS_DIR / "06_diagnostics.ipynb", {"runs": [run_id]})["runs"] == [run_id]
 
 
 # --- replacing a run, commands ---------------------------------------------------------------

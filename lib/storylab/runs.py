@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from storylab.paths import interactive_dir, outputs_dir, runs_dir
+from storylab.paths import interactive_dir, outputs_dir, runs_dir, user_path
 
 STATUSES = ("running", "finished", "failed", "interactive")
 RESULT_STATUSES = ("finished", "interactive")  # runs whose metrics are results
@@ -235,18 +235,27 @@ def latest_run(notebook: str, where: dict[str, Any] | None = None) -> Run | None
 
 
 def resolve_run(run: str | Path | None, notebook: str) -> Run:
-    """A notebook parameter naming an earlier run: a folder path, a run name (`main`,
-    `interactive` for the notebook run by hand), or None for the latest run with results."""
+    """A notebook parameter naming an earlier run, or None for the latest run with results.
+
+    A run is named by its folder (relative paths against the launch directory), its run id
+    as 05_compare lists it (`runs/03_transformer/main`), `notebook/name`
+    (`03_transformer/main`), its name (`main`), or `interactive` for the notebook run by
+    hand: the names 06_diagnostics accepts (`storylab.checks.run_reference` keeps all but
+    paths as given).
+    """
     if run:
-        folder = Path(run).expanduser()
-        if not folder.is_dir():
-            folder = interactive_dir() / notebook if str(run) == INTERACTIVE else runs_dir() / notebook / str(run)
-        if not (folder / "status.json").exists():
-            raise ValueError(f"run {str(run)!r}: not a run folder (expected a path, a run name of {notebook} "
+        text = str(run)
+        if text == INTERACTIVE:
+            candidates = [interactive_dir() / notebook]
+        else:
+            candidates = [user_path(text), outputs_dir() / text, runs_dir() / text, runs_dir() / notebook / text]
+        folder = next((c for c in candidates if (c / "status.json").exists()), None)
+        if folder is None:
+            raise ValueError(f"run {text!r}: not a run folder (expected a path, a run id, a run name of {notebook} "
                              f"or {INTERACTIVE!r})")
         found = read_run(folder)
         if found.problem:
-            raise ValueError(f"run {str(run)!r}: {found.folder} cannot be read: {found.problem}")
+            raise ValueError(f"run {text!r}: {found.folder} cannot be read: {found.problem}")
         return found
     found = latest_run(notebook)
     if found is None:

@@ -27,7 +27,8 @@ from storylab.corpora.story_grammar import Options
 from storylab.corpora.story_options import GENDER_OF
 from storylab.diagnostics import (CATEGORY_NAMES, char_costs, excess_by_distance, ledger_table, recall_table,
                                   spread_token_nats, true_ledgers)
-from storylab.diagnostics.hard_cases import hard_cases_html, hard_stories, next_token_tables, story_html, worst_positions
+from storylab.diagnostics.hard_cases import (hard_cases_html, hard_cases_page, hard_stories, next_token_tables, story_html,
+                                             worst_positions)
 from storylab.diagnostics.pairs import (PHENOMENA, break_distance, corpus_names, fuzz_pairs, pair_accuracy,
                                         read_pairs_jsonl, score_pairs, story_pairs, text_name_pairs, wilson_interval,
                                         write_pairs_jsonl)
@@ -330,6 +331,13 @@ def test_real_text_pairs_swap_a_repeated_name_for_another_corpus_name():
         assert p["sentence_good"].count(p["good_text"]) >= 2 and p["distance_chars"] > 0
 
 
+def test_text_without_names_has_no_pairs_and_explicit_names_need_two():
+    hmm_like = ["abcab cabca bcabb", "0 1 1 0 2 1 0 1 2 0 2 1 1"]  # what an HMM or the addition corpus prints
+    assert text_name_pairs(hmm_like) == []  # 06 skips its pair sections on such corpora
+    with pytest.raises(ValueError, match="^names: expected at least 2 names"):
+        text_name_pairs(TINY_TEXTS, names=["Sue"])
+
+
 def test_pairs_round_trip_as_blimp_json_lines(stories, tmp_path):
     pairs = story_pairs(stories[0][:4], phenomena=["name recall", "closing quote"])
     path = write_pairs_jsonl(pairs, tmp_path / "pairs.jsonl")
@@ -413,6 +421,21 @@ def test_worst_positions_per_model_with_context(two_model_costs, stories, ledger
     assert f"⟦{row['token']}⟧".replace("\n", "⏎") in row["context"] or row["token"] == "<end of story>"
 
 
+def test_units_merge_tokens_that_share_a_character_and_sum_their_bits():
+    from storylab.diagnostics import CharCosts
+    from storylab.diagnostics.hard_cases import token_units, unit_bits, worst_tokens
+
+    # "aéb": a byte-level tokenizer splits é into two tokens that both cover character 1
+    cost = CharCosts(np.log(2) * np.array([1.0, 2.0, 4.0, 8.0]), np.array([0, 1, 1, 2]), np.array([1, 2, 2, 3]))
+    assert token_units(cost) == [(0, 1, 0), (1, 2, 1), (2, 3, 3)]
+    units = unit_bits(cost)
+    assert units["start"].tolist() == [0, 1, 2, 3] and units["token"].tolist() == [0, 1, 3, 4]  # + the end of the story
+    assert units["model_bits"] == pytest.approx([1.0, 2.0, 4.0, 8.0]) and not units["true_bits"].any()
+    assert worst_tokens(cost, n=2) == [4, 3]
+    worst = worst_positions(["aéb"], {"m": [cost]}, n=2)
+    assert worst["token"].tolist() == ["<end of story>", "b"] and worst["category"].isna().all()
+
+
 def test_hard_case_html_is_self_contained_and_shows_every_character(models, two_model_costs, stories, ledgers):
     tokenizer, model = models["bpe:300"]
     text = stories[0][0]
@@ -426,7 +449,9 @@ def test_hard_case_html_is_self_contained_and_shows_every_character(models, two_
     page = hard_cases_html(stories[0], two_model_costs, [0, 1], ledgers, {"bpe": [tables, None]})
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
     assert page.count('class="tip"') >= 2 * (len(text) // 20)
-    assert hard_cases_html(stories[0], two_model_costs, [0], page=False).startswith('<div class="storylab-hard">')
+    fragment = hard_cases_html(stories[0], two_model_costs, [0], page=False)
+    assert fragment.startswith('<div class="storylab-hard">')
+    assert hard_cases_page(fragment) == hard_cases_html(stories[0], two_model_costs, [0], page=True)
 
 
 # --- story-variable probes ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from storylab.diagnostics.figures import accuracy_bars, distance_curves, excess_
 from storylab.diagnostics.hard_cases import (
     hard_case_tables,
     hard_cases_html,
+    hard_cases_page,
     hard_stories,
     next_token_tables,
     story_bits,
@@ -62,7 +63,7 @@ __all__ = [
     "BASELINE_FAMILIES", "CATEGORY_NAMES", "CharCosts", "FUZZ_PHENOMENA", "PHENOMENA", "Recall", "RunModel",
     "RunModels", "TrueLedger", "accuracy_bars", "break_distance", "cap_pairs", "char_costs", "chars_per_token",
     "corpus_names", "diagnostics_records", "distance_curves", "encode_with_offsets", "excess_bars",
-    "excess_by_distance", "fuzz_curves", "fuzz_pairs", "hard_case_tables", "hard_cases_html", "hard_stories",
+    "excess_by_distance", "fuzz_curves", "fuzz_pairs", "hard_case_tables", "hard_cases_html", "hard_cases_page", "hard_stories",
     "headline_metrics", "ledger_bars", "ledger_table", "model_diagnostics", "models_from_runs", "next_token_tables",
     "pair_accuracy", "pair_prefixes", "read_pairs_jsonl", "recall_table", "resolve_runs", "score_pairs",
     "spread_token_nats", "story_bits", "story_html", "story_pairs", "text_name_pairs", "text_nats", "true_ledger",

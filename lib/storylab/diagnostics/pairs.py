@@ -238,11 +238,18 @@ def corpus_names(texts: Sequence[str], min_count: int = 2) -> list[str]:
 
 def text_name_pairs(texts: Sequence[str], names: Sequence[str] | None = None, seed: int = 0) -> list[dict]:
     """Minimal pairs without a generator: in each story, a name (`corpus_names`) that occurs at
-    least twice, with one later occurrence swapped for another corpus name the story never uses."""
+    least twice, with one later occurrence swapped for another corpus name the story never uses.
+
+    A text with fewer than two names (an HMM's or the addition corpus's symbols) has no pairs:
+    `[]`, which a caller skips; `names` given explicitly must hold at least two."""
     texts = _check_texts(texts)
-    names = corpus_names(texts) if names is None else list(names)
+    if names is None:
+        names = corpus_names(texts)
+        if len(names) < 2:
+            return []
+    names = list(names)
     if len(names) < 2:
-        raise ValueError(f"names: expected at least 2 names to swap between, found {len(names)}")
+        raise ValueError(f"names: expected at least 2 names to swap between, got {len(names)}")
     known = set(names)
     pairs = []
     for story, text in enumerate(texts):

@@ -231,7 +231,7 @@ def test_literal_annotations_are_fixed_choices(literal_notebook, fresh_outputs):
     ("05_compare", {"families": ["lstm"]}, "05_compare: families: expected a list of some of"),
     ("02_hmm", {"n_states": 100, "emission_blocks": 8}, "02_hmm: emission_blocks: expected a divisor of n_states=100"),
     ("02_hmm", {"kn_orders": [2, 6]}, "02_hmm: kn_orders: expected a list of Kneser–Ney orders from 2 to 5"),
-    ("03_transformer", {"processes": 3}, "03_transformer: processes: each of the 3 processes takes an equal share of batch_size=16"),
+    ("03_transformer", {"processes": 3}, "03_transformer: batch_size: 16 windows do not split evenly over 3 processes"),
     ("03_transformer", {"eval_stride": 1000}, "03_transformer: eval_stride: expected at most n_ctx=256"),
     ("03_transformer", {"objective": "masked", "fill_mask_texts": ["no mask"]}, "fill_mask_texts: each text needs exactly one <mask>"),
     ("03_transformer", {"architecture": "lstm", "attention": "topk", "attention_k": 4}, "03_transformer: attention:"),

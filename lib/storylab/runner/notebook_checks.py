@@ -126,6 +126,7 @@ def check_02_hmm(values: dict[str, Any], base: Path) -> dict[str, Any]:
 
 def check_03_transformer(values: dict[str, Any], base: Path) -> dict[str, Any]:
     from storylab.transformer.config import ModelConfig, TrainConfig
+    from storylab.transformer.data_parallel import check_batch_split
 
     check_corpus(values, base)
     check_tokenizer(values)
@@ -137,9 +138,7 @@ def check_03_transformer(values: dict[str, Any], base: Path) -> dict[str, Any]:
     check_positive(values, "eval_stride", optional=True)
     if values.get("eval_stride") is not None and values["eval_stride"] > values.get("n_ctx", values["eval_stride"]):
         raise ValueError(f"eval_stride: expected at most n_ctx={values['n_ctx']} (or None), got {values['eval_stride']}")
-    if values.get("batch_size", 0) % values.get("processes", 1):
-        raise ValueError(f"processes: each of the {values['processes']} processes takes an equal share of batch_size="
-                         f"{values['batch_size']}; expected a divisor of it")
+    check_batch_split(values.get("batch_size", 0), values.get("processes", 1))
     if values.get("objective") == "masked":
         check_strings(values, "fill_mask_texts", allow_empty=True)
         unmasked = [text for text in values.get("fill_mask_texts", []) if text.count("<mask>") != 1]

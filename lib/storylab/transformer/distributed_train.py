@@ -62,6 +62,7 @@ from storylab.progress import progress_bar
 from storylab.tracking import Tracker
 from storylab.transformer.checkpoint import latest_checkpoint
 from storylab.transformer.config import ModelConfig, TrainConfig
+from storylab.transformer.data_parallel import check_batch_split
 from storylab.transformer.runs import load_result
 from storylab.transformer.training import TrainResult, train
 from storylab.transformer.training_logs import TRAIN_LOG
@@ -136,9 +137,7 @@ def train_with_torchrun(model_config: ModelConfig, train_config: TrainConfig, co
 
     check_job(model_config, train_config, tracker_options)
     processes = check_int("processes", processes, minimum=1)
-    if train_config.batch_size % processes:
-        raise ValueError(f"batch_size: {train_config.batch_size} windows do not split evenly over {processes} "
-                         f"processes; use a multiple of {processes}")
+    check_batch_split(train_config.batch_size, processes)
     resolve_device(device)  # a bad device name fails here, not in N processes
     out_dir = Path(out_dir).resolve()
     if latest_checkpoint(out_dir) is not None and not resume:

@@ -286,7 +286,8 @@ def train(
         _check_resumable(out_dir, model_config, train_config)
     context = resolve_context(distributed, device)  # after every check: a bad argument never joins a group
     try:
-        check_batch_split(train_config.batch_size, context)
+        if context is not None:
+            check_batch_split(train_config.batch_size, context.world_size)
         return _train_in(context, model_config, train_config, train_stream, val_stream, out_dir, tokenizer, eot_id,
                          rule, checkpoint, resolve_device(device) if context is None else context.device,
                          progress, tracker)

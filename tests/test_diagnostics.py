@@ -589,13 +589,14 @@ def test_excess_by_distance_can_pool_the_categories(models, stories, ledgers):
         excess_by_distance(recalls, "chars", by=("nonsense",))
 
 
-def test_chars_per_token(models, stories):
-    from storylab.diagnostics import chars_per_token
+def test_offsets_belong_to_the_ids_encode_texts_gives(models, stories):
+    from storylab.tokenizers import encode_with_offsets
 
-    assert chars_per_token(models["char"][0], stories[0]) == 1.0
     bpe = models["bpe:300"][0]
-    n_tokens = sum(map(len, encode_texts(bpe, stories[0])))
-    assert chars_per_token(bpe, stories[0]) == sum(map(len, stories[0])) / n_tokens > 1
+    encoded = encode_with_offsets(bpe, stories[0][:3])
+    assert [ids for ids, _ in encoded] == encode_texts(bpe, stories[0][:3])
+    text, (ids, offsets) = stories[0][0], encoded[0]
+    assert "".join(text[a:b] for a, b in offsets) == text  # byte-level BPE tiles the story
 
 
 def test_hover_tables_are_made_only_at_a_storys_worst_tokens(models, stories, ledgers):

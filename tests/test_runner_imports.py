@@ -107,3 +107,23 @@ def test_package_inits_on_the_way_count(module):
     graph = import_graph()
     assert "storylab.runner" in graph["storylab.cli"] and "storylab.runner.execute" in graph["storylab.runner"]
     assert module in graph["storylab.cli"]
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` may import, directly or through others (lazy imports included)."""
+    seen, todo = set(), [start]
+    while todo:
+        for module in graph.get(todo.pop(), ()):
+            if module not in seen:
+                seen.add(module)
+                todo.append(module)
+    return seen
+
+
+def test_interpretability_does_not_import_the_diagnostics():
+    """04 imports `storylab.interp`: the tokenizer helpers it shares with 06 live in `tokenizers`,
+    so it pays for neither the diagnostics nor plotly."""
+    imported = reachable(import_graph(), "storylab.interp")
+    assert "storylab.tokenizers" in imported  # the graph is read at all
+    assert not {m for m in imported if m == "storylab.diagnostics" or m.startswith("storylab.diagnostics.")}
+    assert "storylab.plots" not in imported

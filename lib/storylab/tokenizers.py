@@ -237,13 +237,27 @@ def training_texts(corpus: Corpus, sample_stories: int | None = None) -> Iterato
     return chain.from_iterable(text_batches(data))
 
 
+def _backend(tokenizer) -> Tokenizer:
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    if not hasattr(backend, "encode_batch_fast"):
+        raise ValueError(f"tokenizer: expected a PreTrainedTokenizerFast or tokenizers.Tokenizer, got {type(tokenizer).__name__}")
+    return backend
+
+
 def encode_texts(tokenizer: PreTrainedTokenizerFast, texts: list[str], batch_size: int = 2048) -> list[list[int]]:
     """Token ids of each text, through the fast Rust batch path, no special tokens added."""
-    backend = tokenizer.backend_tokenizer
+    backend = _backend(tokenizer)
     ids: list[list[int]] = []
     for start in range(0, len(texts), batch_size):
-        ids.extend(e.ids for e in backend.encode_batch_fast(texts[start : start + batch_size], add_special_tokens=False))
+        batch = list(texts[start : start + batch_size])
+        ids.extend(e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False))
     return ids
+
+
+def encode_with_offsets(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """(token ids, character offsets) of each text, no special tokens: the ids `encode_texts` gives and the
+    characters each token covers (the slower path that computes offsets; use `encode_texts` for ids alone)."""
+    return [(e.ids, e.offsets) for e in _backend(tokenizer).encode_batch(list(texts), add_special_tokens=False)]
 
 
 def describe_tokenizer(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> dict[str, Any]:
@@ -381,14 +395,13 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict, progr
 def _encode_split(tokenizer: PreTrainedTokenizerFast, corpus: Corpus, split: str, folder: Path, dtype,
                   progress: bool, batch_size: int) -> dict[str, Any]:
     """Encode one split batch by batch into `<split>_ids.npy` and `<split>_offsets.npy`; its sizes and speed."""
-    backend = tokenizer.backend_tokenizer
     n_stories, n_tokens, n_chars = len(corpus.dataset[split]), 0, 0
     bar = progress_bar(total=n_stories, desc=f"encode {split}", unit="story", disable=not progress, mininterval=1.0)
     started = time.perf_counter()
     with NpyWriter(folder / f"{split}_ids.npy", dtype) as ids, NpyWriter(folder / f"{split}_offsets.npy", np.int64) as offsets:
         offsets.append([0])
         for texts in corpus.text_batches(split, batch_size):
-            encoded = [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+            encoded = encode_texts(tokenizer, texts, batch_size)
             lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
             ids.append(np.fromiter(chain.from_iterable(encoded), dtype=dtype, count=int(lengths.sum())))
             offsets.append(n_tokens + np.cumsum(lengths))

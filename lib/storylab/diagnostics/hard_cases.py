@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from storylab.checks import check_int
-from storylab.diagnostics.ledger import CATEGORY_NAMES, CharCosts, TrueLedger, encode_with_offsets
+from storylab.diagnostics.ledger import CATEGORY_NAMES, CharCosts, TrueLedger
+from storylab.tokenizers import encode_texts
 
 
 def story_bits(costs: dict[str, Sequence[CharCosts]]) -> pd.DataFrame:
@@ -137,7 +138,7 @@ def next_token_tables(model, tokenizer, text: str, top_k: int = 5,
     predictions are made and the others are None: `next_token_probs` re-reads the prefix at
     every call (an HMM's costs its length), so a long story's every table costs its square."""
     check_int("top_k", top_k, minimum=1)
-    ids = encode_with_offsets(tokenizer, [text])[0][0]
+    ids = encode_texts(tokenizer, [text])[0]
     wanted = range(len(ids) + 1) if tokens is None else {check_int("tokens", int(j), below=len(ids) + 1) for j in tokens}
     tables: list[list[tuple[str, float]] | None] = [None] * (len(ids) + 1)
     for j in sorted(wanted):

@@ -118,14 +118,15 @@ class RunModels:
         characters per token on `texts` (the validation texts by default)."""
         if unit not in ("tokens", "chars"):
             raise ValueError(f"unit: expected 'tokens' or 'chars', got {unit!r}")
-        from storylab.diagnostics.ledger import chars_per_token
+        from storylab.tokenizers import describe_tokenizer
 
         out = {}
         for m in self.models:
             if m.n_ctx is None:
                 continue
             stride = getattr(m.model, "stride", None) or m.n_ctx
-            scale = chars_per_token(m.tokenizer, texts or self.validation_texts(200)) if unit == "chars" else 1.0
+            scale = (describe_tokenizer(m.tokenizer, list(texts or self.validation_texts(200)))["chars_per_token"]
+                     if unit == "chars" else 1.0)
             out[m.label] = ((m.n_ctx - stride) * scale, m.n_ctx * scale)
         return out
 

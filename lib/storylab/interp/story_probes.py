@@ -30,9 +30,9 @@ from storylab.checks import check_int
 from storylab.corpora import story_words as words
 from storylab.corpora.stories import ARC_NAMES, story_events
 from storylab.corpora.story_options import GENDER_OF
-from storylab.diagnostics.ledger import encode_with_offsets
 from storylab.interp.activations import ResidualSample
 from storylab.interp.probes import classifier_probe_layers
+from storylab.tokenizers import encode_with_offsets
 
 STORY_VARIABLES = ("hero_gender", "toy", "arc", "has_pet", "quote_open")
 # story_variable_probes' columns, also those of its empty table (no variable probed)

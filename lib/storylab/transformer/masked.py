@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from storylab.transformer.config import ModelConfig
+from storylab.transformer.module_lm import eval_mode
 from storylab.transformer.scoring import model_context_length, restricted_cross_entropy
 
 MASK_TOKEN = "<mask>"
@@ -84,15 +85,11 @@ def masked_evaluate(model, stream, mask_id: int, mask_rate: float = 0.15, n_ctx:
     windows = torch.from_numpy(array[: n_windows * n_ctx].astype(np.int64).reshape(n_windows, n_ctx))
     inputs, targets = mask_windows(windows, mask_id, model.config.d_vocab, mask_rate, np.random.default_rng(_EVAL_SEED))
     total = torch.zeros((), dtype=torch.float64, device=device)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for start in range(0, n_windows, batch_size):
             chunk_in = inputs[start : start + batch_size].to(device)
             chunk_target = targets[start : start + batch_size].to(device)
             total += restricted_cross_entropy(model(chunk_in), chunk_target, reduction="sum").double()
-    finally:
-        model.train(was_training)
     return float(total), int((targets != IGNORED).sum())
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from storylab.checks import check_int
+from storylab.transformer.module_lm import eval_mode
 
 Allowed = Callable[[torch.Tensor], torch.Tensor]  # ids (B, T) -> the tokens allowed to follow each (B, T, V) bool
 
@@ -115,9 +116,7 @@ def window_nats(module, sequences: list[np.ndarray], n_ctx: int, stride: int, ba
     windows = [(index, *window) for index, seq in enumerate(sequences) for window in sliding_windows(len(seq) - 1, n_ctx, stride)]
     windows.sort(key=lambda window: -window[2])  # longest first: each batch pads to its first window
     out = [np.empty(len(seq) - 1, dtype=np.float64) for seq in sequences]
-    was_training = module.training
-    module.eval()
-    try:
+    with eval_mode(module):
         for first_window in range(0, len(windows), batch_size):
             chunk = windows[first_window : first_window + batch_size]
             inputs = np.zeros((len(chunk), chunk[0][2] + 1), dtype=np.int64)  # padding: any valid id, never scored
@@ -132,8 +131,6 @@ def window_nats(module, sequences: list[np.ndarray], n_ctx: int, stride: int, ba
             nats = restricted_cross_entropy(logits, targets, restriction, reduction="none").double().cpu().numpy()
             for row, (index, start, length, first_scored) in enumerate(chunk):
                 out[index][start + first_scored : start + length] = nats[row, first_scored:length]
-    finally:
-        module.train(was_training)
     return out
 
 

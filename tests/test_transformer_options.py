@@ -28,6 +28,7 @@ from storylab.transformer import (
     train,
     with_mask_token,
 )
+from storylab.prompts import UnknownTokenWarning
 from storylab.transformer.masked import IGNORED, mask_windows
 from storylab.transformer.moe import load_balancing_loss
 from storylab.transformer.output_rules import addition_rule, restricted_cross_entropy, restricted_nats
@@ -441,6 +442,14 @@ def test_fill_mask_gives_the_vocabulary_or_candidates_chained_over_their_tokens(
     ratio = (3 / (v + 2) * 50 / (v + 49)) / (1 / (v + 2))
     assert list(distribution) == ["12", "4"]
     assert distribution["12"] == pytest.approx(ratio / (1 + ratio))
+    assert list(fill_mask(model, masked, "7 + <mask> = 19;", [four, "12"])) == ["12", four]  # a token id is a candidate too
+    # candidates and text go through encode_prompt: what the tokenizer does not know is said, not silently <unk>
+    with pytest.warns(UnknownTokenWarning, match="^candidates: the tokenizer has no token for 'Z'"):
+        fill_mask(model, masked, "7 + <mask> = 19;", ["4", "1Z"])
+    with pytest.warns(UnknownTokenWarning, match="^text_with_mask: the tokenizer has no token for 'Q'"):
+        fill_mask(model, masked, "Q + <mask> = 19;")
+    with pytest.raises(ValueError, match="^candidates: a candidate is listed twice"):
+        fill_mask(model, masked, "7 + <mask> = 19;", ["4", "4"])
     with pytest.raises(ValueError, match="^text_with_mask"):
         fill_mask(model, masked, "no mask here")
     with pytest.raises(ValueError, match="^tokenizer"):

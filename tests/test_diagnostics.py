@@ -772,7 +772,8 @@ def test_runs_are_named_by_folder_run_id_notebook_and_name_or_notebook(run_outpu
     (["02_hmm/missing"], [], r"runs: '02_hmm/missing': run 'missing': not a run folder"),
     (["runs/04_interpretability/x"], [], r"runs: 'runs/04_interpretability/x' is a 04_interpretability run"),
     ("02_hmm/a", [], r"runs: expected a list of run folders"),
-    (["02_hmm/a"], ["trigram"], r"baselines: expected some of"),
+    (["02_hmm/a"], ["trigram"], r"baselines: expected a list of some of"),
+    (["02_hmm/a"], "bigram", r"baselines: expected a list of some of .*, got 'bigram'$"),  # not split into letters
 ])
 def test_runs_that_cannot_be_used_are_one_line_errors(run_outputs, runs, baselines, message):
     from storylab.diagnostics import models_from_runs

@@ -36,11 +36,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from storylab.experiment import BASELINE_FAMILIES, check_baseline_families
 from storylab.runs import Run, find_runs, read_run, resolve_run
 
 HMM_NOTEBOOK, MODEL_NOTEBOOK = "02_hmm", "03_transformer"
 NOTEBOOKS = (HMM_NOTEBOOK, MODEL_NOTEBOOK)
-BASELINE_FAMILIES = ("unigram", "bigram", "neural bigram", "kneser-ney")
 
 
 @dataclass
@@ -141,7 +141,7 @@ def models_from_runs(runs: Sequence[str | Path] | None = None, baselines: Sequen
                      device: str = "auto") -> RunModels:
     """The models of `runs` (see the module docstring); `baselines`: which baseline families
     of each 02_hmm run to refit (None or [] : none)."""
-    baselines = _check_baselines(baselines)
+    baselines = check_baseline_families(baselines, "baselines")
     chosen = resolve_runs(runs)
     from storylab.interp.run_inputs import run_corpus_spec
 
@@ -235,14 +235,6 @@ def _corpus(run: Run) -> str:
 
 # --- loading ----------------------------------------------------------------------------------------
 
-def _check_baselines(baselines: Sequence[str] | None) -> tuple[str, ...]:
-    baselines = tuple(baselines or ())
-    unknown = [b for b in baselines if b not in BASELINE_FAMILIES]
-    if isinstance(baselines, str) or unknown:
-        raise ValueError(f"baselines: expected some of {list(BASELINE_FAMILIES)}, got {list(baselines)!r}")
-    return baselines
-
-
 def _hmm_models(run: Run, baselines: tuple[str, ...], device: str) -> list[RunModel]:
     from storylab.experiment import fit_baselines, load_experiment
     from storylab.hmm import CategoricalHMM
@@ -260,10 +252,10 @@ def _hmm_models(run: Run, baselines: tuple[str, ...], device: str) -> list[RunMo
     if baselines:
         params = run.params
         fitted = fit_baselines(exp, add_k=params.get("add_k", 0.1), neural_bigram_steps=params.get("neural_bigram_steps", 300),
-                               kn_orders=params.get("kn_orders", (2, 3, 5)) if "kneser-ney" in baselines else (),
-                               seed=params.get("seed", 0), device=device)
+                               kn_orders=params.get("kn_orders", (2, 3, 5)), seed=params.get("seed", 0), device=device,
+                               families=baselines)  # only the families asked for: the neural bigram trains
         found += [RunModel(f.model.label, f.model, exp.tokenizer, run.run_id, f.model.label, exp.tokenizer_name)
-                  for f in fitted if f.model.family in baselines]
+                  for f in fitted]
     return found
 
 

@@ -404,6 +404,7 @@ def test_masked_lm_trains_through_train_and_resumes_to_the_same_weights(tmp_path
     assert unbroken.model_config.mask_id == len(tokenizer) == unbroken.model_config.d_vocab - 1
     assert load_tokenizer(tmp_path / "a").mask_token_id == len(tokenizer)  # the run keeps its <mask>
     assert unbroken.val_loss < math.log(len(tokenizer))  # nats per masked token, better than uniform
+    assert unbroken.val_stride is None  # a masked LM scores whole windows: no sliding window to record
     with pytest.raises(ValueError, match="^val_bits_per_char"):
         unbroken.val_bits_per_char(100)
     with pytest.raises(ValueError, match=r"^d_vocab: a masked LM's vocabulary includes the <mask>"):

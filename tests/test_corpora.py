@@ -139,6 +139,12 @@ def test_rows_is_a_view_of_one_cached_corpus(fresh_outputs, tmp_path):
         assert view.meta["n_chars"]["train"] == sum(map(len, kept)) and view.spec["rows"] == rows
     assert len(list((fresh_outputs / "cache" / "corpus").iterdir())) == 1  # every rows value reads one build
     assert "rows" not in full.spec and full.meta["n_stories"]["train"] == 30
+    # the first n stories without reading the split into a list
+    assert full.texts("train", limit=4) == STORIES[:4] == list(full.iter_texts("train", limit=4))
+    assert full.texts("validation", limit=100) == full.texts("validation") and full.texts("train", limit=0) == []
+    assert [len(b) for b in full.text_batches("train", batch_size=3, limit=7)] == [3, 3, 1]
+    with pytest.raises(ValueError, match="^limit: expected an integer >= 0"):
+        full.texts("train", limit=-1)
 
 
 @pytest.mark.parametrize("separator", ["eot", "blank"])

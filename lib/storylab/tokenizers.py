@@ -417,10 +417,8 @@ def _encode_split(tokenizer: PreTrainedTokenizerFast, corpus: Corpus, split: str
 
 def token_frequencies(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> np.ndarray:
     """Count of each token id over `texts` (length `len(tokenizer)`, zeros included)."""
-    counts = np.zeros(len(tokenizer), dtype=np.int64)
-    for ids in encode_texts(tokenizer, texts):
-        np.add.at(counts, ids, 1)
-    return counts
+    ids = np.fromiter(chain.from_iterable(encode_texts(tokenizer, texts)), dtype=np.int64)
+    return np.bincount(ids, minlength=len(tokenizer))
 
 
 def show_tokens(tokenizer: PreTrainedTokenizerFast, text: str) -> list[str]:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from datasets import Dataset, DatasetDict
 
-from storylab.corpora import corpus_spec, held_out_addition_pairs, load_corpus, normalize_spec
+from storylab.corpora import Corpus, corpus_spec, held_out_addition_pairs, load_corpus, normalize_spec
 from storylab.corpora.addition import permute_pair_indices
 from storylab.corpora.sources import split_text_file
 
@@ -37,6 +37,8 @@ def test_addition_validation_problems_never_occur_in_training():
     assert corpus.meta["held_out_pairs"] == {"validation_problems": 60, "validation_pairs": distinct, "unseen": distinct,
                                              "unseen_either_order": held_out_addition_pairs(corpus).unseen_either_order}
     assert str(held_out_addition_pairs(corpus)).startswith(f"{distinct} of {distinct} validation operand pairs never seen")
+    recorded = Corpus(corpus.dataset, {**corpus.meta, "held_out_pairs": {**corpus.meta["held_out_pairs"], "unseen": 7}})
+    assert held_out_addition_pairs(recorded).unseen == 7  # the count the corpus recorded is read, not redone
 
 
 def test_addition_floor_by_brute_force_on_a_tiny_range():

@@ -201,16 +201,19 @@ def load_saved_tokenizer(folder: str | Path, cached: bool = False) -> PreTrained
     expected = "expected a tokenizer folder written by save_pretrained"
     if not (folder / "tokenizer.json").is_file():
         raise ValueError(f"tokenizer: no tokenizer.json in {str(folder)!r}; {expected}{fix}")
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    except Exception as error:  # KeyError, ValueError, Rust errors: find which file, to name it
+        failure = error
+    # only now is each file parsed on its own (a good folder is parsed once, by from_pretrained)
     for path in sorted(folder.glob("*.json")):
         try:
             json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise ValueError(f"tokenizer: {str(path)!r} is not valid JSON ({_first_line(error)}); {expected}{fix}") from None
-    try:
-        return PreTrainedTokenizerFast.from_pretrained(str(folder))
-    except Exception as error:  # a well-formed JSON that is not a tokenizer: KeyError, ValueError, Rust errors
-        raise ValueError(f"tokenizer: {str(folder / 'tokenizer.json')!r} is not a valid tokenizer "
-                         f"({type(error).__name__}: {_first_line(error)}); {expected}{fix}") from None
+    # well-formed JSON that is not a tokenizer
+    raise ValueError(f"tokenizer: {str(folder / 'tokenizer.json')!r} is not a valid tokenizer "
+                     f"({type(failure).__name__}: {_first_line(failure)}); {expected}{fix}") from None
 
 
 def _first_line(error: BaseException) -> str:

@@ -123,9 +123,12 @@ def held_out_addition_pairs(corpus: str | dict | Corpus) -> HeldOutPairs:
 
     Works for any corpus of `A + B = C;` problems (the `addition` source, or a file of them);
     `str(result)` reads "865 of 865 validation operand pairs never seen in training (...)".
+    The `addition` source records the count in its metadata when it is built (and for each
+    `rows` view): that is read; other corpora are counted here.
     """
     corpus = load_corpus(corpus)
-    return _held_out_pairs(corpus.dataset)
+    recorded = corpus.meta.get("held_out_pairs")
+    return HeldOutPairs(**recorded) if recorded is not None else _held_out_pairs(corpus.dataset)
 
 
 def _held_out_pairs(dataset: DatasetDict) -> HeldOutPairs:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from datasets import Dataset, DatasetDict
 
-from storylab.corpora import corpus_spec, held_out_addition_pairs, load_corpus, normalize_spec
+from storylab.corpora import Corpus, corpus_spec, held_out_addition_pairs, load_corpus, normalize_spec
 from storylab.corpora.addition import permute_pair_indices
 from storylab.corpora.sources import split_text_file
 
@@ -37,6 +37,8 @@ def test_addition_validation_problems_never_occur_in_training():
     assert corpus.meta["held_out_pairs"] == {"validation_problems": 60, "validation_pairs": distinct, "unseen": distinct,
                                              "unseen_either_order": held_out_addition_pairs(corpus).unseen_either_order}
     assert str(held_out_addition_pairs(corpus)).startswith(f"{distinct} of {distinct} validation operand pairs never seen")
+    recorded = Corpus(corpus.dataset, {**corpus.meta, "held_out_pairs": {**corpus.meta["held_out_pairs"], "unseen": 7}})
+    assert held_out_addition_pairs(recorded).unseen == 7  # the count the corpus recorded is read, not redone
 
 
 def test_addition_floor_by_brute_force_on_a_tiny_range():
@@ -139,6 +141,12 @@ def test_rows_is_a_view_of_one_cached_corpus(fresh_outputs, tmp_path):
         assert view.meta["n_chars"]["train"] == sum(map(len, kept)) and view.spec["rows"] == rows
     assert len(list((fresh_outputs / "cache" / "corpus").iterdir())) == 1  # every rows value reads one build
     assert "rows" not in full.spec and full.meta["n_stories"]["train"] == 30
+    # the first n stories without reading the split into a list
+    assert full.texts("train", limit=4) == STORIES[:4] == list(full.iter_texts("train", limit=4))
+    assert full.texts("validation", limit=100) == full.texts("validation") and full.texts("train", limit=0) == []
+    assert [len(b) for b in full.text_batches("train", batch_size=3, limit=7)] == [3, 3, 1]
+    with pytest.raises(ValueError, match="^limit: expected an integer >= 0"):
+        full.texts("train", limit=-1)
 
 
 @pytest.mark.parametrize("separator", ["eot", "blank"])

@@ -27,7 +27,8 @@ from storylab.corpora.story_grammar import Options
 from storylab.corpora.story_options import GENDER_OF
 from storylab.diagnostics import (CATEGORY_NAMES, char_costs, excess_by_distance, ledger_table, recall_table,
                                   spread_token_nats, true_ledgers)
-from storylab.diagnostics.hard_cases import hard_cases_html, hard_stories, next_token_tables, story_html, worst_positions
+from storylab.diagnostics.hard_cases import (hard_cases_html, hard_cases_page, hard_stories, next_token_tables, story_html,
+                                             worst_positions)
 from storylab.diagnostics.pairs import (PHENOMENA, break_distance, corpus_names, fuzz_pairs, pair_accuracy,
                                         read_pairs_jsonl, score_pairs, story_pairs, text_name_pairs, wilson_interval,
                                         write_pairs_jsonl)
@@ -330,6 +331,13 @@ def test_real_text_pairs_swap_a_repeated_name_for_another_corpus_name():
         assert p["sentence_good"].count(p["good_text"]) >= 2 and p["distance_chars"] > 0
 
 
+def test_text_without_names_has_no_pairs_and_explicit_names_need_two():
+    hmm_like = ["abcab cabca bcabb", "0 1 1 0 2 1 0 1 2 0 2 1 1"]  # what an HMM or the addition corpus prints
+    assert text_name_pairs(hmm_like) == []  # 06 skips its pair sections on such corpora
+    with pytest.raises(ValueError, match="^names: expected at least 2 names"):
+        text_name_pairs(TINY_TEXTS, names=["Sue"])
+
+
 def test_pairs_round_trip_as_blimp_json_lines(stories, tmp_path):
     pairs = story_pairs(stories[0][:4], phenomena=["name recall", "closing quote"])
     path = write_pairs_jsonl(pairs, tmp_path / "pairs.jsonl")
@@ -413,6 +421,21 @@ def test_worst_positions_per_model_with_context(two_model_costs, stories, ledger
     assert f"⟦{row['token']}⟧".replace("\n", "⏎") in row["context"] or row["token"] == "<end of story>"
 
 
+def test_units_merge_tokens_that_share_a_character_and_sum_their_bits():
+    from storylab.diagnostics import CharCosts
+    from storylab.diagnostics.hard_cases import token_units, unit_bits, worst_tokens
+
+    # "aéb": a byte-level tokenizer splits é into two tokens that both cover character 1
+    cost = CharCosts(np.log(2) * np.array([1.0, 2.0, 4.0, 8.0]), np.array([0, 1, 1, 2]), np.array([1, 2, 2, 3]))
+    assert token_units(cost) == [(0, 1, 0), (1, 2, 1), (2, 3, 3)]
+    units = unit_bits(cost)
+    assert units["start"].tolist() == [0, 1, 2, 3] and units["token"].tolist() == [0, 1, 3, 4]  # + the end of the story
+    assert units["model_bits"] == pytest.approx([1.0, 2.0, 4.0, 8.0]) and not units["true_bits"].any()
+    assert worst_tokens(cost, n=2) == [4, 3]
+    worst = worst_positions(["aéb"], {"m": [cost]}, n=2)
+    assert worst["token"].tolist() == ["<end of story>", "b"] and worst["category"].isna().all()
+
+
 def test_hard_case_html_is_self_contained_and_shows_every_character(models, two_model_costs, stories, ledgers):
     tokenizer, model = models["bpe:300"]
     text = stories[0][0]
@@ -426,7 +449,9 @@ def test_hard_case_html_is_self_contained_and_shows_every_character(models, two_
     page = hard_cases_html(stories[0], two_model_costs, [0, 1], ledgers, {"bpe": [tables, None]})
     assert page.startswith("<!doctype html>") and "<script" not in page and "http" not in page
     assert page.count('class="tip"') >= 2 * (len(text) // 20)
-    assert hard_cases_html(stories[0], two_model_costs, [0], page=False).startswith('<div class="storylab-hard">')
+    fragment = hard_cases_html(stories[0], two_model_costs, [0], page=False)
+    assert fragment.startswith('<div class="storylab-hard">')
+    assert hard_cases_page(fragment) == hard_cases_html(stories[0], two_model_costs, [0], page=True)
 
 
 # --- story-variable probes ----------------------------------------------------------------------------------------
@@ -449,11 +474,10 @@ def test_story_probe_targets_align_with_story_sequences(models, stories):
         assert np.all(np.diff((story["hero_gender"] >= 0).astype(int)) >= 0)  # once known, known for good
 
 
-def test_story_variable_probes_find_a_planted_signal_and_not_a_shuffled_one(models, stories):
-    tokenizer, _ = models["bpe:300"]
-    texts = stories[0][:16]
-    sequences = story_sequences(tokenizer, texts, n_ctx=200)
-    targets = story_probe_targets(tokenizer, texts, n_ctx=200)
+def planted_story_sample(tokenizer, texts, n_ctx):
+    """A residual sample of `texts` whose second point holds the hero's gender in one direction, and its targets."""
+    sequences = story_sequences(tokenizer, texts, n_ctx=n_ctx)
+    targets = story_probe_targets(tokenizer, texts, n_ctx=n_ctx)
     n = sum(map(len, sequences))
     generator = torch.Generator().manual_seed(0)
     resid = torch.randn(2, n, 8, generator=generator)
@@ -461,11 +485,26 @@ def test_story_variable_probes_find_a_planted_signal_and_not_a_shuffled_one(mode
     sample = ResidualSample(resid, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
                             np.concatenate([np.arange(len(s)) for s in sequences]),
                             np.concatenate([np.full(len(s), i) for i, s in enumerate(sequences)]), ["embed", "after L0"])
+    return sample, targets
+
+
+def test_story_variable_probes_find_a_planted_signal_and_not_a_shuffled_one(models, stories):
+    tokenizer, _ = models["bpe:300"]
+    sample, targets = planted_story_sample(tokenizer, stories[0][:16], n_ctx=200)
     table = story_variable_probes(sample, targets, variables=["hero_gender"]).set_index("label")
     assert table.loc["after L0", "accuracy"] > 0.95 > table.loc["after L0", "shuffled_accuracy"]
     assert table.loc["embed", "accuracy"] < 0.8
     with pytest.raises(ValueError, match="targets"):
         story_variable_probes(sample, {"hero_gender": targets["hero_gender"][:-1]})
+
+
+def test_story_variable_probes_without_enough_held_out_positions_give_an_empty_table_with_its_columns(models, stories):
+    tokenizer, _ = models["bpe:300"]
+    sample, targets = planted_story_sample(tokenizer, stories[0][:4], n_ctx=20)  # a handful of held-out positions
+    table = story_variable_probes(sample, targets)
+    full = story_variable_probes(*planted_story_sample(tokenizer, stories[0][:16], n_ctx=200), variables=["hero_gender"])
+    assert table.empty and list(table.columns) == list(full.columns)
+    assert dict(table.groupby("variable")["accuracy"].max()) == {}  # 04's plot and summary read it like a full one
 
 
 def test_model_diagnostics_flatten_figures_per_model(models, stories, ledgers):
@@ -550,13 +589,14 @@ def test_excess_by_distance_can_pool_the_categories(models, stories, ledgers):
         excess_by_distance(recalls, "chars", by=("nonsense",))
 
 
-def test_chars_per_token(models, stories):
-    from storylab.diagnostics import chars_per_token
+def test_offsets_belong_to_the_ids_encode_texts_gives(models, stories):
+    from storylab.tokenizers import encode_with_offsets
 
-    assert chars_per_token(models["char"][0], stories[0]) == 1.0
     bpe = models["bpe:300"][0]
-    n_tokens = sum(map(len, encode_texts(bpe, stories[0])))
-    assert chars_per_token(bpe, stories[0]) == sum(map(len, stories[0])) / n_tokens > 1
+    encoded = encode_with_offsets(bpe, stories[0][:3])
+    assert [ids for ids, _ in encoded] == encode_texts(bpe, stories[0][:3])
+    text, (ids, offsets) = stories[0][0], encoded[0]
+    assert "".join(text[a:b] for a, b in offsets) == text  # byte-level BPE tiles the story
 
 
 def test_hover_tables_are_made_only_at_a_storys_worst_tokens(models, stories, ledgers):
@@ -732,7 +772,8 @@ def test_runs_are_named_by_folder_run_id_notebook_and_name_or_notebook(run_outpu
     (["02_hmm/missing"], [], r"runs: '02_hmm/missing': run 'missing': not a run folder"),
     (["runs/04_interpretability/x"], [], r"runs: 'runs/04_interpretability/x' is a 04_interpretability run"),
     ("02_hmm/a", [], r"runs: expected a list of run folders"),
-    (["02_hmm/a"], ["trigram"], r"baselines: expected some of"),
+    (["02_hmm/a"], ["trigram"], r"baselines: expected a list of some of"),
+    (["02_hmm/a"], "bigram", r"baselines: expected a list of some of .*, got 'bigram'$"),  # not split into letters
 ])
 def test_runs_that_cannot_be_used_are_one_line_errors(run_outputs, runs, baselines, message):
     from storylab.diagnostics import models_from_runs

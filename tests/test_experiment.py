@@ -1,5 +1,7 @@
 """The set-up every modelling notebook shares: corpus, tokens, floor, checkpoint folders."""
 
+import pytest
+
 from storylab import experiment
 from storylab.experiment import checkpoint_folder, code_version, load_experiment
 
@@ -52,6 +54,11 @@ def test_baselines_are_fitted_scored_and_tabled():
         assert record["corpus"] == exp.spec and record["tokenizer"] == "byte" and record["train_tokens"] > 0
     table = results_table(records)
     assert list(table["val_bits_per_char"]) == sorted(r["val_bits_per_char"] for r in records)
+    # only the families asked for are fitted (the neural bigram is not trained for nothing)
+    some = fit_baselines(exp, neural_bigram_steps=5, kn_orders=[2, 3], device="cpu", families=["kneser-ney", "bigram"])
+    assert [f.model.label for f in some] == ["bigram", "KN 2-gram", "KN 3-gram"]
+    with pytest.raises(ValueError, match=r"^families: expected a list of some of .*, got 'bigram'$"):
+        fit_baselines(exp, families="bigram")
 
 
 def test_results_table_puts_models_without_bits_per_char_last():

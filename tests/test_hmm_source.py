@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from storylab.corpora.hmm_cot import strip_states
@@ -179,3 +180,20 @@ def test_load_corpus_keeps_states(tmp_path, monkeypatch):
     assert corpus.meta["floor_bits_per_char"] == pytest.approx(build_hmm_corpus({"n_states": 3, "vocab_size": 4, **SMALL})["floor_bits_per_char"])
     cyclic = load_corpus({"source": "hmm", "kind": "cyclic", "epsilon": 0.0, "n_states": 3, "vocab_size": 2, **SMALL})
     assert cyclic.meta["mixing_time_steps"] is None and cyclic.meta["n_states"] == 3  # never mixes: null in meta.json
+
+
+def test_an_hmm_spec_holds_the_options_of_its_own_kind_only():
+    from storylab.compare import learnability_table, validation_key
+    from storylab.corpora import normalize_spec
+
+    random, mess3, cyclic = normalize_spec("hmm"), normalize_spec("mess3"), normalize_spec({"source": "hmm", "kind": "cyclic"})
+    assert not {"x", "a", "epsilon", "emission"} & set(random)
+    assert (mess3["x"], mess3["a"]) == (0.15, 0.6) and not {"epsilon", "emission"} & set(mess3)
+    assert (cyclic["epsilon"], cyclic["emission"]) == (0.05, "stochastic") and not {"x", "a"} & set(cyclic)
+    # a spec recorded when every hmm spec carried all four is the same corpus and validation set
+    recorded = {**random, "x": 0.15, "a": 0.6, "epsilon": 0.05, "emission": "stochastic"}
+    assert normalize_spec(recorded) == random and validation_key(recorded) == validation_key(random)
+    table = learnability_table(pd.DataFrame([{"corpus": recorded, "family": "hmm", "model": "HMM"}]))
+    assert table["emission"].isna().all() and table["epsilon"].isna().all()  # nothing cyclic about a random process
+    with pytest.raises(ValueError, match=r"^corpus: hmm option 'epsilon' is read only by kind 'cyclic'; leave it out"):
+        normalize_spec({"source": "hmm", "kind": "mess3", "epsilon": 0.2})

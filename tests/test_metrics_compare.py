@@ -64,6 +64,9 @@ def test_model_table_groups_by_validation_set(fresh_outputs):
     assert latest_run("03_transformer").name == "c"
     assert [r.name for r in find_runs("03", finished_only=True)] == ["b", "c"]
     assert resolve_run("b", "03_transformer").name == "b"
+    # the run ids and notebook/name of 06_diagnostics name the same run in 04
+    for reference in ("runs/03_transformer/b", "03_transformer/b", str(fresh_outputs / "runs" / "03_transformer" / "b")):
+        assert resolve_run(reference, "03_transformer").folder == fresh_outputs / "runs" / "03_transformer" / "b"
     with pytest.raises(ValueError, match="not a run folder"):
         resolve_run("zzz", "03_transformer")
 

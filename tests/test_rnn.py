@@ -11,7 +11,7 @@ from storylab.tokenizers import train_tokenizer
 from storylab.transformer import (RNNLM, ModelConfig, StoryRNN, TrainConfig, architecture_columns, export_hf, load_lm,
                                   load_model, load_result, to_bridge, train)
 from storylab.transformer.output_rules import make_output_rule
-from storylab.transformer.rnn import recurrent_params
+from storylab.transformer.rnn import recurrent_evaluate, recurrent_params
 from training_fixtures import TEXTS, quick_config, streams, tokenizer  # noqa: F401 (shared fixtures)
 
 LSTM = ModelConfig(architecture="lstm", n_layers=1, d_model=16, n_ctx=8)
@@ -71,7 +71,7 @@ def test_transformerlens_and_gpt2_refuse_an_lstm_in_one_line(tmp_path, tokenizer
         to_bridge(tmp_path / "run")
     with pytest.raises(ValueError, match="^model_or_run: TransformerLens has no LSTM"):
         to_bridge(result)
-    with pytest.raises(ValueError, match="^run_or_model: GPT-2 has no LSTM"):
+    with pytest.raises(ValueError, match="^architecture: GPT-2 has no LSTM"):
         export_hf(result, tmp_path / "hf")
 
 
@@ -112,7 +112,10 @@ def test_the_output_rule_trains_an_rnn_too(tmp_path):
     result = train(LSTM, quick_config(max_steps=3, output_rule="addition"), stream, stream[:40], tmp_path,
                    tokenizer=tokenizer, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "eval_log.jsonl").read_text().splitlines()]
-    assert rows[-1]["val_loss_restricted"] < rows[-1]["val_loss"]
+    assert rows[-1]["val_loss_restricted"] < rows[-1]["val_loss"]  # the same one-pass reading, a smaller softmax
+    everything = lambda ids: torch.ones(*ids.shape, len(tokenizer), dtype=torch.bool)  # noqa: E731
+    assert recurrent_evaluate(result.model, stream[:40], tokenizer.eos_token_id, allowed=everything) == pytest.approx(
+        recurrent_evaluate(result.model, stream[:40], tokenizer.eos_token_id), rel=1e-12)
     prompt = tokenizer("1 + 2 =", add_special_tokens=False)["input_ids"]
     answer = result.lm.generate(prompt, 4, greedy=True, stop_id=None, output_rule=make_output_rule("addition", tokenizer))
     assert set(tokenizer.decode(answer.tolist())) <= set("0123456789 ;")

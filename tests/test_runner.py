@@ -309,7 +309,7 @@ def test_literal_annotations_are_fixed_choices(literal_notebook, fresh_outputs):
     ("05_compare", {"families": ["lstm"]}, "05_compare: families: expected a list of some of"),
     ("02_hmm", {"n_states": 100, "emission_blocks": 8}, "02_hmm: emission_blocks: expected a divisor of n_states=100"),
     ("02_hmm", {"kn_orders": [2, 6]}, "02_hmm: kn_orders: expected a list of Kneser–Ney orders from 2 to 5"),
-    ("03_transformer", {"processes": 3}, "03_transformer: processes: each of the 3 processes takes an equal share of batch_size=16"),
+    ("03_transformer", {"processes": 3}, "03_transformer: batch_size: 16 windows do not split evenly over 3 processes"),
     ("03_transformer", {"eval_stride": 1000}, "03_transformer: eval_stride: expected at most n_ctx=256"),
     ("03_transformer", {"objective": "masked", "fill_mask_texts": ["no mask"]}, "fill_mask_texts: each text needs exactly one <mask>"),
     ("03_transformer", {"architecture": "lstm", "attention": "topk", "attention_k": 4}, "03_transformer: attention:"),
@@ -345,6 +345,9 @@ def test_notebook_checks_make_user_paths_absolute(tmp_path, monkeypatch):
                                 {"model_run": "runs/mine", "hmm_run": "latest"})
     assert runs["model_run"] == str(tmp_path / "runs" / "mine") and runs["hmm_run"] == "latest"
     assert effective_parameters(NOTEBOOKS_DIR / "04_interpretability.ipynb", {"model_run": "main"})["model_run"] == "main"
+    for run_id in ("runs/03_transformer/main", "03_transformer/main"):  # kept for resolve_run, as 06 keeps its runs
+        assert effective_parameters(NOTEBOOKS_DIR / "04_interpretability.ipynb", {"model_run": run_id})["model_run"] == run_id
+        assert effective_parameters(NOTEBOOKS_DIR / "06_diagnostics.ipynb", {"runs": [run_id]})["runs"] == [run_id]
 
 
 # --- replacing a run, commands ---------------------------------------------------------------

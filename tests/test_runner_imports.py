@@ -8,6 +8,8 @@ above it that the importer is not itself inside, so those count as imports too.
 import ast
 from pathlib import Path
 
+import pytest
+
 import storylab
 
 LIB = Path(storylab.__file__).resolve().parent.parent
@@ -113,3 +115,23 @@ def test_a_notebooks_first_cell_does_not_import_the_runner():
     from storylab.runner import ParameterError, run_notebook  # the package's names still work
 
     assert run_notebook.__module__ == "storylab.runner.execute" and issubclass(ParameterError, ValueError)
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` may import, directly or through others (lazy imports included)."""
+    seen, todo = set(), [start]
+    while todo:
+        for module in graph.get(todo.pop(), ()):
+            if module not in seen:
+                seen.add(module)
+                todo.append(module)
+    return seen
+
+
+def test_interpretability_does_not_import_the_diagnostics():
+    """04 imports `storylab.interp`: the tokenizer helpers it shares with 06 live in `tokenizers`,
+    so it pays for neither the diagnostics nor plotly."""
+    imported = reachable(import_graph(), "storylab.interp")
+    assert "storylab.tokenizers" in imported  # the graph is read at all
+    assert not {m for m in imported if m == "storylab.diagnostics" or m.startswith("storylab.diagnostics.")}
+    assert "storylab.plots" not in imported

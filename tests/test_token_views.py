@@ -15,6 +15,8 @@ def test_rank_curves_are_sorted_and_rescaled_to_the_largest_vocabulary():
         assert (np.diff(counts) <= 0).all() and (counts > 0).all()
         assert ranks[1] == len(tokenizers["byte"]) / len(tokenizers[label])  # the largest vocabulary: byte
     assert sum(curves["char"][1]) == sum(len(t) for t in TEXTS)
+    streamed = rank_curves(tokenizers, iter(TEXTS), batch_size=4)  # read once, a few stories at a time
+    assert all(np.array_equal(streamed[k][1], curves[k][1]) for k in curves)
 
 
 def test_summary_and_lengths():

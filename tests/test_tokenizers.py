@@ -208,6 +208,25 @@ def test_npy_writer_appends_chunks_into_one_loadable_array(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npy", "empty.npy"]  # nothing half-written is left
 
 
+def test_npy_writer_writes_each_byte_once_behind_a_header_rewritten_in_place(tmp_path):
+    from storylab.npy_writer import HEADER_BYTES
+
+    writer = NpyWriter(tmp_path / "ids.npy", np.uint32)
+    writer.append(np.arange(1000))
+    building = next(tmp_path.iterdir())  # the hidden file being written
+    assert building.name.startswith(".") and not (tmp_path / "ids.npy").exists()
+    inode = building.stat().st_ino
+    writer.close()
+    final = tmp_path / "ids.npy"
+    assert final.stat().st_ino == inode  # renamed into place, not copied behind a new header
+    assert final.stat().st_size == HEADER_BYTES + 1000 * 4
+    with open(final, "rb") as file:
+        assert np.lib.format.read_magic(file) == (1, 0)
+        assert np.lib.format.read_array_header_1_0(file) == ((1000,), False, np.dtype(np.uint32))
+        assert file.tell() == HEADER_BYTES
+    assert np.array_equal(np.load(final, mmap_mode="r"), np.arange(1000))
+
+
 def test_encoding_in_small_batches_gives_the_same_arrays(fresh_outputs, tmp_path):
     stories = [f"Story {i}: {'ab ' * (i % 7)}the end." for i in range(50)]
     path = tmp_path / "s.txt"

@@ -23,6 +23,7 @@ from storylab.transformer import (
     learning_rate,
     load_lm,
     load_model,
+    load_result,
     load_run,
     next_token_table,
     to_bridge,
@@ -148,6 +149,22 @@ def test_resumed_run_ends_with_the_same_weights_as_an_unbroken_one(tmp_path, tok
         assert torch.equal(value, resumed.model.state_dict()[name]), name
     assert [r["train_loss"] for r in read_log(tmp_path / "a")] == [r["train_loss"] for r in read_log(tmp_path / "b")]
     assert resumed.val_total_nats == unbroken.val_total_nats
+
+
+def test_a_run_without_its_final_evaluation_says_so_and_loads_the_same(tmp_path, tokenizer, streams):
+    train_stream, val_stream = streams
+    result = train(TINY, quick_config(max_steps=3), train_stream, val_stream, tmp_path, tokenizer=tokenizer,
+                   progress=False, final_eval=False)
+    assert (result.val_total_nats, result.val_n_tokens, result.val_stride, result.val_loss) == (None, None, None, None)
+    assert len(result.eval_log) == 1  # the periodic evaluations stay
+    summary = json.loads((tmp_path / "result.json").read_text())
+    assert summary["val_nats_per_token"] is None and summary["val_total_nats"] is None
+    loaded = load_result(tmp_path)
+    assert loaded.val_total_nats is None and loaded.summary() == result.summary()
+    with pytest.raises(ValueError, match="^val_bits_per_char: this run skipped its final evaluation"):
+        result.val_bits_per_char(100)
+    with pytest.raises(ValueError, match="^final_eval: expected True or False"):
+        train(TINY, quick_config(), train_stream, val_stream, tmp_path / "x", tokenizer=tokenizer, final_eval="no")
 
 
 def test_time_budget_stops_training_and_still_saves(tmp_path, tokenizer, streams):
@@ -417,10 +434,17 @@ def test_export_hf_gives_the_same_logits_scores_and_generates(tmp_path, tokenize
         export_hf(model, folder, tokenizer=tokenizer)
 
 
-@pytest.mark.parametrize("option, expected", [({"normalization": "RMS"}, "^normalization: GPT-2 has LayerNorm only"),
-                                              ({"d_head": 5}, r"^d_head: GPT-2 needs d_head \* n_heads == d_model")])
+@pytest.mark.parametrize("option, expected", [
+    ({"normalization": "RMS"}, "^normalization: GPT-2 has LayerNorm only"),
+    ({"d_head": 5}, r"^d_head: GPT-2 needs d_head \* n_heads == d_model"),
+    # these three used to export (or crash) as a dense causal GPT-2 with other logits
+    ({"mlp": "moe", "n_experts": 2}, "^mlp: GPT-2 has mlp='dense' only, this model uses 'moe'"),
+    ({"attention": "topk", "attention_k": 2}, "^attention: GPT-2 has attention='dense' only, this model uses 'topk'"),
+    ({"objective": "masked"}, "^objective: GPT-2 has objective='causal' only, this model uses 'masked'"),
+])
 def test_export_hf_names_the_option_gpt2_cannot_express(tmp_path, tokenizer, option, expected):
     model = StoryTransformer(ModelConfig(n_layers=1, d_model=16, n_heads=2, n_ctx=8, d_vocab=len(tokenizer), **option))
-    with pytest.raises(ValueError, match=expected):
+    with pytest.raises(ValueError, match=expected) as error:
         export_hf(model, tmp_path / "hf", tokenizer=tokenizer)
+    assert "\n" not in str(error.value)
     assert not (tmp_path / "hf").exists()

@@ -28,9 +28,11 @@ from storylab.transformer import (
     train,
     with_mask_token,
 )
+from storylab.prompts import UnknownTokenWarning
 from storylab.transformer.masked import IGNORED, mask_windows
 from storylab.transformer.moe import load_balancing_loss
-from storylab.transformer.output_rules import addition_rule, restricted_cross_entropy
+from storylab.transformer.output_rules import addition_rule, restricted_cross_entropy, restricted_nats
+from storylab.transformer.scoring import evaluate, window_nats
 from storylab.transformer.runs import load_model, load_tokenizer
 from storylab.transformer.training import read_run_config, write_run_config
 
@@ -293,6 +295,21 @@ def test_the_restricted_loss_is_the_softmax_over_the_valid_set_only():
         restricted_cross_entropy(logits, torch.tensor([[2]]), allowed)
 
 
+def test_the_restricted_score_reads_the_windows_of_the_full_one(tokenizer, streams):
+    model = StoryTransformer(ModelConfig(**TINY, d_vocab=len(tokenizer)), seed=1).eval()
+    val = streams[1][:40]  # > n_ctx: sliding windows that overlap
+    everything = lambda ids: torch.ones(*ids.shape, len(tokenizer), dtype=torch.bool)  # noqa: E731
+    full = evaluate(model, val, eot_id=tokenizer.eos_token_id)
+    assert restricted_nats(model, val, everything, eot_id=tokenizer.eos_token_id) == pytest.approx(full, rel=1e-12)
+    rule = addition_rule(tokenizer)
+    restricted, n = restricted_nats(model, val, rule, eot_id=tokenizer.eos_token_id, batch_size=3)
+    with_eot = np.concatenate([[tokenizer.eos_token_id], val]).astype(np.int64)
+    per_token_full, = window_nats(model, [with_eot], 12, 6)
+    per_token_restricted, = window_nats(model, [with_eot], 12, 6, allowed=rule)
+    assert n == full[1] and restricted == pytest.approx(per_token_restricted.sum())
+    assert (per_token_restricted <= per_token_full + 1e-12).all() and restricted < full[0]
+
+
 def test_the_addition_rule_allows_digits_space_and_semicolon_from_the_equals_sign_on(tokenizer):
     text = "12 + 30 = 42;7 + 8 = 15;"
     ids = torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])
@@ -307,7 +324,8 @@ def test_restricted_training_scores_both_losses_and_samples_only_valid_tokens(tm
     result = train(config(tokenizer), quick(output_rule="addition"), *streams, tmp_path, tokenizer=tokenizer,
                    progress=False)
     last = result.eval_log.iloc[-1]
-    assert last["val_loss_restricted"] < last["val_loss"]  # the same tokens, a smaller softmax
+    # the same tokens in the same windows (scoring.evaluate), a smaller softmax
+    assert last["val_loss_restricted"] < last["val_loss"]
     with torch.no_grad():  # a peaked, untrained-looking distribution that favours invalid tokens
         result.model.head.weight.mul_(30)
     for seed in range(3):
@@ -386,6 +404,7 @@ def test_masked_lm_trains_through_train_and_resumes_to_the_same_weights(tmp_path
     assert unbroken.model_config.mask_id == len(tokenizer) == unbroken.model_config.d_vocab - 1
     assert load_tokenizer(tmp_path / "a").mask_token_id == len(tokenizer)  # the run keeps its <mask>
     assert unbroken.val_loss < math.log(len(tokenizer))  # nats per masked token, better than uniform
+    assert unbroken.val_stride is None  # a masked LM scores whole windows: no sliding window to record
     with pytest.raises(ValueError, match="^val_bits_per_char"):
         unbroken.val_bits_per_char(100)
     with pytest.raises(ValueError, match=r"^d_vocab: a masked LM's vocabulary includes the <mask>"):
@@ -424,6 +443,14 @@ def test_fill_mask_gives_the_vocabulary_or_candidates_chained_over_their_tokens(
     ratio = (3 / (v + 2) * 50 / (v + 49)) / (1 / (v + 2))
     assert list(distribution) == ["12", "4"]
     assert distribution["12"] == pytest.approx(ratio / (1 + ratio))
+    assert list(fill_mask(model, masked, "7 + <mask> = 19;", [four, "12"])) == ["12", four]  # a token id is a candidate too
+    # candidates and text go through encode_prompt: what the tokenizer does not know is said, not silently <unk>
+    with pytest.warns(UnknownTokenWarning, match="^candidates: the tokenizer has no token for 'Z'"):
+        fill_mask(model, masked, "7 + <mask> = 19;", ["4", "1Z"])
+    with pytest.warns(UnknownTokenWarning, match="^text_with_mask: the tokenizer has no token for 'Q'"):
+        fill_mask(model, masked, "Q + <mask> = 19;")
+    with pytest.raises(ValueError, match="^candidates: a candidate is listed twice"):
+        fill_mask(model, masked, "7 + <mask> = 19;", ["4", "4"])
     with pytest.raises(ValueError, match="^text_with_mask"):
         fill_mask(model, masked, "no mask here")
     with pytest.raises(ValueError, match="^tokenizer"):

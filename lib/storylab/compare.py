@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from storylab.cache import spec_hash
+from storylab.corpora.options import canonical_hmm_spec
 from storylab.runs import Run, find_runs
 
 TRAINING_ONLY_OPTIONS = ("rows", "n_stories", "n_problems", "n_sequences")
@@ -31,7 +32,8 @@ COLUMNS = ["corpus_label", "family", "model", "tokenizer", "vocab_size", "params
 
 def validation_key(corpus_spec: dict[str, Any]) -> str:
     """Same key ⇔ same validation text (training-only options are ignored)."""
-    return spec_hash({k: v for k, v in corpus_spec.items() if k not in TRAINING_ONLY_OPTIONS}, 8)
+    spec = canonical_hmm_spec(corpus_spec)  # a spec recorded with every hmm kind's defaults is the same set
+    return spec_hash({k: v for k, v in spec.items() if k not in TRAINING_ONLY_OPTIONS}, 8)
 
 
 def corpus_label(corpus_spec: dict[str, Any]) -> str:
@@ -108,7 +110,7 @@ def learnability_table(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=LEARNABILITY_COLUMNS)
     on_hmm = table[table["corpus"].map(lambda spec: isinstance(spec, dict) and spec.get("source") == "hmm")].copy()
     for column, key in (("corpus_kind", "kind"), ("emission", "emission"), ("epsilon", "epsilon"), ("length", "length")):
-        on_hmm[column] = on_hmm["corpus"].map(lambda spec, key=key: spec.get(key))
+        on_hmm[column] = on_hmm["corpus"].map(lambda spec, key=key: canonical_hmm_spec(spec).get(key))
     for column in LEARNABILITY_COLUMNS:
         if column not in on_hmm.columns:
             on_hmm[column] = None

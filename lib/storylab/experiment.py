@@ -28,6 +28,8 @@ from storylab.metrics import LN2, model_record, peak_rss_mb, tokenizer_label
 from storylab.paths import checkpoint_dir
 from storylab.tokenizers import EncodedCorpus, EncodedSplit, encode_corpus, normalize_tokenizer_spec
 
+BASELINE_FAMILIES = ("unigram", "bigram", "neural bigram", "kneser-ney")  # what fit_baselines fits, in its order
+
 LIBRARY_DIR = Path(__file__).resolve().parent
 
 
@@ -133,17 +135,28 @@ def timed_fit(make: Callable[[], LanguageModel], train, **extra: Any) -> Fitted:
 
 
 def fit_baselines(exp: Experiment, add_k: float = 0.1, neural_bigram_steps: int = 300,
-                  kn_orders: Sequence[int] = (2, 3, 5), seed: int = 0, device: str = "auto") -> list[Fitted]:
+                  kn_orders: Sequence[int] = (2, 3, 5), seed: int = 0, device: str = "auto",
+                  families: Sequence[str] = BASELINE_FAMILIES) -> list[Fitted]:
     """The baselines every model must beat, fitted on the experiment's training stories:
-    unigram and bigram counts (add-k), the neural bigram, and Kneser–Ney n-grams of `kn_orders`."""
+    unigram and bigram counts (add-k), the neural bigram, and Kneser–Ney n-grams of `kn_orders`.
+    `families` fits only some of them (`BASELINE_FAMILIES`, in that order)."""
     from storylab.kneser_ney import KneserNey
     from storylab.ngram import BigramModel, NeuralBigram, UnigramModel
 
+    families = check_baseline_families(families)
     V, eot = exp.vocab_size, exp.eot_id
-    makers = [lambda: UnigramModel(V, eot, k=add_k), lambda: BigramModel(V, eot, k=add_k),
-              lambda: NeuralBigram(V, eot, steps=neural_bigram_steps, seed=seed, device=device)]
-    makers += [lambda order=order: KneserNey(V, eot, order=order) for order in kn_orders]
-    return [timed_fit(make, exp.train) for make in makers]
+    makers = {"unigram": [lambda: UnigramModel(V, eot, k=add_k)], "bigram": [lambda: BigramModel(V, eot, k=add_k)],
+              "neural bigram": [lambda: NeuralBigram(V, eot, steps=neural_bigram_steps, seed=seed, device=device)],
+              "kneser-ney": [lambda order=order: KneserNey(V, eot, order=order) for order in kn_orders]}
+    return [timed_fit(make, exp.train) for family in BASELINE_FAMILIES if family in families for make in makers[family]]
+
+
+def check_baseline_families(families: Sequence[str] | None, name: str = "families") -> tuple[str, ...]:
+    """`families` as a tuple of some of `BASELINE_FAMILIES` (None: none); a string or an unknown family is an error."""
+    if isinstance(families, str) or (families is not None and any(f not in BASELINE_FAMILIES for f in families)):
+        shown = families if isinstance(families, str) else list(families)
+        raise ValueError(f"{name}: expected a list of some of {list(BASELINE_FAMILIES)}, got {shown!r}")
+    return tuple(families or ())
 
 
 def model_records(exp: Experiment, fitted: Sequence[Fitted]) -> list[dict[str, Any]]:

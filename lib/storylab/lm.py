@@ -44,7 +44,7 @@ import numpy as np
 from storylab.checks import check_int, check_number
 from storylab.metrics import MODEL_FAMILIES as FAMILIES
 from storylab.metrics import validation_summary
-from storylab.prompts import encode_prompt
+from storylab.prompts import encode_candidates, encode_prompt
 from storylab.token_sequences import as_token_sequences
 
 
@@ -182,18 +182,8 @@ def candidate_probabilities(model: LanguageModel, tokenizer, prompt: str, candid
     writes it), not of every token sequence spelling the same text. A transformer scores
     prompt + candidate as `token_nats` does, with its sliding window past n_ctx tokens.
     """
-    candidates = list(candidates)
-    if not candidates:
-        raise ValueError("candidates: expected at least one candidate, got none")
-    bad = [c for c in candidates if not isinstance(c, str) or not c]
-    if bad:
-        raise ValueError(f"candidates: expected non-empty strings, got {bad[0]!r}")
-    if len(set(candidates)) != len(candidates):
-        raise ValueError(f"candidates: a candidate is listed twice in {candidates}")
+    candidates, candidate_ids = encode_candidates(tokenizer, candidates)
     prompt_ids = encode_prompt(tokenizer, prompt)
-    candidate_ids = [encode_prompt(tokenizer, c, name="candidates") for c in candidates]
-    if len({tuple(ids) for ids in candidate_ids}) != len(candidates):
-        raise ValueError(f"candidates: two candidates encode to the same tokens (unknown characters?): {candidates}")
     nats = model.token_nats([np.asarray(prompt_ids + ids, dtype=np.int64) for ids in candidate_ids])
     log_probs = np.array([-values[len(prompt_ids):].sum() for values in nats])
     if not np.isfinite(log_probs).any():

@@ -102,9 +102,8 @@ def lines_by(frame, x: str, y: str, by: str, title: str = "", xaxis_title: str =
              log_x: bool = False, **layout: Any) -> go.Figure:
     """One line with markers per value of column `by` of a DataFrame, points sorted by `x`."""
     groups = {str(name): rows.sort_values(x) for name, rows in frame.groupby(by, dropna=False)}
-    fig = line({name: rows[y] for name, rows in groups.items()}, x={name: rows[x] for name, rows in groups.items()},
-               title=title, xaxis_title=xaxis_title or x, yaxis_title=yaxis_title or y, log_x=log_x, **layout)
-    return fig.update_traces(mode="lines+markers")
+    return line({name: rows[y] for name, rows in groups.items()}, x={name: rows[x] for name, rows in groups.items()},
+                title=title, xaxis_title=xaxis_title or x, yaxis_title=yaxis_title or y, log_x=log_x, markers=True, **layout)
 
 
 def scatter(x: Any, y: Any, color: Any = None, text: Sequence | None = None, title: str = "",

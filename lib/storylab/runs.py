@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storylab.paths import interactive_dir, outputs_dir, runs_dir
+from storylab.paths import interactive_dir, outputs_dir, runs_dir, user_path
 from storylab.readers import iso_time, read_json, read_yaml
 
 STATUSES = ("running", "finished", "failed", "interactive")
@@ -227,18 +227,27 @@ def latest_run(notebook: str, where: dict[str, Any] | None = None) -> Run | None
 
 
 def resolve_run(run: str | Path | None, notebook: str) -> Run:
-    """A notebook parameter naming an earlier run: a folder path, a run name (`main`,
-    `interactive` for the notebook run by hand), or None or "latest" for the latest run with results."""
+    """A notebook parameter naming an earlier run, or None or "latest" for the latest run with results.
+
+    A run is named by its folder (relative paths against the launch directory), its run id
+    as 05_compare lists it (`runs/03_transformer/main`), `notebook/name`
+    (`03_transformer/main`), its name (`main`), or `interactive` for the notebook run by
+    hand: the names 06_diagnostics accepts (`storylab.checks.run_reference` keeps all but
+    paths as given).
+    """
     if run and str(run) != LATEST:
-        folder = Path(run).expanduser()
-        if not folder.is_dir():
-            folder = interactive_dir() / notebook if str(run) == INTERACTIVE else runs_dir() / notebook / str(run)
-        if not (folder / "status.json").exists():
-            raise ValueError(f"run {str(run)!r}: not a run folder (expected a path, a run name of {notebook}, "
+        text = str(run)
+        if text == INTERACTIVE:
+            candidates = [interactive_dir() / notebook]
+        else:
+            candidates = [user_path(text), outputs_dir() / text, runs_dir() / text, runs_dir() / notebook / text]
+        folder = next((c for c in candidates if (c / "status.json").exists()), None)
+        if folder is None:
+            raise ValueError(f"run {text!r}: not a run folder (expected a path, a run id, a run name of {notebook}, "
                              f"{INTERACTIVE!r} or {LATEST!r})")
         found = read_run(folder)
         if found.problem:
-            raise ValueError(f"run {str(run)!r}: {found.folder} cannot be read: {found.problem}")
+            raise ValueError(f"run {text!r}: {found.folder} cannot be read: {found.problem}")
         return found
     found = latest_run(notebook)
     if found is None:

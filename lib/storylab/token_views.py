@@ -2,12 +2,13 @@
 
     described = {label: describe_tokenizer(tok, val_texts) for label, tok in tokenizers.items()}
     tokenizer_summary(described)                         # one column per tokenizer
-    rank_curves(tokenizers, train_texts)                  # {label: (rescaled ranks, counts)}
+    rank_curves(tokenizers, corpus.iter_texts("train"))   # {label: (rescaled ranks, counts)}, streamed
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from itertools import islice
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,13 +31,21 @@ def tokenizer_summary(described: Mapping[str, dict[str, Any]]) -> pd.DataFrame:
     })
 
 
-def rank_curves(tokenizers: Mapping[str, Any], texts: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def rank_curves(tokenizers: Mapping[str, Any], texts: Iterable[str],
+                batch_size: int = 2048) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Token counts by rank (most frequent first, unused tokens left out), ranks rescaled by
-    `largest vocabulary / this vocabulary` so tokenizers of different sizes share one x-axis."""
+    `largest vocabulary / this vocabulary` so tokenizers of different sizes share one x-axis.
+
+    `texts` is read once, `batch_size` stories at a time (a whole training split need not fit in memory)."""
     largest = max(len(tok) for tok in tokenizers.values())
+    totals = {label: np.zeros(len(tok), dtype=np.int64) for label, tok in tokenizers.items()}
+    texts = iter(texts)
+    while batch := list(islice(texts, batch_size)):
+        for label, tok in tokenizers.items():
+            totals[label] += token_frequencies(tok, batch)
     curves = {}
     for label, tok in tokenizers.items():
-        counts = np.sort(token_frequencies(tok, texts))[::-1]
+        counts = np.sort(totals[label])[::-1]
         counts = counts[counts > 0]
         curves[label] = (np.arange(len(counts)) * largest / len(tok), counts)
     return curves

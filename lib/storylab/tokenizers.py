@@ -201,16 +201,19 @@ def load_saved_tokenizer(folder: str | Path, cached: bool = False) -> PreTrained
     expected = "expected a tokenizer folder written by save_pretrained"
     if not (folder / "tokenizer.json").is_file():
         raise ValueError(f"tokenizer: no tokenizer.json in {str(folder)!r}; {expected}{fix}")
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    except Exception as error:  # KeyError, ValueError, Rust errors: find which file, to name it
+        failure = error
+    # only now is each file parsed on its own (a good folder is parsed once, by from_pretrained)
     for path in sorted(folder.glob("*.json")):
         try:
             json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise ValueError(f"tokenizer: {str(path)!r} is not valid JSON ({_first_line(error)}); {expected}{fix}") from None
-    try:
-        return PreTrainedTokenizerFast.from_pretrained(str(folder))
-    except Exception as error:  # a well-formed JSON that is not a tokenizer: KeyError, ValueError, Rust errors
-        raise ValueError(f"tokenizer: {str(folder / 'tokenizer.json')!r} is not a valid tokenizer "
-                         f"({type(error).__name__}: {_first_line(error)}); {expected}{fix}") from None
+    # well-formed JSON that is not a tokenizer
+    raise ValueError(f"tokenizer: {str(folder / 'tokenizer.json')!r} is not a valid tokenizer "
+                     f"({type(failure).__name__}: {_first_line(failure)}); {expected}{fix}") from None
 
 
 def _first_line(error: BaseException) -> str:
@@ -237,13 +240,27 @@ def training_texts(corpus: Corpus, sample_stories: int | None = None) -> Iterato
     return chain.from_iterable(text_batches(data))
 
 
+def _backend(tokenizer) -> Tokenizer:
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    if not hasattr(backend, "encode_batch_fast"):
+        raise ValueError(f"tokenizer: expected a PreTrainedTokenizerFast or tokenizers.Tokenizer, got {type(tokenizer).__name__}")
+    return backend
+
+
 def encode_texts(tokenizer: PreTrainedTokenizerFast, texts: list[str], batch_size: int = 2048) -> list[list[int]]:
     """Token ids of each text, through the fast Rust batch path, no special tokens added."""
-    backend = tokenizer.backend_tokenizer
+    backend = _backend(tokenizer)
     ids: list[list[int]] = []
     for start in range(0, len(texts), batch_size):
-        ids.extend(e.ids for e in backend.encode_batch_fast(texts[start : start + batch_size], add_special_tokens=False))
+        batch = list(texts[start : start + batch_size])
+        ids.extend(e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False))
     return ids
+
+
+def encode_with_offsets(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """(token ids, character offsets) of each text, no special tokens: the ids `encode_texts` gives and the
+    characters each token covers (the slower path that computes offsets; use `encode_texts` for ids alone)."""
+    return [(e.ids, e.offsets) for e in _backend(tokenizer).encode_batch(list(texts), add_special_tokens=False)]
 
 
 def describe_tokenizer(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> dict[str, Any]:
@@ -381,14 +398,13 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict, progr
 def _encode_split(tokenizer: PreTrainedTokenizerFast, corpus: Corpus, split: str, folder: Path, dtype,
                   progress: bool, batch_size: int) -> dict[str, Any]:
     """Encode one split batch by batch into `<split>_ids.npy` and `<split>_offsets.npy`; its sizes and speed."""
-    backend = tokenizer.backend_tokenizer
     n_stories, n_tokens, n_chars = len(corpus.dataset[split]), 0, 0
     bar = progress_bar(total=n_stories, desc=f"encode {split}", unit="story", disable=not progress, mininterval=1.0)
     started = time.perf_counter()
     with NpyWriter(folder / f"{split}_ids.npy", dtype) as ids, NpyWriter(folder / f"{split}_offsets.npy", np.int64) as offsets:
         offsets.append([0])
         for texts in corpus.text_batches(split, batch_size):
-            encoded = [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+            encoded = encode_texts(tokenizer, texts, batch_size)
             lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
             ids.append(np.fromiter(chain.from_iterable(encoded), dtype=dtype, count=int(lengths.sum())))
             offsets.append(n_tokens + np.cumsum(lengths))
@@ -404,10 +420,8 @@ def _encode_split(tokenizer: PreTrainedTokenizerFast, corpus: Corpus, split: str
 
 def token_frequencies(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> np.ndarray:
     """Count of each token id over `texts` (length `len(tokenizer)`, zeros included)."""
-    counts = np.zeros(len(tokenizer), dtype=np.int64)
-    for ids in encode_texts(tokenizer, texts):
-        np.add.at(counts, ids, 1)
-    return counts
+    ids = np.fromiter(chain.from_iterable(encode_texts(tokenizer, texts)), dtype=np.int64)
+    return np.bincount(ids, minlength=len(tokenizer))
 
 
 def show_tokens(tokenizer: PreTrainedTokenizerFast, text: str) -> list[str]:

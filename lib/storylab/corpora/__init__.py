@@ -36,6 +36,7 @@ import datasets
 from datasets import DatasetDict, load_from_disk
 
 from storylab.cache import cached_dir, write_json_atomic
+from storylab.checks import check_int
 from storylab.corpora.addition import HeldOutPairs, held_out_pairs
 from storylab.corpora.arrow import column_sum, count_chars, text_batches
 from storylab.corpora.options import apply_vocab_filter, first_rows, normalize_spec
@@ -66,13 +67,22 @@ class Corpus:
     def spec(self) -> dict[str, Any]:
         return self.meta["spec"]
 
-    def texts(self, split: str = "train") -> list[str]:
-        """All stories of a split as a list (for small corpora; `text_batches` streams)."""
-        return list(chain.from_iterable(self.text_batches(split)))
+    def texts(self, split: str = "train", limit: int | None = None) -> list[str]:
+        """The stories of a split as a list: all (for small corpora), or the first `limit`, read without
+        the rest of the split (`iter_texts` and `text_batches` stream)."""
+        return list(self.iter_texts(split, limit))
 
-    def text_batches(self, split: str = "train", batch_size: int = 1000) -> Iterator[list[str]]:
-        """The stories of a split, `batch_size` at a time, read from the memory-mapped cache."""
-        return text_batches(self.dataset[split], batch_size)
+    def iter_texts(self, split: str = "train", limit: int | None = None) -> Iterator[str]:
+        """The stories of a split (the first `limit` of them), one at a time, read batch by batch."""
+        return chain.from_iterable(self.text_batches(split, limit=limit))
+
+    def text_batches(self, split: str = "train", batch_size: int = 1000, limit: int | None = None) -> Iterator[list[str]]:
+        """The stories of a split (the first `limit` of them), `batch_size` at a time, read from the
+        memory-mapped cache."""
+        data = self.dataset[split]
+        if limit is not None:
+            data = data.select(range(min(check_int("limit", limit), len(data))))  # a row range: no copy
+        return text_batches(data, batch_size)
 
     def describe(self) -> dict[str, Any]:
         """Per-split statistics for a notebook table: stories, characters, words, distinct words."""
@@ -113,9 +123,12 @@ def held_out_addition_pairs(corpus: str | dict | Corpus) -> HeldOutPairs:
 
     Works for any corpus of `A + B = C;` problems (the `addition` source, or a file of them);
     `str(result)` reads "865 of 865 validation operand pairs never seen in training (...)".
+    The `addition` source records the count in its metadata when it is built (and for each
+    `rows` view): that is read; other corpora are counted here.
     """
     corpus = load_corpus(corpus)
-    return _held_out_pairs(corpus.dataset)
+    recorded = corpus.meta.get("held_out_pairs")
+    return HeldOutPairs(**recorded) if recorded is not None else _held_out_pairs(corpus.dataset)
 
 
 def _held_out_pairs(dataset: DatasetDict) -> HeldOutPairs:

@@ -42,14 +42,20 @@ import numpy as np
 
 from storylab.checks import check_int
 from storylab.corpora.hmm_cot import interleave_states
-from storylab.corpora.options import SOURCE_DEFAULTS
+from storylab.corpora.options import SOURCE_DEFAULTS, canonical_hmm_spec
 from storylab.hmm import CategoricalHMM
 from storylab.hmm_processes import cyclic_params, mess3_params, mixing_time_steps, second_eigenvalue_modulus
 
 # no whitespace (a sequence stays one "word") and none of <|> (so text never spells a special token)
 ALPHABET = string.ascii_lowercase + string.ascii_uppercase + string.digits + "!#$%&()*+,-./:;=?@[]^_{}~"
 KINDS = ("random", "cyclic", "mess3", "saved")
-DEFAULTS = SOURCE_DEFAULTS["hmm"]  # one set of defaults for load_corpus and for rebuilding the true model
+DEFAULTS = SOURCE_DEFAULTS["hmm"]  # the defaults every kind shares (`hmm_options` adds the kind's own)
+
+
+def hmm_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Every option of an `hmm` process: `options` (None values left out) over the defaults, its kind's
+    own included: the one merge for load_corpus, build_hmm_corpus and rebuilding the true model."""
+    return canonical_hmm_spec({**DEFAULTS, **{k: v for k, v in options.items() if v is not None}})
 
 
 def text_to_ids(text: str, alphabet: str = ALPHABET) -> np.ndarray:
@@ -119,7 +125,7 @@ def build_hmm_corpus(options: dict[str, Any]) -> dict[str, Any]:
     (e.g. `source`) are ignored. Returns the splits, `floor_bits_per_char`, `alphabet`, the
     true `model` and `meta` (what the corpus metadata records).
     """
-    options = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    options = hmm_options(options)
     n_train, n_val, length = (check_int(f"corpus: hmm option {name!r}", options[name], minimum=1) for name in ("n_sequences", "validation", "length"))
     seed = options["seed"]
     check_int("corpus: hmm option 'seed'", seed)

@@ -2,6 +2,12 @@
 
 `vocab_filter` is part of what a cached corpus is; `rows` is not: `rows=N` is a view of the
 first N training stories of the full corpus's cache, so every `rows` value shares one build.
+
+An `hmm` spec holds the options of its own `kind` only: `epsilon` and `emission` are filled
+in for `cyclic`, `x` and `a` for `mess3` (`HMM_KIND_DEFAULTS`), so a random process's spec —
+its cache key, its validation set, 05's tables — carries no cyclic or mess3 knob. Specs
+recorded before (every `hmm` spec with all four filled in) read the same after
+`canonical_hmm_spec`, which `normalize_spec` and `compare.validation_key` apply.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ SOURCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "addition": {"n_problems": 20000, "validation": 2000, "min_operand": 0, "max_operand": 99, "seed": 0,
                  "validation_pairs": 0.1},  # the share of operand pairs held out for validation
     "hmm": {"kind": "random", "n_states": 8, "vocab_size": 16, "concentration": 0.5, "seed": 0,
-            "n_sequences": 2000, "validation": 200, "length": 128, "x": 0.15, "a": 0.6, "epsilon": 0.05, "emission": "stochastic", "cot_every": None},
+            "n_sequences": 2000, "validation": 200, "length": 128, "cot_every": None},
     "hub": {"split": "train", "validation": "validation"},
     "file": {"separator": "eot", "validation": "validation"},  # a split of that name, else 5%
 }
@@ -36,6 +42,9 @@ SOURCE_OPTIONS: dict[str, set[str]] = {
     "file": {"path", "separator", "text_column", "_mtime_size"},
 }
 SHORTHANDS = {"mess3": {"source": "hmm", "kind": "mess3", "vocab_size": 3, "n_states": 3}}
+# options one kind of `hmm` process reads, with their defaults: filled in for that kind only
+HMM_KIND_DEFAULTS: dict[str, dict[str, Any]] = {"cyclic": {"epsilon": 0.05, "emission": "stochastic"},
+                                                "mess3": {"x": 0.15, "a": 0.6}}
 
 
 def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +67,8 @@ def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
         allowed = sorted(COMMON_OPTIONS | SOURCE_OPTIONS[source])
         raise ValueError(f"corpus: unknown option(s) {sorted(unknown)} for source {source!r}; expected some of {allowed}")
     full = {**SOURCE_DEFAULTS[source], **spec}
+    if source == "hmm":
+        full = canonical_hmm_spec(full, strict=True)
     if source == "file":
         path = Path(full.get("path", "")).expanduser()
         if not path.exists():
@@ -73,6 +84,28 @@ def normalize_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
         if full.get(key) is not None and (not isinstance(full[key], int) or full[key] < 1):
             raise ValueError(f"corpus: option {key!r} must be a positive integer or null, got {full[key]!r}")
     return full
+
+
+def canonical_hmm_spec(spec: dict[str, Any], strict: bool = False) -> dict[str, Any]:
+    """An `hmm` spec with its kind's own options filled in (`HMM_KIND_DEFAULTS`) and another kind's
+    left out where they hold their old default (every spec recorded before they were per kind does).
+
+    `strict`: another kind's option set to anything else is a one-line error (a user's spec); else
+    it is kept (a recorded spec is read as it was written). Other sources are returned unchanged.
+    """
+    if spec.get("source", "hmm") != "hmm":
+        return spec
+    kind, out = spec.get("kind", SOURCE_DEFAULTS["hmm"]["kind"]), dict(spec)
+    for owner, defaults in HMM_KIND_DEFAULTS.items():
+        for name, default in defaults.items():
+            if owner == kind:
+                out.setdefault(name, default)
+            elif name in out and out[name] in (default, None):
+                del out[name]
+            elif name in out and strict:
+                raise ValueError(f"corpus: hmm option {name!r} is read only by kind {owner!r}; "
+                                 f"leave it out for kind {kind!r} (got {out[name]!r})")
+    return out
 
 
 def _parse_spec_string(text: str) -> dict[str, Any]:

@@ -4,7 +4,8 @@ by character, and each model's worst predictions with their context.
     costs = {m.label: char_costs(m, tokenizer_of[m], texts) for m in models}   # any tokenizers
     hard = hard_stories(costs, "transformer", "hmm", n=3)        # where the transformer wins most
     tables = hard_case_tables({label: (model, tokenizer)}, texts, costs, hard["story"], ledgers)  # hover tables
-    html = hard_cases_html(texts, costs, hard["story"], ledgers=ledgers, tables=tables)
+    fragment = hard_cases_html(texts, costs, hard["story"], ledgers=ledgers, tables=tables, page=False)
+    hard_cases_page(fragment)                                    # the same as a whole offline page
     worst_positions(texts, costs, ledgers, n=20)
 
 Everything is per character (`ledger.CharCosts`), so models with different tokenizers sit
@@ -26,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from storylab.checks import check_int
-from storylab.diagnostics.ledger import CATEGORY_NAMES, CharCosts, TrueLedger, encode_with_offsets
+from storylab.diagnostics.ledger import CATEGORY_NAMES, CharCosts, TrueLedger
+from storylab.tokenizers import encode_texts
 
 
 def story_bits(costs: dict[str, Sequence[CharCosts]]) -> pd.DataFrame:
@@ -51,16 +53,22 @@ def hard_stories(costs: dict[str, Sequence[CharCosts]], model: str, other: str, 
     return out.sort_values("advantage_bits", ascending=False).head(n).reset_index(drop=True)
 
 
+def unit_spans(cost: CharCosts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, first token index) of each unit as arrays: a token's characters, merged with
+    the next token's when they share a character (a byte-level token splitting a character)."""
+    starts = np.asarray(cost.token_starts, dtype=np.int64)
+    ends = np.maximum(np.asarray(cost.token_ends, dtype=np.int64), starts)
+    if not len(starts):
+        return starts, ends, starts
+    # a token opens a unit unless it starts before the furthest end so far (the open unit's end)
+    reach = np.maximum.accumulate(ends)
+    first = np.flatnonzero(np.concatenate([[True], starts[1:] >= reach[:-1]]))
+    return starts[first], np.maximum.reduceat(ends, first), first
+
+
 def token_units(cost: CharCosts) -> list[tuple[int, int, int]]:
-    """(start, end, first token index) of each unit: a token's characters, merged with the next
-    token's when they share a character (a byte-level token splitting a character)."""
-    units: list[list[int]] = []
-    for i, (start, end) in enumerate(zip(cost.token_starts.tolist(), cost.token_ends.tolist())):
-        if units and start < units[-1][1]:
-            units[-1][1] = max(units[-1][1], end)
-        else:
-            units.append([start, max(end, start), i])
-    return [tuple(u) for u in units]
+    """(start, end, first token index) of each unit (`unit_spans` as a list)."""
+    return [(int(a), int(b), int(i)) for a, b, i in zip(*unit_spans(cost))]
 
 
 def _excess(cost: CharCosts, ledger: TrueLedger | None) -> tuple[np.ndarray, np.ndarray]:
@@ -70,26 +78,44 @@ def _excess(cost: CharCosts, ledger: TrueLedger | None) -> tuple[np.ndarray, np.
     return cost.bits, (ledger.bits if ledger is not None else np.zeros(len(cost.nats)))
 
 
+def unit_bits(cost: CharCosts, ledger: TrueLedger | None = None) -> dict[str, np.ndarray]:
+    """Every unit of one story and then its end (the end-of-text prediction, at position n):
+    `start`, `end`, `token` (first token index) and the `model_bits` and `true_bits` of its
+    characters, as arrays (sums by cumulative sums: no Python loop over tokens)."""
+    model_bits, true_bits = _excess(cost, ledger)
+    n_chars = len(cost.nats) - 1
+    starts, ends, tokens = unit_spans(cost)
+    starts, ends = np.append(starts, n_chars), np.append(ends, n_chars + 1)
+    sums = {}
+    for name, bits in (("model_bits", model_bits), ("true_bits", true_bits)):
+        cumulative = np.concatenate([[0.0], np.cumsum(bits)])
+        sums[name] = cumulative[ends] - cumulative[starts]
+    return {"start": starts, "end": ends, "token": np.append(tokens, len(cost.token_starts)), **sums}
+
+
 def worst_positions(texts: Sequence[str], costs: dict[str, Sequence[CharCosts]],
                     ledgers: Sequence[TrueLedger] | None = None, n: int = 20, context_chars: int = 60) -> pd.DataFrame:
     """Each model's `n` units (tokens) with the most excess bits, with the text around them."""
     check_int("n", n, minimum=1)
     check_int("context_chars", context_chars)
     story_bits(costs)  # checks the shapes
-    rows = []
+    names = np.asarray(CATEGORY_NAMES, dtype=object)
+    tables = []
     for label, per_story in costs.items():
-        for story, (text, cost) in enumerate(zip(texts, per_story)):
+        columns: dict[str, list[np.ndarray]] = {}
+        for story, (_, cost) in enumerate(zip(texts, per_story)):
             ledger = ledgers[story] if ledgers is not None else None
-            model_bits, true_bits = _excess(cost, ledger)
-            main = ledger.main_category() if ledger is not None else None
-            units = token_units(cost) + [(len(text), len(text) + 1, len(cost.token_starts))]  # + end of story
-            for start, end, _ in units:
-                m, t = float(model_bits[start:end].sum()), float(true_bits[start:end].sum())
-                rows.append((label, story, start, end, m, t, m - t,
-                             CATEGORY_NAMES[main[start]] if main is not None else None))
-    table = pd.DataFrame(rows, columns=["model", "story", "start", "end", "model_bits", "true_bits", "excess_bits",
-                                        "category"])
-    table = table.sort_values("excess_bits", ascending=False).groupby("model", sort=False).head(n)
+            units = unit_bits(cost, ledger)
+            units["story"] = np.full(len(units["start"]), story)
+            units["category"] = (names[ledger.main_category()[units["start"]]] if ledger is not None
+                                 else np.full(len(units["start"]), None, dtype=object))
+            for name, values in units.items():
+                columns.setdefault(name, []).append(values)
+        table = pd.DataFrame({name: np.concatenate(parts) for name, parts in columns.items()})
+        table["excess_bits"] = table["model_bits"] - table["true_bits"]
+        tables.append(table.sort_values("excess_bits", ascending=False, kind="stable").head(n).assign(model=label))
+    table = pd.concat(tables).sort_values("excess_bits", ascending=False, kind="stable")
+    table = table[["model", "story", "start", "end", "model_bits", "true_bits", "excess_bits", "category"]]
     table["token"] = [texts[s][a:b] if a < len(texts[s]) else "<end of story>"
                       for s, a, b in zip(table["story"], table["start"], table["end"])]
     table["context"] = [_context(texts[s], a, b, context_chars) for s, a, b in zip(table["story"], table["start"], table["end"])]
@@ -112,7 +138,7 @@ def next_token_tables(model, tokenizer, text: str, top_k: int = 5,
     predictions are made and the others are None: `next_token_probs` re-reads the prefix at
     every call (an HMM's costs its length), so a long story's every table costs its square."""
     check_int("top_k", top_k, minimum=1)
-    ids = encode_with_offsets(tokenizer, [text])[0][0]
+    ids = encode_texts(tokenizer, [text])[0]
     wanted = range(len(ids) + 1) if tokens is None else {check_int("tokens", int(j), below=len(ids) + 1) for j in tokens}
     tables: list[list[tuple[str, float]] | None] = [None] * (len(ids) + 1)
     for j in sorted(wanted):
@@ -125,12 +151,9 @@ def next_token_tables(model, tokenizer, text: str, top_k: int = 5,
 def worst_tokens(cost: CharCosts, ledger: TrueLedger | None = None, n: int = 40) -> list[int]:
     """Indices of the `n` tokens (the end-of-text one included) with the most excess bits in one story."""
     check_int("n", n, minimum=1)
-    model_bits, true_bits = _excess(cost, ledger)
-    excess = model_bits - true_bits
-    n_chars = len(cost.nats) - 1
-    units = token_units(cost) + [(n_chars, n_chars + 1, len(cost.token_starts))]
-    totals = np.asarray([excess[start:end].sum() for start, end, _ in units])
-    return [units[i][2] for i in np.argsort(-totals, kind="stable")[:n]]
+    units = unit_bits(cost, ledger)
+    excess = units["model_bits"] - units["true_bits"]
+    return units["token"][np.argsort(-excess, kind="stable")[:n]].tolist()
 
 
 def hard_case_tables(models: dict[str, tuple], texts: Sequence[str], costs: dict[str, Sequence[CharCosts]],
@@ -236,7 +259,12 @@ def hard_cases_html(texts: Sequence[str], costs: dict[str, Sequence[CharCosts]],
             body.append(f"<h4>{html.escape(label)}: {totals[label][story]:.1f} bits</h4>")
             body.append(story_html(texts[story], per_story[story], ledgers[story] if ledgers is not None else None,
                                    story_tables, vmax_bits))
-    if not page:
-        return f'<div class="storylab-hard"><style>{_STYLE}{_colour_classes()}</style>{"".join(body)}</div>'
-    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f'<style>{_STYLE}{_colour_classes()}</style></head><body class="storylab-hard">{"".join(body)}</body></html>')
+    fragment = f'<div class="storylab-hard"><style>{_STYLE}{_colour_classes()}</style>{"".join(body)}</div>'
+    return hard_cases_page(fragment, title) if page else fragment
+
+
+def hard_cases_page(fragment: str, title: str = "Hard cases") -> str:
+    """A `hard_cases_html(..., page=False)` fragment as a whole offline page: a notebook builds the
+    stories once and shows the fragment inline beside the saved page."""
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+            f"<body>{fragment}</body></html>")

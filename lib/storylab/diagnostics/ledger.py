@@ -36,6 +36,7 @@ import pandas as pd
 from storylab.corpora.stories import story_events
 from storylab.corpora.story_categories import CATEGORIES, FREE_CATEGORIES, choice_category, referent, slot_category
 from storylab.corpora.story_grammar import Event
+from storylab.tokenizers import encode_with_offsets
 
 CATEGORY_NAMES = tuple(CATEGORIES)
 _INDEX = {name: i for i, name in enumerate(CATEGORY_NAMES)}
@@ -174,14 +175,6 @@ class CharCosts:
     def token_at(self, position) -> np.ndarray:
         """Index of the (last) token that starts at or before each character position."""
         return np.searchsorted(self.token_starts, np.asarray(position), side="right") - 1
-
-
-def encode_with_offsets(tokenizer, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
-    """(token ids, character offsets) of each text, no special tokens: the ids `encode_texts` gives."""
-    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
-    if not hasattr(backend, "encode_batch"):
-        raise ValueError(f"tokenizer: expected a PreTrainedTokenizerFast or tokenizers.Tokenizer, got {type(tokenizer).__name__}")
-    return [(e.ids, e.offsets) for e in backend.encode_batch(list(texts), add_special_tokens=False)]
 
 
 def spread_token_nats(token_nats: np.ndarray, offsets: Sequence[tuple[int, int]], n_chars: int) -> np.ndarray:
@@ -333,11 +326,3 @@ def excess_by_distance(recalls: pd.DataFrame, unit: str = "tokens", edges: Seque
     table["distance_from"] = edges[table["bin"]]
     table["distance_to"] = edges[table["bin"] + 1]
     return table[columns]
-
-
-def chars_per_token(tokenizer, texts: Sequence[str]) -> float:
-    """Characters per token of `tokenizer` on `texts`: turns a context length in tokens into characters."""
-    if isinstance(texts, str) or not len(texts):
-        raise ValueError("texts: expected a non-empty list of stories")
-    n_tokens = sum(len(ids) for ids, _ in encode_with_offsets(tokenizer, texts))
-    return sum(map(len, texts)) / max(n_tokens, 1)

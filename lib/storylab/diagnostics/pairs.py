@@ -47,7 +47,8 @@ from storylab.checks import check_int
 from storylab.corpora import story_words as words
 from storylab.corpora.stories import filler_sentences, parse_story, story_events
 from storylab.corpora.story_options import GENDER_OF, PRONOUNS
-from storylab.diagnostics.ledger import Recall, encode_with_offsets, recalls_of
+from storylab.diagnostics.ledger import Recall, recalls_of
+from storylab.tokenizers import encode_texts
 
 _HERO_PRONOUNS = ("He", "he", "him", "his", "His", "himself")
 _GROWN_UPS = {"mom": "Mom", "dad": "Dad", "grandma": "Grandma", "grandpa": "Grandpa", "aunt": "Auntie", "uncle": "Uncle"}
@@ -238,11 +239,18 @@ def corpus_names(texts: Sequence[str], min_count: int = 2) -> list[str]:
 
 def text_name_pairs(texts: Sequence[str], names: Sequence[str] | None = None, seed: int = 0) -> list[dict]:
     """Minimal pairs without a generator: in each story, a name (`corpus_names`) that occurs at
-    least twice, with one later occurrence swapped for another corpus name the story never uses."""
+    least twice, with one later occurrence swapped for another corpus name the story never uses.
+
+    A text with fewer than two names (an HMM's or the addition corpus's symbols) has no pairs:
+    `[]`, which a caller skips; `names` given explicitly must hold at least two."""
     texts = _check_texts(texts)
-    names = corpus_names(texts) if names is None else list(names)
+    if names is None:
+        names = corpus_names(texts)
+        if len(names) < 2:
+            return []
+    names = list(names)
     if len(names) < 2:
-        raise ValueError(f"names: expected at least 2 names to swap between, found {len(names)}")
+        raise ValueError(f"names: expected at least 2 names to swap between, got {len(names)}")
     known = set(names)
     pairs = []
     for story, text in enumerate(texts):
@@ -306,11 +314,11 @@ def read_pairs_jsonl(path: str | Path) -> list[dict]:
 def text_nats(model, tokenizer, texts: Sequence[str], batch_stories: int = 64, end_of_text: bool = True) -> np.ndarray:
     """−ln p(text + end-of-text) of each text under `model` (nats); with `end_of_text=False`,
     −ln p(text as the beginning of a story)."""
-    encoded = encode_with_offsets(tokenizer, texts)
+    encoded = encode_texts(tokenizer, texts)
     eot = [int(model.eot_id)] if end_of_text else []
     totals = []
     for first in range(0, len(encoded), batch_stories):
-        batch = [np.asarray(ids + eot, dtype=np.int64) for ids, _ in encoded[first:first + batch_stories]]
+        batch = [np.asarray(ids + eot, dtype=np.int64) for ids in encoded[first:first + batch_stories]]
         totals.extend(float(np.sum(n)) for n in model.token_nats(batch))
     return np.asarray(totals)
 

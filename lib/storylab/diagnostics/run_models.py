@@ -36,11 +36,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from storylab.experiment import BASELINE_FAMILIES, check_baseline_families
 from storylab.runs import Run, find_runs, read_run, resolve_run
 
 HMM_NOTEBOOK, MODEL_NOTEBOOK = "02_hmm", "03_transformer"
 NOTEBOOKS = (HMM_NOTEBOOK, MODEL_NOTEBOOK)
-BASELINE_FAMILIES = ("unigram", "bigram", "neural bigram", "kneser-ney")
 
 
 @dataclass
@@ -118,14 +118,15 @@ class RunModels:
         characters per token on `texts` (the validation texts by default)."""
         if unit not in ("tokens", "chars"):
             raise ValueError(f"unit: expected 'tokens' or 'chars', got {unit!r}")
-        from storylab.diagnostics.ledger import chars_per_token
+        from storylab.tokenizers import describe_tokenizer
 
         out = {}
         for m in self.models:
             if m.n_ctx is None:
                 continue
             stride = getattr(m.model, "stride", None) or m.n_ctx
-            scale = chars_per_token(m.tokenizer, texts or self.validation_texts(200)) if unit == "chars" else 1.0
+            scale = (describe_tokenizer(m.tokenizer, list(texts or self.validation_texts(200)))["chars_per_token"]
+                     if unit == "chars" else 1.0)
             out[m.label] = ((m.n_ctx - stride) * scale, m.n_ctx * scale)
         return out
 
@@ -140,7 +141,7 @@ def models_from_runs(runs: Sequence[str | Path] | None = None, baselines: Sequen
                      device: str = "auto") -> RunModels:
     """The models of `runs` (see the module docstring); `baselines`: which baseline families
     of each 02_hmm run to refit (None or [] : none)."""
-    baselines = _check_baselines(baselines)
+    baselines = check_baseline_families(baselines, "baselines")
     chosen = resolve_runs(runs)
     from storylab.interp.run_inputs import run_corpus_spec
 
@@ -234,14 +235,6 @@ def _corpus(run: Run) -> str:
 
 # --- loading ----------------------------------------------------------------------------------------
 
-def _check_baselines(baselines: Sequence[str] | None) -> tuple[str, ...]:
-    baselines = tuple(baselines or ())
-    unknown = [b for b in baselines if b not in BASELINE_FAMILIES]
-    if isinstance(baselines, str) or unknown:
-        raise ValueError(f"baselines: expected some of {list(BASELINE_FAMILIES)}, got {list(baselines)!r}")
-    return baselines
-
-
 def _hmm_models(run: Run, baselines: tuple[str, ...], device: str) -> list[RunModel]:
     from storylab.experiment import fit_baselines, load_experiment
     from storylab.hmm import CategoricalHMM
@@ -259,10 +252,10 @@ def _hmm_models(run: Run, baselines: tuple[str, ...], device: str) -> list[RunMo
     if baselines:
         params = run.params
         fitted = fit_baselines(exp, add_k=params.get("add_k", 0.1), neural_bigram_steps=params.get("neural_bigram_steps", 300),
-                               kn_orders=params.get("kn_orders", (2, 3, 5)) if "kneser-ney" in baselines else (),
-                               seed=params.get("seed", 0), device=device)
+                               kn_orders=params.get("kn_orders", (2, 3, 5)), seed=params.get("seed", 0), device=device,
+                               families=baselines)  # only the families asked for: the neural bigram trains
         found += [RunModel(f.model.label, f.model, exp.tokenizer, run.run_id, f.model.label, exp.tokenizer_name)
-                  for f in fitted if f.model.family in baselines]
+                  for f in fitted]
     return found
 
 

@@ -55,7 +55,8 @@ from storylab.interp.probes import (
 )
 from storylab.interp.residual import PCA, pca, residual_pca
 from storylab.interp.routing import expert_assignments, expert_token_table, routing_weights
-from storylab.interp.story_probes import STORY_VARIABLES, story_probe_targets, story_variable_labels, story_variable_probes
+from storylab.interp.story_probes import (MIN_TEST_POSITIONS, STORY_VARIABLES, story_probe_targets, story_variable_labels,
+                                          story_variable_probes)
 from storylab.interp.run_inputs import check_same_tokenizer, run_corpus_spec
 from storylab.interp.summary import interp_summary
 from storylab.interp.tokens import alphabet_id_map, single_token_ids, special_ids, token_class, token_classes, token_label, token_labels
@@ -70,5 +71,5 @@ __all__ = [
     "run_corpus_spec", "simplex_xy", "single_token_ids", "special_ids", "split_by_sequence", "STORY_VARIABLES", "story_probe_targets",
     "story_sequences", "story_variable_labels", "story_variable_probes", "token_class",
     "token_classes", "token_label", "token_labels", "token_order", "true_hmm", "viterbi_probes", "viterbi_targets",
-    "pattern_sparsity", "routing_weights", "expert_assignments", "expert_token_table",
+    "pattern_sparsity", "routing_weights", "expert_assignments", "expert_token_table", "MIN_TEST_POSITIONS",
 ]

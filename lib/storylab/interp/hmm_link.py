@@ -28,10 +28,10 @@ def true_hmm(corpus):
     """The HMM that generated an `hmm` corpus (rebuilt from its spec), or None for other sources."""
     if corpus.meta.get("source") != "hmm":
         return None
-    from storylab.corpora.hmm_source import DEFAULTS, source_model
+    from storylab.corpora.hmm_source import hmm_options, source_model
 
     # the same option merge build_hmm_corpus does, without sampling the corpus again
-    return source_model({**DEFAULTS, **{k: v for k, v in corpus.spec.items() if v is not None}})
+    return source_model(hmm_options(corpus.spec))
 
 
 def belief_targets(hmm, sample: ResidualSample, tokenizer, alphabet: str) -> tuple[np.ndarray, np.ndarray]:

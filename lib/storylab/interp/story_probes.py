@@ -30,11 +30,14 @@ from storylab.checks import check_int
 from storylab.corpora import story_words as words
 from storylab.corpora.stories import ARC_NAMES, story_events
 from storylab.corpora.story_options import GENDER_OF
-from storylab.diagnostics.ledger import encode_with_offsets
 from storylab.interp.activations import ResidualSample
 from storylab.interp.probes import classifier_probe_layers
+from storylab.tokenizers import encode_with_offsets
 
 STORY_VARIABLES = ("hero_gender", "toy", "arc", "has_pet", "quote_open")
+# story_variable_probes' columns, also those of its empty table (no variable probed)
+PROBE_COLUMNS = ("variable", "point", "label", "accuracy", "majority_baseline", "n_test", "shuffled_accuracy",
+                 "n_positions", "n_classes")
 MIN_TEST_POSITIONS = 50  # a variable probed on fewer held-out positions (of classes seen in training) is left out
 _PET_PATHS = {"_home_without_pet": 0, "_home_with_pet": 1}
 
@@ -85,7 +88,11 @@ def story_variable_probes(sample: ResidualSample, targets: dict[str, np.ndarray]
                           ridge: float = 1e-3, test_fraction: float = 0.25, seed: int = 0) -> pd.DataFrame:
     """Held-out accuracy (whole stories held out) of a linear probe for each variable at every
     residual point, on the positions where it is known, beside the majority baseline and the same
-    probe fitted on labels shuffled across those positions (what a probe finds in noise)."""
+    probe fitted on labels shuffled across those positions (what a probe finds in noise).
+
+    One row per variable and residual point (`PROBE_COLUMNS`); a variable with fewer than
+    `MIN_TEST_POSITIONS` held-out positions is left out, so the table may have no rows (it
+    keeps its columns)."""
     variables = list(targets if variables is None else variables)
     rows = []
     for name in variables:
@@ -108,5 +115,7 @@ def story_variable_probes(sample: ResidualSample, targets: dict[str, np.ndarray]
         real["n_positions"], real["n_classes"] = int(known.sum()), len(classes)
         if real["n_test"].min() >= MIN_TEST_POSITIONS:  # fewer held-out positions say nothing either way
             rows.append(real)
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame(columns=list(PROBE_COLUMNS))
+    return pd.concat(rows, ignore_index=True)[list(PROBE_COLUMNS)]
 

@@ -15,20 +15,17 @@ must start fast, and only a run of that notebook pays for them.
 
 from __future__ import annotations
 
-import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable
 
-from storylab.checks import check_int, check_number
-from storylab.devices import check_device_name
+from storylab.checks import (check_choices, check_device, check_number, check_positive, check_strings,
+                             run_reference)
 from storylab.paths import launch_dir, user_path
 from storylab.readers import first_line
-from storylab.runs import INTERACTIVE, LATEST
 from storylab.runner.params import ParameterError, notebook_parameters, validate_parameters
 
 Check = Callable[[dict[str, Any], Path], dict[str, Any]]
-RUN_KEYWORDS = (LATEST, INTERACTIVE)  # run parameters that name a run, never a path
 
 
 def effective_parameters(notebook: Path, overrides: dict[str, Any], base: Path | None = None,
@@ -86,32 +83,6 @@ def check_tokenizer(values: dict[str, Any]) -> None:
         normalize_tokenizer_spec(values["tokenizer"])
 
 
-def run_reference(value: Any, base: Path) -> Any:
-    """An earlier run named by a parameter: a path (made absolute) or a run name / keyword (kept)."""
-    if not isinstance(value, str) or not value or value in RUN_KEYWORDS:
-        return value
-    looks_like_path = os.sep in value or value.startswith(("~", ".")) or (base / value).exists()
-    return str(user_path(value, base)) if looks_like_path else value
-
-
-def check_positive(values: dict[str, Any], *names: str, minimum: int = 1, optional: bool = False) -> None:
-    for name in names:
-        if name in values and not (optional and values[name] is None):
-            check_int(name, values[name], minimum=minimum)
-
-
-def check_strings(values: dict[str, Any], name: str, allow_empty: bool = False) -> None:
-    value = values.get(name)
-    if name in values and (not isinstance(value, list) or not all(isinstance(s, str) for s in value)
-                           or (not allow_empty and not value)):
-        raise ValueError(f"{name}: expected a {'' if allow_empty else 'non-empty '}list of strings, got {value!r}")
-
-
-def check_device(values: dict[str, Any]) -> None:
-    """How `device` is written (CUDA need not be here: a run may be submitted from a login node)."""
-    check_device_name(values.get("device", "auto"))
-
-
 # --- one function per notebook ---------------------------------------------------------
 
 def check_01_tokenizers(values: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -156,6 +127,7 @@ def check_02_hmm(values: dict[str, Any], base: Path) -> dict[str, Any]:
 
 def check_03_transformer(values: dict[str, Any], base: Path) -> dict[str, Any]:
     from storylab.transformer.config import ModelConfig, TrainConfig
+    from storylab.transformer.data_parallel import check_batch_split
 
     check_corpus(values, base)
     check_tokenizer(values)
@@ -167,9 +139,7 @@ def check_03_transformer(values: dict[str, Any], base: Path) -> dict[str, Any]:
     check_positive(values, "eval_stride", optional=True)
     if values.get("eval_stride") is not None and values["eval_stride"] > values.get("n_ctx", values["eval_stride"]):
         raise ValueError(f"eval_stride: expected at most n_ctx={values['n_ctx']} (or None), got {values['eval_stride']}")
-    if values.get("batch_size", 0) % values.get("processes", 1):
-        raise ValueError(f"processes: each of the {values['processes']} processes takes an equal share of batch_size="
-                         f"{values['batch_size']}; expected a divisor of it")
+    check_batch_split(values.get("batch_size", 0), values.get("processes", 1))
     if values.get("objective") == "masked":
         check_strings(values, "fill_mask_texts", allow_empty=True)
         unmasked = [text for text in values.get("fill_mask_texts", []) if text.count("<mask>") != 1]
@@ -205,9 +175,7 @@ def check_04_interpretability(values: dict[str, Any], base: Path) -> dict[str, A
 def check_05_compare(values: dict[str, Any], base: Path) -> dict[str, Any]:
     from storylab.metrics import MODEL_FAMILIES
 
-    families = values.get("families")
-    if families is not None and (not isinstance(families, list) or any(f not in MODEL_FAMILIES for f in families)):
-        raise ValueError(f"families: expected a list of some of {list(MODEL_FAMILIES)} (or None), got {families!r}")
+    check_choices(values, "families", MODEL_FAMILIES, optional=True, allow_empty=True)
     check_positive(values, "max_rows")
     return values
 

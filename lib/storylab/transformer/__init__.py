@@ -4,7 +4,8 @@ Modules, each importing only the ones listed before it:
 - `config`: `ModelConfig` (shape) and `TrainConfig` (recipe), checked on creation; `configs_from_params`
 - `model`: `StoryTransformer`, the plain PyTorch module that is trained (fused attention, no hooks)
 - `data`: random training windows
-- `scoring`: sliding-window scoring of sequences; `evaluate` (a flat stream)
+- `module_lm`: what the neural language models share (6·N·D, the end-of-text context, `eval_mode`)
+- `scoring`: sliding-window scoring of sequences, optionally restricted; `evaluate` (a flat stream)
 - `language_model`: `TransformerLM`, a module as a `storylab.lm.LanguageModel`
 - `rnn`: the recurrent family (`architecture="lstm"` / `"gru"`): `StoryRNN` and `RNNLM`
 - `architectures`: what `ModelConfig.architecture` names: `build_model`, `wrap_language_model`

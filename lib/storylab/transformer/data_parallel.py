@@ -41,10 +41,12 @@ def resolve_context(distributed: bool | DistributedContext, device) -> Distribut
     raise ValueError(f"distributed: expected True, False or a DistributedContext, got {distributed!r}")
 
 
-def check_batch_split(batch_size: int, context: DistributedContext | None) -> None:
-    if context is not None and batch_size % context.world_size:
-        raise ValueError(f"batch_size: {batch_size} windows do not split evenly over {context.world_size} processes; "
-                         f"use a multiple of {context.world_size}")
+def check_batch_split(batch_size: int, world_size: int) -> None:
+    """Every process must take the same number of rows (module docstring): the one check of it, made by
+    `train`, by `train_with_torchrun` before it starts processes, and by 03's parameter check."""
+    if batch_size % world_size:
+        raise ValueError(f"batch_size: {batch_size} windows do not split evenly over {world_size} processes; "
+                         f"use a multiple of {world_size}")
 
 
 def rank_share(batch: torch.Tensor, context: DistributedContext | None) -> torch.Tensor:

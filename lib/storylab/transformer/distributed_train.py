@@ -62,6 +62,7 @@ from storylab.progress import progress_bar
 from storylab.tracking import Tracker
 from storylab.transformer.checkpoint import latest_checkpoint
 from storylab.transformer.config import ModelConfig, TrainConfig
+from storylab.transformer.data_parallel import check_batch_split
 from storylab.transformer.runs import load_result
 from storylab.transformer.training import TrainResult, train
 from storylab.transformer.training_logs import TRAIN_LOG
@@ -87,12 +88,12 @@ def check_job(model_config: ModelConfig, train_config: TrainConfig, tracker_opti
 
 def write_job(path: str | Path, model_config: ModelConfig, train_config: TrainConfig, corpus, tokenizer,
               rows: int | None, out_dir: str | Path, *, device: str = "auto", resume: bool = True,
-              progress: bool = True, tracker_options: dict[str, Any] | None = None) -> Path:
+              progress: bool = True, tracker_options: dict[str, Any] | None = None, final_eval: bool = True) -> Path:
     """Write the job file every process of a distributed run reads (JSON); returns its path."""
     check_job(model_config, train_config, tracker_options)
     job = {"model": model_config.to_dict(), "train": train_config.to_dict(), "corpus": corpus, "tokenizer": tokenizer,
            "rows": rows, "out_dir": str(Path(out_dir).resolve()), "device": str(device), "resume": bool(resume),
-           "progress": bool(progress), "tracker": tracker_options}
+           "progress": bool(progress), "tracker": tracker_options, "final_eval": bool(final_eval)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # default=str: a tracker folder given as a Path, numpy scalars in a notebook's parameters
@@ -114,7 +115,7 @@ def run_job(job_path: str) -> dict[str, Any] | None:
             result = train(ModelConfig.from_dict(job["model"]), TrainConfig.from_dict(job["train"]),
                            experiment.train.stream(), experiment.validation.stream(), job["out_dir"],
                            tokenizer=experiment.tokenizer, resume=job["resume"], progress=job["progress"],
-                           tracker=tracker, distributed=context)
+                           tracker=tracker, distributed=context, final_eval=job.get("final_eval", True))
         finally:
             if tracker is not None:
                 tracker.close()
@@ -125,27 +126,30 @@ def run_job(job_path: str) -> dict[str, Any] | None:
 
 def train_with_torchrun(model_config: ModelConfig, train_config: TrainConfig, corpus, tokenizer, rows: int | None,
                         out_dir: str | Path, *, processes: int, device: str = "auto", resume: bool = True,
-                        tracker_options: dict[str, Any] | None = None, progress: bool = True) -> TrainResult:
+                        tracker_options: dict[str, Any] | None = None, progress: bool = True,
+                        final_eval: bool = True) -> TrainResult:
     """Train with `processes` processes under torchrun and return the run's TrainResult (module docstring).
 
     `corpus`, `tokenizer` and `rows` are the experiment's specs (as for `load_experiment`);
     `device="auto"` gives each process a GPU of its own when there are GPUs (then
-    `processes` should not exceed them), else CPU processes talking over gloo.
+    `processes` should not exceed them), else CPU processes talking over gloo. `final_eval`
+    as for `train`.
     """
     from storylab.experiment import load_experiment
 
     check_job(model_config, train_config, tracker_options)
     processes = check_int("processes", processes, minimum=1)
-    if train_config.batch_size % processes:
-        raise ValueError(f"batch_size: {train_config.batch_size} windows do not split evenly over {processes} "
-                         f"processes; use a multiple of {processes}")
+    check_batch_split(train_config.batch_size, processes)
+    if not isinstance(final_eval, bool):
+        raise ValueError(f"final_eval: expected True or False, got {final_eval!r}")
     resolve_device(device)  # a bad device name fails here, not in N processes
     out_dir = Path(out_dir).resolve()
     if latest_checkpoint(out_dir) is not None and not resume:
         raise ValueError(f"out_dir: {out_dir} already holds a run; pass resume=True or choose an empty folder")
     load_experiment(corpus, tokenizer, rows)  # checks the specs and builds the cache once, not once per process
     job_path = write_job(out_dir / JOB_FILE, model_config, train_config, corpus, tokenizer, rows, out_dir,
-                         device=device, resume=resume, progress=False, tracker_options=tracker_options)
+                         device=device, resume=resume, progress=False, tracker_options=tracker_options,
+                         final_eval=final_eval)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
                "-m", __name__, str(job_path)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -7,9 +7,11 @@
 `StoryTransformer` is GPT-2's architecture with untied embeddings (pre-norm LayerNorm
 blocks, learned positions, biases on every attention and MLP projection, no bias on the
 unembedding), so its weights map one to one onto `GPT2LMHeadModel` with
-`tie_word_embeddings=False`. GPT-2 cannot express RMS normalization, no normalization,
-or heads whose total width differs from the residual stream (`d_head * n_heads !=
-d_model`): those raise a one-line error naming the option.
+`tie_word_embeddings=False`. GPT-2 cannot express a recurrent architecture, RMS or no
+normalization, heads whose total width differs from the residual stream (`d_head *
+n_heads != d_model`), top-k attention, a mixture-of-experts MLP or a masked-LM
+objective: each raises a one-line error naming the option (a GPT-2 built from such
+weights would load, but compute other logits than the model that was trained).
 
 The folder holds the model (`config.json`, `model.safetensors`) and the run's tokenizer,
 whose encoding is set to put the end-of-text token first (`tokenizer(text)` gives
@@ -38,6 +40,14 @@ GPT2_ACTIVATIONS = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu", "sil
 
 def check_gpt2_shape(config: ModelConfig) -> None:
     """A one-line ValueError naming the first option GPT-2 cannot express."""
+    if config.architecture != "transformer":
+        raise ValueError(f"architecture: GPT-2 has no {config.architecture.upper()}; export_hf exports transformers only")
+    # GPT-2 attends densely and causally through one dense MLP per block: any other option
+    # would export without error and give different logits
+    for name, plain in (("attention", "dense"), ("mlp", "dense"), ("objective", "causal")):
+        if getattr(config, name) != plain:
+            raise ValueError(f"{name}: GPT-2 has {name}={plain!r} only, this model uses {getattr(config, name)!r}; "
+                             f"export_hf needs {name}={plain!r}")
     if config.normalization != "LN":
         raise ValueError(f"normalization: GPT-2 has LayerNorm only, this model uses {config.normalization!r}; "
                          "export_hf needs normalization='LN'")
@@ -114,15 +124,13 @@ def export_hf(run_or_model, folder: str | Path, tokenizer=None) -> Path:
     empty; it is built under a temporary name and renamed into place.
     """
     model, tokenizer = _model_and_tokenizer(run_or_model, tokenizer)
-    architecture = getattr(getattr(model, "config", None), "architecture", "transformer")
-    if architecture != "transformer":
-        raise ValueError(f"run_or_model: GPT-2 has no {architecture.upper()}; export_hf exports transformers only")
+    if isinstance(getattr(model, "config", None), ModelConfig):  # before the type check: an RNN is named as one
+        check_gpt2_shape(model.config)
     if not isinstance(model, StoryTransformer):
         raise ValueError(f"run_or_model: expected a run folder, TrainResult, TransformerLM or StoryTransformer, "
                          f"got {type(run_or_model).__name__}")
     if tokenizer is None or tokenizer.eos_token_id is None:
         raise ValueError("tokenizer: expected the run's tokenizer (with an end-of-text token); pass tokenizer=")
-    check_gpt2_shape(model.config)
     folder = Path(folder)
     if folder.exists():
         if not folder.is_dir() or any(folder.iterdir()):

@@ -17,20 +17,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from storylab.checks import check_int
 from storylab.lm import EOT
 from storylab.sampling import generate_tokens
-from storylab.token_sequences import as_token_prefix, as_token_sequences
+from storylab.token_sequences import as_token_prefix
 from storylab.transformer.config import ModelConfig
+from storylab.transformer.module_lm import ModuleLM, eval_mode
 from storylab.transformer.moe import active_params
 from storylab.transformer.options import architecture_label
 from storylab.transformer.output_rules import restrict_logits
 from storylab.transformer.scoring import check_stride, model_config, model_context_length, window_nats
 
-FLOPS_PER_PARAM_PER_TOKEN = 6.0  # forward (2) + backward (4) multiply-adds per parameter per training token
 
-
-class TransformerLM:
+class TransformerLM(ModuleLM):
     """`module` (ids → logits: a StoryTransformer or a TransformerBridge) as a LanguageModel.
 
     `stride` is the sliding window's step (default `n_ctx // 2`); `train_tokens` the
@@ -47,13 +45,9 @@ class TransformerLM:
         config = model_config(module)
         if config is None or getattr(config, "d_vocab", None) is None:
             raise ValueError(f"module: a {type(module).__name__} has no config with n_ctx and d_vocab")
-        self.module = module
+        super().__init__(module, eot_id, config.d_vocab, train_tokens=train_tokens, batch_size=batch_size)
         self.n_ctx = model_context_length(module)
-        self.vocab_size = int(config.d_vocab)
-        self.eot_id = check_int("eot_id", eot_id, below=self.vocab_size)
         self.stride = check_stride(stride, self.n_ctx)
-        self._train_tokens = check_int("train_tokens", train_tokens)
-        self.batch_size = check_int("batch_size", batch_size, minimum=1)
 
     def with_stride(self, stride: int | None) -> "TransformerLM":
         """This model scored with another sliding-window step (None keeps the current one)."""
@@ -73,38 +67,22 @@ class TransformerLM:
         return label if options == "dense" else f"{label}, {options}"
 
     @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
-
-    @property
-    def train_tokens(self) -> int:
-        return self._train_tokens
-
-    @property
-    def train_flops(self) -> float:
-        """The usual 6·N·D estimate, N the parameters a token passes through (an MoE's active ones)."""
+    def flop_params(self) -> int:
+        """The parameters a token passes through (an MoE's active ones), for the 6·N·D estimate."""
         config = model_config(self.module)
-        active = active_params(config) if isinstance(config, ModelConfig) else self.n_params
-        return FLOPS_PER_PARAM_PER_TOKEN * active * self.train_tokens
+        return active_params(config) if isinstance(config, ModelConfig) else self.n_params
 
     def token_nats(self, sequences) -> list[np.ndarray]:
         """−ln p of every token of every sequence, end-of-text before each, sliding windows past n_ctx."""
-        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        with_context = [np.concatenate([[self.eot_id], seq]).astype(np.int64) for seq in seqs]
-        return window_nats(self.module, with_context, self.n_ctx, self.stride, self.batch_size)
+        return window_nats(self.module, self.after_eot(sequences), self.n_ctx, self.stride, self.batch_size)
 
     @torch.no_grad()
     def _probs_after(self, context: list[int], output_rule=None) -> torch.Tensor:
         """p(next token | the last n_ctx tokens of `context`), float64 on the CPU; with `output_rule`,
         renormalised over the tokens the rule allows after the whole `context`."""
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            device = next(self.module.parameters()).device
-            tokens = torch.tensor([context[-self.n_ctx :]], device=device)
+        with eval_mode(self.module):
+            tokens = torch.tensor([context[-self.n_ctx :]], device=self.device)
             logits = self.module(tokens)[0, -1].double().cpu()
-        finally:
-            self.module.train(was_training)
         if output_rule is not None:  # the rule reads the whole text so far, even past the model's context
             logits = restrict_logits(logits, output_rule(torch.tensor([context]))[0, -1])
         return torch.softmax(logits, dim=-1)
@@ -122,19 +100,14 @@ class TransformerLM:
         batched), so the rows equal the per-prefix calls either way.
         """
         context = torch.tensor([self.eot_id, *as_token_prefix(ids, self.vocab_size).tolist()], dtype=torch.int64)
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            device = next(self.module.parameters()).device
-            first = context[: self.n_ctx].to(device)
+        with eval_mode(self.module):
+            first = context[: self.n_ctx].to(self.device)
             rows = [self.module(first[None])[0].double().cpu()]
             if len(context) > self.n_ctx:  # one window per later position, ending at it
                 windows = context.unfold(0, self.n_ctx, 1)[1:]
                 for start in range(0, len(windows), self.batch_size):
-                    batch = windows[start : start + self.batch_size].to(device)
+                    batch = windows[start : start + self.batch_size].to(self.device)
                     rows.append(self.module(batch)[:, -1].double().cpu())
-        finally:
-            self.module.train(was_training)
         return torch.softmax(torch.cat(rows), dim=-1).numpy()
 
     def generate(self, prefix_ids, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,

@@ -26,9 +26,10 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from storylab.prompts import encode_candidates, encode_prompt
 from storylab.transformer.config import ModelConfig
-from storylab.transformer.scoring import model_context_length
-from storylab.transformer.output_rules import restricted_cross_entropy
+from storylab.transformer.module_lm import eval_mode
+from storylab.transformer.scoring import model_context_length, restricted_cross_entropy
 
 MASK_TOKEN = "<mask>"
 IGNORED = -100  # target of an unscored position (F.cross_entropy's ignore_index)
@@ -85,15 +86,11 @@ def masked_evaluate(model, stream, mask_id: int, mask_rate: float = 0.15, n_ctx:
     windows = torch.from_numpy(array[: n_windows * n_ctx].astype(np.int64).reshape(n_windows, n_ctx))
     inputs, targets = mask_windows(windows, mask_id, model.config.d_vocab, mask_rate, np.random.default_rng(_EVAL_SEED))
     total = torch.zeros((), dtype=torch.float64, device=device)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for start in range(0, n_windows, batch_size):
             chunk_in = inputs[start : start + batch_size].to(device)
             chunk_target = targets[start : start + batch_size].to(device)
             total += restricted_cross_entropy(model(chunk_in), chunk_target, reduction="sum").double()
-    finally:
-        model.train(was_training)
     return float(total), int((targets != IGNORED).sum())
 
 
@@ -104,10 +101,6 @@ def is_causal(model) -> bool:
         return config.objective == "causal"
     cfg = getattr(model, "cfg", None)
     return getattr(cfg, "attention_dir", "causal") == "causal"
-
-
-def _encode(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 @torch.no_grad()
@@ -137,7 +130,7 @@ def fill_mask(model, tokenizer, text_with_mask: str, candidates: Iterable[str | 
         raise ValueError(f"text_with_mask: expected a string with exactly one {mask_token!r}, got {text_with_mask!r}")
     if is_causal(model):
         raise ValueError("model: fill_mask needs a masked LM (objective='masked'); this model is causal")
-    before, after = (_encode(tokenizer, part) for part in text_with_mask.split(mask_token))
+    before, after = (encode_prompt(tokenizer, part, name="text_with_mask") for part in text_with_mask.split(mask_token))
     eot = [tokenizer.eos_token_id]
     before, after = (eot if prepend_eot else []) + before, after + (eot if append_eot else [])
     mask_id = tokenizer.mask_token_id
@@ -154,17 +147,9 @@ def fill_mask(model, tokenizer, text_with_mask: str, candidates: Iterable[str | 
 
     if candidates is None:
         return probs_at([], 1)
-    candidates = list(candidates)
-    if not candidates:
-        raise ValueError("candidates: expected at least one candidate, got none")
+    candidates, encoded = encode_candidates(tokenizer, candidates, allow_ids=True)
     scores = []
-    for candidate in candidates:
-        ids = [candidate] if isinstance(candidate, int) and not isinstance(candidate, bool) else None
-        if ids is None:
-            if not isinstance(candidate, str) or not (ids := _encode(tokenizer, candidate)):
-                raise ValueError(f"candidates: expected non-empty strings or token ids, got {candidate!r}")
-        elif not 0 <= candidate < len(tokenizer):
-            raise ValueError(f"candidates: token id {candidate} is outside [0, {len(tokenizer)})")
+    for ids in encoded:
         score = 1.0
         for position, token in enumerate(ids):
             score *= float(probs_at(ids[:position], len(ids))[token])

@@ -21,7 +21,8 @@ invalid tokens get no probability and no gradient, so the model is free to put a
 in their logits. `generate(..., output_rule=name)` samples (or picks greedily) among the
 valid tokens only. Validation bits/char stays the full-softmax number, so a restricted
 run stays comparable with every other model; `restricted_nats` scores validation text
-under the rule as well (the training loop logs it as `val_loss_restricted`).
+under the rule as well, in the same sliding windows as `scoring.evaluate` (the training
+loop logs it as `val_loss_restricted`).
 
 The shipped rule `"addition"` is for the addition corpus (`13 + 29 = 42;`): from the
 `=` up to the closing `;` only digits, the space and `;` may follow; everywhere else all
@@ -35,9 +36,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from storylab.transformer.scoring import model_context_length
+# the restricted loss lives with the scorer that applies it (scoring imports no rule); re-exported here
+from storylab.transformer.scoring import check_targets_allowed, evaluate, restricted_cross_entropy  # noqa: F401
 
 OutputRule = Callable[[torch.Tensor], torch.Tensor]  # ids (B, T) -> allowed next tokens (B, T, V) bool
 RuleFactory = Callable[..., OutputRule]  # factory(tokenizer) -> rule
@@ -108,34 +109,6 @@ def addition_rule(tokenizer) -> OutputRule:
 register_output_rule("addition", addition_rule)
 
 
-def restricted_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor | None = None,
-                             reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of the softmax over the `allowed` tokens (all tokens when None).
-
-    `logits` (B, T, V), `targets` (B, T) (−100: not scored), `allowed` (B, T, V) bool. With
-    every token allowed this is exactly `F.cross_entropy` of the full softmax. A target
-    outside its allowed set would cost infinitely much: that means the rule does not fit
-    the data, and is a ValueError.
-    """
-    logits = logits.float()
-    if allowed is not None:
-        check_targets_allowed(allowed, targets)
-        logits = logits.masked_fill(~allowed, float("-inf"))
-    if reduction == "none":
-        return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction=reduction)
-
-
-def check_targets_allowed(allowed: torch.Tensor, targets: torch.Tensor) -> None:
-    """Fail unless every scored target (>= 0) is in its position's allowed set."""
-    scored = targets >= 0
-    outside = scored & ~allowed.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    if bool(outside.any()):
-        raise ValueError(
-            f"output_rule: {int(outside.sum())} target token(s) are outside the rule's valid set; the rule does not fit this text"
-        )
-
-
 def check_rule_fits(rule: OutputRule, stream, n_tokens: int = 4096) -> None:
     """Fail before training when the rule forbids tokens the start of `stream` actually has next."""
     ids = torch.as_tensor(np.asarray(stream[: n_tokens + 1]).astype(np.int64))[None]
@@ -153,37 +126,9 @@ def restrict_logits(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor
     return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
 
 
-@torch.no_grad()
 def restricted_nats(model, stream, rule: OutputRule, n_ctx: int | None = None, eot_id: int | None = None,
-                    max_tokens: int | None = None, batch_size: int = 32) -> tuple[float, int]:
-    """`(total_nats, n_tokens)` of `stream` under the rule, in non-overlapping windows of n_ctx tokens.
-
-    The counterpart of `data.evaluate` (same windows: an end-of-text token before the
-    stream when `eot_id` is given, then each token predicted from the start of its
-    window), with the softmax restricted to the rule's valid tokens.
-    """
-    n_ctx = n_ctx or model_context_length(model)
-    array = np.asarray(stream)[:max_tokens]
-    if eot_id is not None:
-        array = np.concatenate([np.array([eot_id], dtype=array.dtype), array])
-    if array.ndim != 1 or len(array) < 2:
-        raise ValueError(f"stream: expected a 1-D token array with at least one token to score, got {len(array)}")
-    device = next(model.parameters()).device
-    tokens = torch.from_numpy(array.astype(np.int64)).to(device)
-    starts = list(range(0, len(array) - 1, n_ctx))
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        full = [s for s in starts if s + n_ctx + 1 <= len(array)]
-        partial = [[s] for s in starts[len(full) :]]  # at most one shorter window, at the end
-        groups = [full[i : i + batch_size] for i in range(0, len(full), batch_size)] + partial
-        for group in groups:
-            length = min(n_ctx, len(array) - 1 - group[0])
-            windows = torch.stack([tokens[s : s + length + 1] for s in group])
-            inputs, targets = windows[:, :-1], windows[:, 1:]
-            nats = restricted_cross_entropy(model(inputs), targets, rule(inputs), reduction="sum")
-            total += nats.double()
-    finally:
-        model.train(was_training)
-    return float(total), len(array) - 1
+                    max_tokens: int | None = None, batch_size: int = 32, stride: int | None = None) -> tuple[float, int]:
+    """`(total_nats, n_tokens)` of `stream` under the rule: `scoring.evaluate` (the same windows, the
+    same context per token) with the softmax restricted to the rule's valid tokens."""
+    return evaluate(model, stream, n_ctx, eot_id=eot_id, stride=stride, batch_size=batch_size, max_tokens=max_tokens,
+                    allowed=rule)

@@ -27,15 +27,14 @@ import math
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from storylab.checks import check_int
 from storylab.lm import EOT
 from storylab.sampling import generate_tokens
-from storylab.token_sequences import as_token_prefix, as_token_sequences
+from storylab.token_sequences import as_token_prefix
+from storylab.transformer.module_lm import ModuleLM, eval_mode
 from storylab.transformer.output_rules import restrict_logits
+from storylab.transformer.scoring import Allowed, restricted_cross_entropy
 
-FLOPS_PER_PARAM_PER_TOKEN = 6.0  # forward (2) + backward (4) multiply-adds per parameter per token, as for the transformer
 CHUNK_TOKENS = 1024  # time steps per forward call when scoring: bounds (batch, chunk, vocab) logits
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -95,26 +94,21 @@ class StoryRNN(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def _select_state(state: State, rows: torch.Tensor) -> State:
-    if isinstance(state, tuple):
-        return tuple(part[:, rows] for part in state)
-    return state[:, rows]
-
-
 @torch.no_grad()
 def recurrent_nats(module: StoryRNN, sequences: list[np.ndarray], batch_size: int = 32,
-                   chunk_tokens: int = CHUNK_TOKENS) -> list[np.ndarray]:
+                   chunk_tokens: int = CHUNK_TOKENS, allowed: Allowed | None = None) -> list[np.ndarray]:
     """−ln p of tokens 1.. of each sequence (token 0 is context only), state carried over the whole sequence.
 
     Sequences are sorted by length and batched; a batch is right-padded, which cannot
     change the real positions (the state only flows forward), and padding is not scored.
+    `allowed` restricts the softmax as in `scoring.window_nats`; it reads one chunk of
+    inputs at a time (as a rule reads one window of a transformer), which keeps its
+    (batch, chunk, vocab) mask as small as the logits.
     """
     device = next(module.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
     out = [np.empty(len(seq) - 1, dtype=np.float64) for seq in sequences]
-    was_training = module.training
-    module.eval()
-    try:
+    with eval_mode(module):
         for first in range(0, len(order), batch_size):
             members = order[first : first + batch_size]
             longest = len(sequences[members[0]])
@@ -122,28 +116,33 @@ def recurrent_nats(module: StoryRNN, sequences: list[np.ndarray], batch_size: in
             for row, index in enumerate(members):
                 padded[row, : len(sequences[index])] = sequences[index]
             tokens = torch.from_numpy(padded).to(device)
+            targets = tokens.clone()
+            for row, index in enumerate(members):  # padding is not scored (and may lie outside a rule)
+                targets[row, len(sequences[index]) :] = -100
             nats, state = [], None
             for start in range(0, longest - 1, chunk_tokens):
                 stop = min(start + chunk_tokens, longest - 1)
-                logits, state = module.run(tokens[:, start:stop], state)
-                nats.append(F.cross_entropy(logits.float().transpose(1, 2), tokens[:, start + 1 : stop + 1],
-                                            reduction="none").double().cpu())
+                inputs = tokens[:, start:stop]
+                logits, state = module.run(inputs, state)
+                restriction = None if allowed is None else allowed(inputs)
+                nats.append(restricted_cross_entropy(logits, targets[:, start + 1 : stop + 1], restriction,
+                                                     reduction="none").double().cpu())
             table = torch.cat(nats, dim=1).numpy() if nats else np.empty((len(members), 0))
             for row, index in enumerate(members):
                 out[index][:] = table[row, : len(sequences[index]) - 1]
-    finally:
-        module.train(was_training)
     return out
 
 
-def recurrent_evaluate(model: StoryRNN, stream, eot_id: int | None = None, max_tokens: int | None = None) -> tuple[float, int]:
-    """`(total_nats, n_tokens)` of one flat `stream` read in one pass (the counterpart of `scoring.evaluate`)."""
+def recurrent_evaluate(model: StoryRNN, stream, eot_id: int | None = None, max_tokens: int | None = None,
+                       allowed: Allowed | None = None) -> tuple[float, int]:
+    """`(total_nats, n_tokens)` of one flat `stream` read in one pass (the counterpart of `scoring.evaluate`);
+    `allowed` restricts the softmax (`recurrent_nats`)."""
     array = np.asarray(stream)[:max_tokens]
     if eot_id is not None:
         array = np.concatenate([np.array([eot_id], dtype=array.dtype), array])
     if array.ndim != 1 or len(array) < 2:
         raise ValueError(f"stream: expected a 1-D token array with at least one token to score, got {len(array)}")
-    (nats,) = recurrent_nats(model, [array.astype(np.int64)])
+    (nats,) = recurrent_nats(model, [array.astype(np.int64)], allowed=allowed)
     return float(nats.sum()), len(nats)
 
 
@@ -155,28 +154,19 @@ def recurrent_params(config) -> int:
     return vocab * width + config.n_layers * per_layer + width * vocab + vocab
 
 
-class RNNLM:
+class RNNLM(ModuleLM):
     """A `StoryRNN` as a `storylab.lm.LanguageModel` (see the module docstring for how it scores).
 
     `train_tokens` are the tokens it was trained on (for `train_flops`); `batch_size` the
     sequences per forward pass when scoring.
     """
 
-    family = "rnn"
-    stride = None  # no sliding window: the state runs over the whole story
+    family = "rnn"  # stride stays None (ModuleLM): no sliding window, the state runs over the whole story
 
     def __init__(self, module: StoryRNN, eot_id: int, *, train_tokens: int = 0, batch_size: int = 32):
         if not isinstance(module, StoryRNN):
             raise ValueError(f"module: expected a StoryRNN, got {type(module).__name__}")
-        self.module = module
-        self.vocab_size = int(module.config.d_vocab)
-        self.eot_id = check_int("eot_id", eot_id, below=self.vocab_size)
-        self._train_tokens = check_int("train_tokens", train_tokens)
-        self.batch_size = check_int("batch_size", batch_size, minimum=1)
-
-    def with_stride(self, stride: int | None) -> "RNNLM":
-        """The same model: an RNN carries its state over the whole story and has no window to slide."""
-        return self
+        super().__init__(module, eot_id, module.config.d_vocab, train_tokens=train_tokens, batch_size=batch_size)
 
     def __repr__(self) -> str:
         return f"RNNLM({self.label}, vocab_size={self.vocab_size})"
@@ -186,39 +176,19 @@ class RNNLM:
         config = self.module.config
         return f"{config.architecture} L{config.n_layers} d{config.d_model}"
 
-    @property
-    def n_params(self) -> int:
-        return self.module.n_params
-
-    @property
-    def train_tokens(self) -> int:
-        return self._train_tokens
-
-    @property
-    def train_flops(self) -> float:
-        """The 6·N·D estimate, as for the transformer (every parameter is used once per token)."""
-        return FLOPS_PER_PARAM_PER_TOKEN * self.n_params * self.train_tokens
-
     def token_nats(self, sequences) -> list[np.ndarray]:
         """−ln p of every token of every sequence, end-of-text before each, the state carried over the whole story."""
-        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        with_context = [np.concatenate([[self.eot_id], seq]).astype(np.int64) for seq in seqs]
-        return recurrent_nats(self.module, with_context, self.batch_size)
+        return recurrent_nats(self.module, self.after_eot(sequences), self.batch_size)
 
     @torch.no_grad()
     def _logits_and_state(self, ids: list[int], state: State = None) -> tuple[torch.Tensor, State]:
         """Logits (len(ids), V) after each of `ids`, fed from `state`, and the state after the last."""
-        device = next(self.module.parameters()).device
-        tokens = torch.tensor([ids], dtype=torch.int64, device=device)
-        was_training = self.module.training
-        self.module.eval()
-        try:
-            rows = []
+        tokens = torch.tensor([ids], dtype=torch.int64, device=self.device)
+        rows = []
+        with eval_mode(self.module):
             for start in range(0, len(ids), CHUNK_TOKENS):
                 logits, state = self.module.run(tokens[:, start : start + CHUNK_TOKENS], state)
                 rows.append(logits[0].double().cpu())
-        finally:
-            self.module.train(was_training)
         return torch.cat(rows), state
 
     def next_token_probs(self, prefix_ids) -> np.ndarray:

@@ -57,10 +57,10 @@ from storylab.transformer.data_parallel import (barrier, check_batch_split, mean
                                                 rank_zero_decides, resolve_context, wrap_model)
 from storylab.transformer.masked import mask_windows, masked_evaluate, step_rng, with_mask_token
 from storylab.transformer.moe import moe_aux_loss, moe_expert_load
-from storylab.transformer.output_rules import check_rule_fits, make_output_rule, restricted_cross_entropy, restricted_nats
+from storylab.transformer.output_rules import check_rule_fits, make_output_rule
 from storylab.transformer.rnn import recurrent_evaluate
 from storylab.transformer.schedule import learning_rate
-from storylab.transformer.scoring import default_stride, evaluate
+from storylab.transformer.scoring import default_stride, evaluate, restricted_cross_entropy
 from storylab.transformer.training_logs import (EVAL_LOG, TRAIN_LOG, read_jsonl, replay_logs, tensorboard_scalars,
                                                 truncate_log)
 
@@ -81,9 +81,12 @@ class TrainResult:
     log: pd.DataFrame  # one row per step: step, train_loss, lr, grad_norm, tokens_seen, elapsed_s, tokens_per_s,
     # peak_rss_mb (and peak_gpu_mb on CUDA)
     eval_log: pd.DataFrame  # one row per evaluation: step, tokens_seen, elapsed_s, val_loss
-    val_total_nats: float  # over the whole validation stream as one sequence, each token once
-    val_n_tokens: int
-    val_stride: int | None  # the sliding window's step in that evaluation (None: a recurrent model, one pass)
+    # the final evaluation, over the whole validation stream as one sequence, each token once
+    # (all three None when train(..., final_eval=False) skipped it: score `lm` per story instead)
+    val_total_nats: float | None
+    val_n_tokens: int | None
+    val_stride: int | None  # the sliding window's step in it (None: a recurrent model reads in one pass, a masked
+    # LM scores whole windows, or no final evaluation)
     eot_id: int | None
     n_params: int
     train_tokens: int
@@ -101,14 +104,18 @@ class TrainResult:
         return wrap_language_model(self.model, self.eot_id, train_tokens=self.train_tokens)
 
     @property
-    def val_loss(self) -> float:
-        """Validation nats per token (the end-of-text tokens included; for a masked LM, per masked token)."""
-        return self.val_total_nats / self.val_n_tokens
+    def val_loss(self) -> float | None:
+        """Validation nats per token (the end-of-text tokens included; for a masked LM, per masked token);
+        None without a final evaluation."""
+        return None if self.val_total_nats is None else self.val_total_nats / self.val_n_tokens
 
     def val_bits_per_char(self, n_chars: int) -> float:
         """Validation bits per character, given the validation split's character count."""
         if self.model_config.objective == "masked":
             raise ValueError("val_bits_per_char: a masked LM gives no probability of the text; use val_loss (nats per masked token)")
+        if self.val_total_nats is None:
+            raise ValueError("val_bits_per_char: this run skipped its final evaluation (final_eval=False); "
+                             "score result.lm with storylab.lm.score")
         return self.val_total_nats / LN2 / n_chars
 
     def summary(self) -> dict[str, Any]:
@@ -256,6 +263,7 @@ def train(
     progress: bool = True,
     tracker=None,
     distributed: bool | DistributedContext = False,
+    final_eval: bool = True,
 ) -> TrainResult | None:
     """Train (or resume training) a model; see the module docstring for the run folder.
 
@@ -271,7 +279,14 @@ def train(
     (and then keeps: only a group `train` joined itself is left at the end). Every process
     passes the same arguments; rank 0 writes the run folder and the tracker and returns
     the TrainResult, the other ranks return None (`data_parallel` explains the batches).
+
+    `final_eval=False` skips the final pass over the whole validation stream (the result's
+    `val_*` fields are then None): for a caller that scores the model itself, per story with
+    `storylab.lm.score(result.lm, ...)`, and would otherwise read the validation text twice
+    and report two different numbers. The periodic evaluations of the eval log are kept.
     """
+    if not isinstance(final_eval, bool):
+        raise ValueError(f"final_eval: expected True or False, got {final_eval!r}")
     model_config, tokenizer = _prepare_objective(model_config, train_config, tokenizer)
     model_config, eot_id, train_stream, val_stream = _check_inputs(
         model_config, train_config, train_stream, val_stream, vocab_size, tokenizer, eot_id
@@ -286,17 +301,18 @@ def train(
         _check_resumable(out_dir, model_config, train_config)
     context = resolve_context(distributed, device)  # after every check: a bad argument never joins a group
     try:
-        check_batch_split(train_config.batch_size, context)
+        if context is not None:
+            check_batch_split(train_config.batch_size, context.world_size)
         return _train_in(context, model_config, train_config, train_stream, val_stream, out_dir, tokenizer, eot_id,
                          rule, checkpoint, resolve_device(device) if context is None else context.device,
-                         progress, tracker)
+                         progress, tracker, final_eval)
     finally:
         if distributed is True:
             close_distributed(context)
 
 
 def _train_in(context, model_config, train_config, train_stream, val_stream, out_dir, tokenizer, eot_id, rule,
-              checkpoint, device, progress, tracker) -> TrainResult | None:
+              checkpoint, device, progress, tracker, final_eval=True) -> TrainResult | None:
     """`train` once the inputs are checked and the processes (if several) joined."""
     is_main = context is None or context.is_main
     if is_main:
@@ -320,7 +336,12 @@ def _train_in(context, model_config, train_config, train_stream, val_stream, out
     if not is_main:
         barrier(context)  # until rank 0 has written the final evaluation and result.json
         return None
-    total_nats, n_tokens = _final_evaluation(model, model_config, train_config, val_stream, eot_id)
+    total_nats, n_tokens, stride = None, None, None
+    if final_eval:
+        total_nats, n_tokens = _final_evaluation(model, model_config, train_config, val_stream, eot_id)
+        # only a causal transformer slides a window over the stream; a masked LM scores whole windows
+        sliding = not is_recurrent(model_config) and model_config.objective == "causal"
+        stride = default_stride(model_config.n_ctx) if sliding else None
     result = TrainResult(
         model=model.eval(),
         model_config=model_config,
@@ -330,7 +351,7 @@ def _train_in(context, model_config, train_config, train_stream, val_stream, out
         eval_log=pd.DataFrame(read_jsonl(out_dir / EVAL_LOG)),
         val_total_nats=total_nats,
         val_n_tokens=n_tokens,
-        val_stride=None if is_recurrent(model_config) else default_stride(model_config.n_ctx),
+        val_stride=stride,
         eot_id=eot_id,
         n_params=model.n_params,
         train_tokens=loop.state["tokens_seen"],
@@ -425,17 +446,19 @@ class _TrainingLoop:
             total_nats, n_masked = masked_evaluate(self.model, self.val_stream, model_config.mask_id, config.mask_rate,
                                                    max_tokens=config.eval_tokens)
             return {"val_loss": total_nats / n_masked}
-        if self.recurrent:
-            total_nats, n_tokens = recurrent_evaluate(self.model, self.val_stream, self.eot_id, config.eval_tokens)
-        else:
-            total_nats, n_tokens = evaluate(self.model, self.val_stream, self.n_ctx, eot_id=self.eot_id,
-                                            max_tokens=config.eval_tokens)
+        total_nats, n_tokens = self._score_validation(allowed=None)
         scores = {"val_loss": total_nats / n_tokens}
-        if self.rule is not None:  # windows of n_ctx from their own start: a recurrent model's from a zero state
-            total_nats, n_tokens = restricted_nats(self.model, self.val_stream, self.rule, self.n_ctx, eot_id=self.eot_id,
-                                                   max_tokens=config.eval_tokens)
+        if self.rule is not None:  # the same windows (or the same pass) as val_loss, a smaller softmax
+            total_nats, n_tokens = self._score_validation(allowed=self.rule)
             scores["val_loss_restricted"] = total_nats / n_tokens
         return scores
+
+    def _score_validation(self, allowed) -> tuple[float, int]:
+        """`(total_nats, n_tokens)` of the first `eval_tokens` of the validation stream, restricted by `allowed`."""
+        if self.recurrent:
+            return recurrent_evaluate(self.model, self.val_stream, self.eot_id, self.config.eval_tokens, allowed=allowed)
+        return evaluate(self.model, self.val_stream, self.n_ctx, eot_id=self.eot_id, max_tokens=self.config.eval_tokens,
+                        allowed=allowed)
 
     def _write(self, log, row: dict[str, Any]) -> None:
         log.write(json.dumps(row) + "\n")

@@ -18,7 +18,7 @@ import mmap
 
 import numpy as np
 
-RANGE_CHUNK = 1 << 24  # values read at a time by `value_range`: 32 MB of uint16
+RANGE_CHUNK = 1 << 20  # values read at a time by `value_range`: 2 MB of uint16
 
 
 def read_only_map(array) -> mmap.mmap | None:

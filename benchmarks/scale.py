@@ -37,8 +37,8 @@ the default, fresh, starts a new interpreter per stage (what a user's run costs)
 Goals (issue 14) on the 2-core machine: every stage under 3 GB peak RSS; encoding at
 least 5 MB of text per second. Torch uses --threads threads (1: the machine is shared);
 the tokenizer's Rust encoder uses every core. Everything is written under --work (the
-text file, and the cache and runs in <work>/outputs/); results go to
-benchmarks/results/scale-<N>.json (git-ignored).
+text file, and the cache and runs in <work>/outputs/); results go to --results, by
+default benchmarks/results/scale-<N>.json (git-ignored).
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--val-tokens", type=int, default=20000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the results as one JSON line at the end")
+    parser.add_argument("--results", type=Path, default=None, help="where to write them (default: benchmarks/results/scale-<N>.json)")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # internal: run one stage (fresh start)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -346,8 +347,9 @@ def main(argv=None) -> None:
             shutil.rmtree(work, ignore_errors=True)
     report = {"stories": args.stories, "start": args.start, "load_average_before": load, "cpus": os.cpu_count(),
               "results": {str(n): r for n, r in results.items()}}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"scale-{'-'.join(map(str, args.stories))}.json").write_text(json.dumps(report, indent=1))
+    path = args.results or RESULTS / f"scale-{'-'.join(map(str, args.stories))}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
     if args.json:
         print(json.dumps(report))
 

@@ -47,7 +47,7 @@ ALLOCATORS_THAT_RETURN_FREED_MEMORY = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THR
 def test_every_stage_peaks_the_same_at_10000_and_20000_stories(tmp_path):
     command = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "scale.py"), "--stories", "10000", "20000", "--start", "fork",
                "--work", str(tmp_path), "--tokenizer-sample", "1000", "--states", "16", "--em-memory-mb", "8", "--steps", "2",
-               "--val-tokens", "512", "--json"]
+               "--val-tokens", "512", "--json", "--results", str(tmp_path / "scale.json")]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **ALLOCATORS_THAT_RETURN_FREED_MEMORY})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])

@@ -17,7 +17,8 @@ researcher asks of a fitted model: smoothed posteriors, filtered belief states, 
 paths, sampling, and the `storylab.lm.LanguageModel` interface (`token_nats` from the
 forward pass's normalisers, `next_token_probs`, `generate`, sizes). An encoded split is
 read from its memory map a batch at a time, so a fit of the full TinyStories holds one
-batch, not the corpus. Across processes see `storylab.hmm_distributed`.
+batch and a few numbers per story, not the corpus. Across processes see
+`storylab.hmm_distributed`.
 
 Conventions. The model has no end state: `log_likelihood` is ln p(x_1..x_T). Sequences
 from an encoded split already end in the end-of-text token, which the HMM scores as an
@@ -293,10 +294,14 @@ class CategoricalHMM:
         log-likelihood and token count. The model is not changed."""
         data = as_token_source(sequences, self.vocab_size, "sequences")
         context = resolve_context(distributed, self.device) or DistributedContext(device=self.device)
-        batches = engine.Batches(share(data, context), batch_tokens or self._default_batch_tokens(), self.device, keep_mb=0)
-        stats = self._e_step(batches, engine.Workspace(self.device))
-        sum_over_processes(stats, context)
-        return stats
+        try:
+            batches = engine.Batches(share(data, context), batch_tokens or self._default_batch_tokens(), self.device, keep_mb=0)
+            stats = self._e_step(batches, engine.Workspace(self.device))
+            sum_over_processes(stats, context)
+            return stats
+        finally:
+            if distributed is True:
+                close_distributed(context)
 
     def _e_step(self, batches, workspace: engine.Workspace) -> engine.SufficientStats:
         stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device, self._blocks, self.dtype)

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from storylab.hmm_blocks import Blocks, dense_from_blocks
 
 BUFFERS_PER_TOKEN = 3  # alpha, emissions/right factors, beta/marginals: (tokens, K) each ((tokens, k) blocked)
-KEEP_MB = 256  # packed batches kept between passes (CPU): repacking costs 2-10% of a dense E-step, more with blocks
+KEEP_MB = 256  # packed batches kept between passes: repacking measured at 2% of a dense E-step at K=100, 11% at K=16
 
 
 @dataclass
@@ -181,8 +181,8 @@ class Batches:
 def batch_bytes(batch: Batch) -> int:
     """Bytes held by a packed batch and the indices cached on it."""
     tensors = [batch.tokens, batch.row_of_token]
-    for value in batch.cache.values():
-        tensors += [v for v in vars(value).values() if isinstance(v, torch.Tensor)] if hasattr(value, "__dict__") else []
+    for cached in batch.cache.values():  # a blocked model's BlockIndex
+        tensors += [value for value in vars(cached).values() if isinstance(value, torch.Tensor)]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 

@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerFast
 from storylab.corpora import load_corpus
 from storylab.tokenizers import (
     EOT,
+    EncodedSplit,
     describe_tokenizer,
     encode_corpus,
     encode_texts,
@@ -132,6 +133,21 @@ def test_encoded_corpus_layout_and_cache(isolated_outputs):
     with pytest.raises(ValueError, match="mode: expected 'split' or 'truncate'"):
         val.sequences(max_len=4, mode="cut")
     assert encode_texts(tokenizer, texts[:2]) == [tokenizer.encode(t) for t in texts[:2]]
+
+
+def test_the_stream_is_written_once_beside_the_ids_and_memory_mapped(isolated_outputs):
+    encoded = encode_corpus({"source": "addition", "n_problems": 30, "validation": 6, "max_operand": 9}, "char")
+    for split in (encoded.train, encoded.validation):
+        stream = split.stream()
+        assert isinstance(stream, np.memmap) and stream.dtype == np.uint16 and str(stream.filename) == str(split.stream_path)
+        expected = np.concatenate(split.sequences())  # every story, then its end-of-text
+        assert np.array_equal(stream, expected)
+        in_memory = EncodedSplit(np.asarray(split.ids), split.offsets, split.n_chars, split.eot_id).stream()
+        assert np.array_equal(in_memory, expected) and in_memory.dtype == np.uint16
+    path = encoded.train.stream_path
+    path.unlink()  # a cache written before the encoder wrote streams
+    assert np.array_equal(encoded.train.stream(), np.concatenate(encoded.train.sequences()))
+    assert sorted(p.name for p in path.parent.glob("*stream*")) == ["train_stream.npy", "validation_stream.npy"]  # no temporaries
 
 
 SUMS = {"source": "addition", "n_problems": 40, "validation": 10, "max_operand": 20}

@@ -135,6 +135,29 @@ def test_training_lowers_validation_loss_and_writes_the_run_folder(tmp_path, tok
     assert result.val_bits_per_char(100) == pytest.approx(result.val_total_nats / math.log(2) / 100)
 
 
+def test_a_memory_mapped_stream_is_trained_on_in_place(tmp_path, tokenizer, streams, monkeypatch):
+    """The windows come from the file map itself (no copy of the stream), and give the run an in-memory stream gives."""
+    import storylab.transformer.training as training
+    from storylab.memory_maps import read_only_map
+
+    train_stream, val_stream = streams
+    np.save(tmp_path / "stream.npy", train_stream)
+    mapped = np.load(tmp_path / "stream.npy", mmap_mode="r")
+    drawn_from = []
+
+    def recording_batch(stream, *args):
+        drawn_from.append(read_only_map(stream))
+        return draw_batch(stream, *args)
+
+    draw_batch = training.train_batch
+    monkeypatch.setattr(training, "train_batch", recording_batch)
+    config = quick_config(max_steps=3, save_every=3)
+    from_map = train(TINY, config, mapped, val_stream, tmp_path / "map", tokenizer=tokenizer, progress=False)
+    assert drawn_from == [mapped.base] * 3
+    in_memory = train(TINY, config, np.asarray(train_stream), val_stream, tmp_path / "memory", tokenizer=tokenizer, progress=False)
+    assert from_map.val_total_nats == in_memory.val_total_nats
+
+
 def test_resumed_run_ends_with_the_same_weights_as_an_unbroken_one(tmp_path, tokenizer, streams):
     train_stream, val_stream = streams
     unbroken = train(TINY, quick_config(), train_stream, val_stream, tmp_path / "a", tokenizer=tokenizer,

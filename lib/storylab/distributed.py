@@ -6,7 +6,8 @@ LOCAL_RANK, MASTER_ADDR and MASTER_PORT), or the N tasks of a SLURM job started 
 submitit (`submitit.helpers.TorchDistributedEnvironment` exports the same variables).
 `init_distributed()` reads them, picks NCCL on GPUs and gloo on CPUs (or the backend
 named by `STORYLAB_DIST_BACKEND`), and gives each process its device (`cuda:<local
-rank>`); `shard` and `all_reduce_sum_` are the two operations the EM and the training
+rank>`); `resolve_context` turns a `distributed=` argument into a group; `shard`,
+`all_reduce_sum_`, `broadcast_` and `barrier` are the operations the EM and the training
 loop need.
 """
 
@@ -75,6 +76,18 @@ def init_distributed(device: str | torch.device = "auto", backend: str | None = 
     return DistributedContext(dist.get_rank(), dist.get_world_size(), local_rank, resolved)
 
 
+def resolve_context(distributed: bool | DistributedContext, device) -> DistributedContext | None:
+    """The process group a `distributed=` argument names: None for a plain single process,
+    `init_distributed(device)` for True, a `DistributedContext` as given."""
+    if isinstance(distributed, DistributedContext):
+        return distributed
+    if distributed is True:
+        return init_distributed(device)
+    if distributed is False or distributed is None:
+        return None
+    raise ValueError(f"distributed: expected True, False or a DistributedContext, got {distributed!r}")
+
+
 def shard(items: Sequence[T], context: DistributedContext) -> list[T]:
     """This process's share of `items`: every `world_size`-th item from `rank` on."""
     return list(items[context.rank :: context.world_size])
@@ -85,6 +98,20 @@ def all_reduce_sum_(tensors: Sequence[torch.Tensor], context: DistributedContext
     if context.active:
         for tensor in tensors:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def broadcast_(tensors: Sequence[torch.Tensor], context: DistributedContext) -> None:
+    """Overwrite each tensor with rank 0's, in place (nothing to do for a single process)."""
+    if context.active:
+        for tensor in tensors:
+            dist.broadcast(tensor, src=0)
+
+
+def barrier(context: DistributedContext | None) -> None:
+    """Wait until every process gets here (nothing to do for a single process)."""
+    if context is not None and context.active:
+        on_gpu = context.device.type == "cuda"  # NCCL wants to know the device, or it guesses and warns
+        dist.barrier(device_ids=[context.device.index] if on_gpu else None)
 
 
 def close_distributed(context: DistributedContext) -> None:

@@ -2,16 +2,23 @@
 
     hmm = CategoricalHMM(n_states=100, vocab_size=1024, seed=0)
     history = hmm.fit(enc.train, n_iter=50, val=enc.validation, checkpoint=run_dir() / "hmm")
+    hmm.fit(enc.train.chunks(max_len=256), ...)  # stories cut into chunks of 256 tokens, still memory-mapped
     hmm.log_likelihood(enc.validation)          # nats per sequence
 
     # thousands of states: 64 blocks of 64 states, tokens assigned to blocks from the data
     big = CategoricalHMM(n_states=4096, vocab_size=1024, emission_blocks=64)
 
+    # several processes or GPUs (torchrun --nproc_per_node N script.py): one model, the E-step shared out
+    hmm.fit(enc.train, n_iter=50, distributed=True, checkpoint=folder)
+
 Baum–Welch EM with the batched, scaled forward–backward of `hmm_engine` (matmul-bound,
-float32, any sequence length, memory set by a per-batch token budget), plus the
-inference a researcher asks of a fitted model: smoothed posteriors, filtered belief
-states, Viterbi paths, sampling, and the `storylab.lm.LanguageModel` interface
-(`token_nats` from the forward pass's normalisers, `next_token_probs`, `generate`, sizes).
+any sequence length, memory set by a per-batch token budget), plus the inference a
+researcher asks of a fitted model: smoothed posteriors, filtered belief states, Viterbi
+paths, sampling, and the `storylab.lm.LanguageModel` interface (`token_nats` from the
+forward pass's normalisers, `next_token_probs`, `generate`, sizes). An encoded split is
+read from its memory map a batch at a time, so a fit of the full TinyStories holds one
+batch and a few numbers per story, not the corpus. Across processes see
+`storylab.hmm_distributed`.
 
 Conventions. The model has no end state: `log_likelihood` is ln p(x_1..x_T). Sequences
 from an encoded split already end in the end-of-text token, which the HMM scores as an
@@ -19,7 +26,10 @@ ordinary token; `start` is the distribution of the state emitting a story's firs
 which plays the role the preceding end-of-text token plays for the bigram baseline.
 Probabilities are float32 tensors on the model's device (`hmm.start`, `hmm.trans`,
 `hmm.emit`); log-likelihoods and start and emission counts are accumulated in float64,
-transition counts in float32 (a K×K float64 table alone is 2 GB at K=16,384).
+transition counts in float32 (a K×K float64 table alone is 2 GB at K=16,384). A model
+made with `dtype="float64"` keeps its tables and runs its E-step in float64 (twice the
+memory and about twice the time): its sums then agree to ~1e-15 however the sequences
+are cut into batches or shared between processes, where float32 sums agree to ~1e-6.
 
 Blocked emissions (Chiu & Rush 2020; `storylab.hmm_blocks`): with `emission_blocks=M`
 the states are cut into M blocks of K/M and every token belongs to one block
@@ -43,11 +53,13 @@ from storylab import hmm_io
 from storylab import token_blocks as block_assignment
 from storylab.checks import check_int, check_number
 from storylab.devices import resolve_device
+from storylab.distributed import DistributedContext, barrier, broadcast_, close_distributed, resolve_context
 from storylab.hmm_blocks import Blocks, check_token_blocks
+from storylab.hmm_distributed import share, sum_over_processes
 from storylab.lm import EOT
 from storylab.progress import progress_bar
 from storylab.sampling import generate_tokens
-from storylab.token_sequences import as_token_prefix, as_token_sequences
+from storylab.token_sequences import SequenceList, as_token_prefix, as_token_sequences, as_token_source, sequence_groups
 
 INITS = ("random", "unigram")
 # history fields written as TensorBoard scalars (storylab.tracking), by EM iteration
@@ -71,6 +83,9 @@ class CategoricalHMM:
     `eot_id` (the end-of-text token) only tells `generate` where to stop by default; the
     model scores it as an ordinary token.
 
+    `dtype` ("float32" or "float64") is the dtype of the tables and of the E-step (see
+    the module docstring).
+
     `emission_blocks=M` > 1 makes emissions block-sparse (see the module docstring):
     `n_states` must be a multiple of M, and `token_blocks` (V block ids, every block
     used) fixes which tokens each block emits; left None, the first `fit` computes it
@@ -85,8 +100,9 @@ class CategoricalHMM:
     EM_FLOPS_PER_TOKEN_PER_STATE_PAIR = 6.0
 
     def __init__(self, n_states: int, vocab_size: int, seed: int = 0, device: str = "auto", init: str = "random", concentration: float = 1.0,
-                 eot_id: int | None = None, emission_blocks: int = 1, token_blocks=None, token_block_method: str = "context"):
-        self._configure(n_states, vocab_size, seed, device, init, concentration, eot_id, emission_blocks, token_block_method)
+                 eot_id: int | None = None, emission_blocks: int = 1, token_blocks=None, token_block_method: str = "context",
+                 dtype: str = "float32"):
+        self._configure(n_states, vocab_size, seed, device, init, concentration, eot_id, emission_blocks, token_block_method, dtype)
         rng = np.random.default_rng(self.seed)
         ones = np.full(self.n_states, self.concentration)
         self._set_params(
@@ -98,9 +114,10 @@ class CategoricalHMM:
             self._assign_blocks(check_token_blocks(token_blocks, self.vocab_size, self.emission_blocks))
 
     def _configure(self, n_states, vocab_size, seed=0, device="auto", init="random", concentration=1.0, eot_id=None,
-                   emission_blocks=1, token_block_method="context") -> None:
+                   emission_blocks=1, token_block_method="context", dtype="float32") -> None:
         """The settings, checked, and an empty fit history: everything but the tables."""
         self.n_states = check_int("n_states", n_states, minimum=1)
+        self.dtype = hmm_io.probability_dtype(dtype)
         self.vocab_size = check_int("vocab_size", vocab_size, minimum=1)
         self.eot_id = None if eot_id is None else check_int("eot_id", eot_id, below=self.vocab_size)
         self.seed = check_int("seed", seed)
@@ -160,27 +177,29 @@ class CategoricalHMM:
 
     def _set_params(self, start, trans, emit) -> None:
         """Set the tables from arrays, tensors or iterators of row chunks (see `_as_probabilities`)."""
-        self._start = _as_probabilities(start, (self.n_states,), self.device)
-        self._trans = _as_probabilities(trans, (self.n_states, self.n_states), self.device)
+        self._start = _as_probabilities(start, (self.n_states,), self.device, self.dtype)
+        self._trans = _as_probabilities(trans, (self.n_states, self.n_states), self.device, self.dtype)
         self._set_emit(emit)
 
     def _set_emit(self, emit) -> None:
         if self._blocks is not None:  # a blocked model never emits outside its blocks
             emit = torch.as_tensor(emit, dtype=torch.float64).to(self.device) * self._blocks.emission_mask()
-        self._emit = _as_probabilities(emit, (self.n_states, self.vocab_size), self.device)
+        self._emit = _as_probabilities(emit, (self.n_states, self.vocab_size), self.device, self.dtype)
 
     @classmethod
-    def from_params(cls, start, trans, emit, device: str = "auto", eot_id: int | None = None) -> "CategoricalHMM":
+    def from_params(cls, start, trans, emit, device: str = "auto", eot_id: int | None = None, dtype: str = "float32") -> "CategoricalHMM":
         """A model with the given probabilities: start (K,), trans (K,K), emit (K,V)."""
         start, trans, emit = (torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).double().cpu() for x in (start, trans, emit))
         hmm_io.check_params(start, trans, emit)
-        hmm = cls._without_tables(n_states=start.shape[0], vocab_size=emit.shape[1], device=device, eot_id=eot_id)
+        hmm = cls._without_tables(n_states=start.shape[0], vocab_size=emit.shape[1], device=device, eot_id=eot_id, dtype=dtype)
         hmm._set_params(start, trans, emit)
         return hmm
 
     def __repr__(self) -> str:
         blocks = f", emission_blocks={self.emission_blocks}" if self.emission_blocks > 1 else ""
-        return f"CategoricalHMM(n_states={self.n_states}, vocab_size={self.vocab_size}{blocks}, device='{self.device}', iterations={len(self.history)})"
+        dtype = f", dtype='{hmm_io.dtype_name(self.dtype)}'" if self.dtype != torch.float32 else ""
+        return (f"CategoricalHMM(n_states={self.n_states}, vocab_size={self.vocab_size}{blocks}{dtype}, device='{self.device}', "
+                f"iterations={len(self.history)})")
 
     # ----------------------------------------------------------------- fitting
     def fit(
@@ -194,9 +213,15 @@ class CategoricalHMM:
         batch_tokens: int | None = None,
         checkpoint: str | Path | None = None,
         tracker=None,
+        distributed: bool | DistributedContext = False,
     ) -> FitHistory:
         """Baum–Welch EM; returns the history (one dict per iteration).
 
+        `sequences` (and `val`) are a list of token-id arrays or an encoded split: `exp.train`
+        (every story and its end-of-text) or `exp.train.chunks(max_len, mode)` (stories cut
+        to `max_len` tokens). A split is read from its memory map a batch at a time on every
+        iteration, so memory is set by `batch_tokens`, not by the corpus; a list gives the
+        same batches and the same numbers.
         Each row holds the train (and `val`) log-likelihood of the parameters the
         iteration's E-step saw, per token too, plus `elapsed_s` and `tokens_per_s` of the
         E+M step. Stops after `n_iter` iterations or when the relative improvement of the
@@ -204,69 +229,115 @@ class CategoricalHMM:
         pseudo-counts in the M-step (so no probability becomes 0; a blocked model's
         emissions outside its blocks stay 0). `batch_tokens` bounds the tokens per
         E-step batch (memory ≈ 12 bytes × n_states per token, × n_states/emission_blocks
-        for a blocked model). A blocked model without `token_blocks` gets them from
-        these `sequences` on its first fit.
+        for a blocked model, × 2 in float64). A blocked model without `token_blocks` gets
+        them from these `sequences` on its first fit.
         With `checkpoint` (a folder) every iteration is saved there (one file, renamed
         into place) and a later call resumes from it, to the same bytes as an unbroken
         fit; `n_iter` then counts the checkpoint's iterations too. A checkpoint written
-        for other data, sizes or `smoothing` is refused. A `storylab.tracking.Tracker` gets
-        every history row as TensorBoard scalars as the fit runs (a resumed fit's earlier
-        rows first).
+        for other data, sizes, dtype or `smoothing` is refused. A `storylab.tracking.Tracker`
+        gets every history row as TensorBoard scalars as the fit runs (a resumed fit's
+        earlier rows first).
+        `distributed=True` joins the process group torchrun (or a submitit SLURM job) set
+        up, on each process's device; a `DistributedContext` names one the caller joined.
+        Every process passes the same arguments and ends with the same model; rank 0
+        alone writes the checkpoint and the tracker and shows progress; a checkpoint
+        resumes with any number of processes (`storylab.hmm_distributed`).
         """
         n_iter = check_int("n_iter", n_iter)
         tol = check_number("tol", tol)
         smoothing = check_number("smoothing", smoothing)
         if batch_tokens is not None:
             batch_tokens = check_int("batch_tokens", batch_tokens, minimum=1)
-        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        val_seqs = as_token_sequences(val, self.vocab_size, "val") if val is not None else None
-        fingerprint = data_fingerprint(seqs)
-        settings = {"smoothing": smoothing}
+        data = as_token_source(sequences, self.vocab_size, "sequences")
+        val_data = as_token_source(val, self.vocab_size, "val") if val is not None else None
+        fingerprint = data_fingerprint(data)  # of all the data, on every process: a checkpoint resumes with any world size
+        context = resolve_context(distributed, self.device)  # after every check: a bad argument never joins a group
+        try:
+            return self._fit(data, val_data, fingerprint, {"smoothing": smoothing}, n_iter, tol, progress, smoothing,
+                             batch_tokens, checkpoint, tracker, context or DistributedContext(device=self.device))
+        finally:
+            if distributed is True:
+                close_distributed(context)
 
+    def _fit(self, data, val_data, fingerprint: dict, settings: dict, n_iter: int, tol: float, progress: bool, smoothing: float,
+             batch_tokens: int | None, checkpoint, tracker, context: DistributedContext) -> FitHistory:
+        """`fit` once the inputs are checked and the processes (if several) joined."""
+        if context.device != self.device:
+            self._move_to(context.device)
         target = len(self.history) + n_iter
         if checkpoint is not None and (Path(checkpoint) / hmm_io.WEIGHTS_FILE).exists():
-            self._resume(Path(checkpoint), fingerprint, settings)
+            self._resume(Path(checkpoint), fingerprint, settings, remove_temporaries=context.is_main)
             target = n_iter
         elif not self.history and self.init == "unigram":
-            self._init_from_unigram(seqs)
+            self._init_from_unigram(data)
         if self.emission_blocks > 1 and self._blocks is None:
-            self._assign_blocks(block_assignment.assign_token_blocks(seqs, self.vocab_size, self.emission_blocks, self.token_block_method, self.seed))
+            self._assign_blocks(block_assignment.assign_token_blocks(data, self.vocab_size, self.emission_blocks, self.token_block_method, self.seed))
+        if context.active:
+            self._adopt_rank_zero_tables(context)
         self._data_fingerprint, self._fit_settings = fingerprint, settings
 
         batch_tokens = batch_tokens or self._default_batch_tokens()
-        batches = engine.make_batches(seqs, batch_tokens, self.device)
-        val_batches = engine.make_batches(val_seqs, batch_tokens, self.device) if val_seqs else None
+        keep_mb = 0 if target - len(self.history) <= 1 else None  # packed batches are kept only for a later pass
+        batches = engine.Batches(share(data, context), batch_tokens, self.device, keep_mb)
+        val_batches = engine.Batches(share(val_data, context), batch_tokens, self.device, keep_mb) if val_data is not None else None
+        n_val_tokens = int(val_data.lengths.sum()) if val_data is not None else 0
         workspace = engine.Workspace(self.device)
         converged = bool(self.history) and self.history[-1].get("converged", False)
+        tracker = tracker if context.is_main else None
         if tracker is not None:
             tracker.replay(self.history, "iteration", EM_SCALARS)
-        bar = progress_bar(total=target, initial=min(len(self.history), target), disable=not progress, desc="EM", unit="iter")
-        n_val_tokens = sum(len(s) for s in val_seqs) if val_seqs else 0
+        bar = progress_bar(total=target, initial=min(len(self.history), target), disable=not (progress and context.is_main), desc="EM", unit="iter")
         while len(self.history) < target and not converged:
-            row = self._em_iteration(batches, smoothing, workspace, val_batches, n_val_tokens)
+            row = self._em_iteration(batches, smoothing, workspace, val_batches, n_val_tokens, context)
             converged = self._check_convergence(row, tol)
             self.history.append(row)
-            if checkpoint is not None:
+            if checkpoint is not None and context.is_main:
                 self.save(checkpoint)
             if tracker is not None:
                 tracker.log(row["iteration"], {name: row.get(field) for field, name in EM_SCALARS.items()})
             bar.update(1)
             bar.set_postfix(train_nats_per_token=f"{row['train_nats_per_token']:.4f}", refresh=False)  # bars redraw at mininterval, not every update
         bar.close()
+        barrier(context)  # every process returns once rank 0's checkpoint is written
         return self.history
 
-    def _em_iteration(self, batches: list[engine.Batch], smoothing: float, workspace: engine.Workspace,
-                      val_batches: list[engine.Batch] | None = None, n_val_tokens: int = 0) -> dict:
-        """One E-step and M-step; `val_batches` are scored with the parameters the E-step saw (not timed)."""
-        started = time.perf_counter()
-        stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device, self._blocks)
+    def expected_counts(self, sequences, batch_tokens: int | None = None, distributed: bool | DistributedContext = False) -> engine.SufficientStats:
+        """The E-step's sufficient statistics under the current parameters (summed over the processes
+        when `distributed`), as `fit` computes them: start, transition-pair and emission counts,
+        log-likelihood and token count. The model is not changed."""
+        data = as_token_source(sequences, self.vocab_size, "sequences")
+        context = resolve_context(distributed, self.device) or DistributedContext(device=self.device)
+        try:
+            batches = engine.Batches(share(data, context), batch_tokens or self._default_batch_tokens(), self.device, keep_mb=0)
+            stats = self._e_step(batches, engine.Workspace(self.device))
+            sum_over_processes(stats, context)
+            return stats
+        finally:
+            if distributed is True:
+                close_distributed(context)
+
+    def _e_step(self, batches, workspace: engine.Workspace) -> engine.SufficientStats:
+        stats = engine.SufficientStats.zeros(self.n_states, self.vocab_size, self.device, self._blocks, self.dtype)
         emit_t = self._emit.T.contiguous()
         with torch.no_grad():
             for batch in batches:
                 engine.accumulate_batch(stats, batch, self._start, self._trans, emit_t, workspace, self._blocks)
+        return stats
+
+    def _em_iteration(self, batches: engine.Batches, smoothing: float, workspace: engine.Workspace,
+                      val_batches: engine.Batches | None = None, n_val_tokens: int = 0, context: DistributedContext | None = None) -> dict:
+        """One E-step and M-step; `val_batches` are scored with the parameters the E-step saw (not timed).
+
+        With several processes each holds its share of the batches; the statistics (and the
+        validation log-likelihood) are summed over the processes before the M-step.
+        """
+        started = time.perf_counter()
+        stats = self._e_step(batches, workspace)
+        with torch.no_grad():
             val_started = time.perf_counter()
             val_ll = self._total_log_likelihood(val_batches, workspace) if val_batches is not None else None
             val_s = time.perf_counter() - val_started
+            val_ll = sum_over_processes(stats, context or DistributedContext(device=self.device), val_ll)
             if self._blocks is not None:
                 self._blocks.release_backward()  # 1 GB at K=16,384; the M-step needs only the forward copy
             self._start, self._trans, self._emit = engine.m_step(stats, smoothing, (self._start, self._trans, self._emit), self._blocks)
@@ -297,19 +368,36 @@ class CategoricalHMM:
         row["converged"] = bool(improvement < tol)
         return row["converged"]
 
-    def _total_log_likelihood(self, batches: list[engine.Batch], workspace: engine.Workspace) -> float:
+    def _total_log_likelihood(self, batches: engine.Batches, workspace: engine.Workspace) -> float:
         emit_t = self._emit.T.contiguous()
         with torch.no_grad():
             return float(sum(engine.forward(b, self._start, self._trans, emit_t, workspace, self._blocks)[3].sum() for b in batches))
 
-    def _init_from_unigram(self, seqs: list[np.ndarray]) -> None:
-        counts = np.bincount(np.concatenate(seqs), minlength=self.vocab_size).astype(np.float64) + 1.0
+    def _init_from_unigram(self, data) -> None:
+        counts = block_assignment.token_counts(data, self.vocab_size).astype(np.float64) + 1.0
         rng = np.random.default_rng([self.seed, 1])  # a stream apart from the random init's
         noise = rng.uniform(1 - UNIGRAM_NOISE, 1 + UNIGRAM_NOISE, size=(self.n_states, self.vocab_size))
         self._set_params(self._start, self._trans, counts[None, :] * noise)
 
-    def _resume(self, folder: Path, fingerprint: dict, settings: dict) -> None:
-        hmm_io.remove_stale_temporaries(folder)  # only this fit writes its checkpoint folder
+    def _move_to(self, device: torch.device) -> None:
+        """Put the tables (and a blocked model's blocks) on `device`: each process of a distributed fit on its own."""
+        self._start, self._trans, self._emit = (t.to(device) for t in (self._start, self._trans, self._emit))
+        if self._blocks is not None:
+            self._blocks = Blocks(self._blocks.token_blocks.cpu().numpy(), self.emission_blocks, self.n_states, device)
+        self.device = device
+
+    def _adopt_rank_zero_tables(self, context: DistributedContext) -> None:
+        """Every process takes rank 0's tables (and token blocks): the k-means of the blocks or a
+        random draw made on other hardware could differ in their last bits, and one model must
+        see the statistics of all the shares."""
+        tables = [self._start, self._trans, self._emit] + ([self._blocks.token_blocks] if self._blocks is not None else [])
+        broadcast_(tables, context)
+        if self._blocks is not None:
+            self._blocks.release()  # its block-ordered copy of trans may predate the broadcast
+
+    def _resume(self, folder: Path, fingerprint: dict, settings: dict, remove_temporaries: bool = True) -> None:
+        if remove_temporaries:  # only this fit (its rank 0) writes its checkpoint folder
+            hmm_io.remove_stale_temporaries(folder)
         tensors, meta, legacy = hmm_io.load_params(folder)
         if legacy:
             raise ValueError(f"checkpoint: {folder} is in the old two-file format, whose tables and history may come from different iterations; delete it to start the fit afresh")
@@ -319,6 +407,8 @@ class CategoricalHMM:
             raise ValueError(f"checkpoint: {folder} was written for other training data ({meta.get('data_fingerprint')}, now {fingerprint})")
         if meta.get("fit_settings") != settings:
             raise ValueError(f"checkpoint: {folder} was written by a fit with other settings ({meta.get('fit_settings')}, now {settings}); smoothing must match")
+        if meta.get("dtype", "float32") != hmm_io.dtype_name(self.dtype):
+            raise ValueError(f"checkpoint: {folder} holds {meta.get('dtype', 'float32')} tables, this model computes in {hmm_io.dtype_name(self.dtype)}")
         if meta.get("emission_blocks", 1) != self.emission_blocks:
             raise ValueError(f"checkpoint: {folder} holds a model with emission_blocks={meta.get('emission_blocks', 1)}, this model has {self.emission_blocks}")
         saved_blocks = tensors.get("token_blocks")
@@ -328,16 +418,20 @@ class CategoricalHMM:
 
     # ----------------------------------------------------------------- inference
     def _default_batch_tokens(self) -> int:
-        return engine.default_batch_tokens(self.n_states, self.device, blocks=self._blocks)
+        return engine.default_batch_tokens(self.n_states, self.device, blocks=self._blocks, dtype=self.dtype)
+
+    def _one_pass(self, sequences, batch_tokens: int | None) -> tuple[object, engine.Batches]:
+        """Checked data and its batches for one pass (nothing kept: a split is read a batch at a time)."""
+        data = as_token_source(sequences, self.vocab_size, "sequences")
+        return data, engine.Batches(data, batch_tokens or self._default_batch_tokens(), self.device, keep_mb=0)
 
     def log_likelihood(self, sequences, batch_tokens: int | None = None) -> np.ndarray:
         """Natural-log p(x) per sequence (no end state), in the order given."""
-        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        batch_tokens = batch_tokens or self._default_batch_tokens()
-        result = np.empty(len(seqs), dtype=np.float64)
+        data, batches = self._one_pass(sequences, batch_tokens)
+        result = np.empty(len(data.lengths), dtype=np.float64)
         emit_t, workspace = self._emit.T.contiguous(), engine.Workspace(self.device)
         with torch.no_grad():
-            for batch in engine.make_batches(seqs, batch_tokens, self.device):
+            for batch in batches:
                 result[batch.index] = engine.forward(batch, self._start, self._trans, emit_t, workspace, self._blocks)[3].cpu().numpy()
         return result
 
@@ -429,21 +523,20 @@ class CategoricalHMM:
         """−ln p(x_t | x_<t) of every token: minus the log of the forward pass's normaliser at t.
 
         The scaled forward pass divides by c_t = p(x_t | x_<t) at every step, so these
-        sum to −`log_likelihood` (the same float32 recursion, summed in float64).
+        sum to −`log_likelihood` (the same recursion, summed in float64).
         """
-        seqs = as_token_sequences(sequences, self.vocab_size, "sequences")
-        batch_tokens = batch_tokens or self._default_batch_tokens()
-        result: list[np.ndarray] = [np.empty(0)] * len(seqs)
+        data, batches = self._one_pass(sequences, batch_tokens)
+        result: list[np.ndarray] = [np.empty(0)] * len(data.lengths)
         emit_t, workspace = self._emit.T.contiguous(), engine.Workspace(self.device)
         with torch.no_grad():
-            for batch in engine.make_batches(seqs, batch_tokens, self.device):
+            for batch in batches:
                 norms = engine.forward(batch, self._start, self._trans, emit_t, workspace, self._blocks)[2]
                 nats = (-norms[:, 0].double().log()).cpu().numpy()
                 # after a zero normaliser the recursion is 0/0: the rest of that sequence is impossible too
                 nats = np.nan_to_num(nats, nan=np.inf)
                 step_starts = np.asarray(batch.offsets[:-1])
                 for row, index in enumerate(batch.index):  # packed time-major: (row, t) sits at offsets[t] + row
-                    result[index] = nats[step_starts[: len(seqs[index])] + row]
+                    result[index] = nats[step_starts[: data.lengths[index]] + row]
         return result
 
     def _filtered(self, tokens: np.ndarray) -> torch.Tensor:
@@ -513,6 +606,7 @@ class CategoricalHMM:
             "concentration": self.concentration,
             "emission_blocks": self.emission_blocks,
             "token_block_method": self.token_block_method,
+            "dtype": hmm_io.dtype_name(self.dtype),
             "iteration": len(self.history),
             "data_fingerprint": self._data_fingerprint,
             "fit_settings": self._fit_settings,
@@ -533,7 +627,7 @@ class CategoricalHMM:
             hmm = cls._without_tables(n_states=meta["n_states"], vocab_size=meta["vocab_size"], seed=meta.get("seed", 0),
                                       device=device, init=meta.get("init", "random"), concentration=meta.get("concentration", 1.0),
                                       emission_blocks=meta.get("emission_blocks", 1), eot_id=meta.get("eot_id"),
-                                      token_block_method=meta.get("token_block_method", "context"))
+                                      token_block_method=meta.get("token_block_method", "context"), dtype=meta.get("dtype", "float32"))
         except ValueError as error:
             raise ValueError(f"{where} has settings this version cannot use: {error}") from error
         hmm._restore(tensors, meta, where)
@@ -542,7 +636,7 @@ class CategoricalHMM:
     def _restore(self, tensors: dict[str, torch.Tensor], meta: dict, where: str) -> None:
         """Tables, blocks, history and fit bookkeeping from a saved file, exactly as saved.
 
-        The float32 tables are used bit for bit, never renormalised: renormalising moves
+        The tables are used bit for bit, never renormalised: renormalising moves
         their last bits, and a resumed fit then drifts away from an unbroken one.
         """
         if "token_blocks" in tensors:
@@ -567,13 +661,25 @@ class CategoricalHMM:
         return cls.from_params(start, trans, emit, device=device)
 
 
-def data_fingerprint(seqs: list[np.ndarray]) -> dict:
-    """Sizes and a content hash of the training data, so a checkpoint never resumes on other data."""
+def data_fingerprint(sequences) -> dict:
+    """Sizes and a content hash of the training data, so a checkpoint never resumes on other data.
+
+    `sequences`: a list of arrays or a `TokenSequences` (read a group at a time). The hash
+    is of every sequence's length then its ids, as int64, one sequence after the other.
+    """
+    data = sequences if hasattr(sequences, "take") else SequenceList(list(sequences))
     digest = hashlib.sha256()
-    for seq in seqs:
-        digest.update(np.int64(len(seq)).tobytes())
-        digest.update(np.ascontiguousarray(seq, dtype=np.int64).tobytes())
-    return {"n_sequences": len(seqs), "n_tokens": int(sum(len(s) for s in seqs)), "sha256": digest.hexdigest()[:16]}
+    for group in sequence_groups(data):
+        lengths = np.fromiter(map(len, group), dtype=np.int64, count=len(group))
+        record = np.empty(len(group) + int(lengths.sum()), dtype=np.int64)  # [length, ids...] of each sequence
+        heads = np.cumsum(lengths + 1) - (lengths + 1)
+        is_head = np.zeros(len(record), dtype=bool)
+        is_head[heads] = True
+        record[heads] = lengths
+        record[~is_head] = np.concatenate(group)
+        digest.update(record.tobytes())
+    lengths = np.asarray(data.lengths)
+    return {"n_sequences": len(lengths), "n_tokens": int(lengths.sum()), "sha256": digest.hexdigest()[:16]}
 
 
 ROWS_BYTES = 64 * 2**20  # float64 rows made or renormalised at a time: a K×K float64 table is 2 GB at K=16,384
@@ -583,8 +689,8 @@ def _rows_per_chunk(n_cols: int) -> int:
     return max(1, ROWS_BYTES // (8 * n_cols))
 
 
-def _as_probabilities(value, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """A float32 table of `shape`, each row renormalised in float64 so it sums to 1 as closely as float32 can.
+def _as_probabilities(value, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A table of `shape` and `dtype`, each row renormalised in float64 so it sums to 1 as closely as `dtype` can.
 
     `value` is an array or tensor, or an iterator of row chunks (how `__init__` makes a
     large random table without holding it in float64 whole).
@@ -593,7 +699,7 @@ def _as_probabilities(value, shape: tuple[int, ...], device: torch.device) -> to
         array = value if isinstance(value, torch.Tensor) else np.asarray(value)
         step = _rows_per_chunk(shape[-1])
         value = [array] if array.ndim == 1 else (array[first : first + step] for first in range(0, array.shape[0], step))
-    table = torch.empty(shape, dtype=torch.float32, device=device)
+    table = torch.empty(shape, dtype=dtype, device=device)
     first = 0
     for chunk in value:
         chunk = torch.as_tensor(chunk, dtype=torch.float64).to(device)

@@ -12,8 +12,15 @@ log-likelihood is the sum of the log normalisers, accumulated in float64. The ba
 pass reuses those normalisers (Rabiner's scaling), accumulates the expected transition
 counts with one `(K, n) @ (n, K)` matmul per step, and the emission counts are one
 sparse product of the state marginals (see `emission_counts`). Peak memory is three
-`(tokens in batch, K)` float32 buffers, kept in a `Workspace` that is reused across
-batches and EM iterations.
+`(tokens in batch, K)` buffers, kept in a `Workspace` that is reused across batches and
+EM iterations. Everything runs in the dtype of the model's tables: float32 by default,
+float64 for a model made with `dtype="float64"` (for sums that must not depend on how
+the sequences were cut into batches, e.g. the same fit on one process and on several).
+
+Batches are planned once from the sequence lengths (`plan_batches`) and packed when a
+pass needs them (`Batches`), from any `storylab.token_sequences.TokenSequences` — a list
+in memory, or a memory-mapped encoded split read a batch at a time — so the memory of a
+pass is set by the batch budget, not by the corpus.
 
 Blocked emissions (`blocks`, see `storylab.hmm_blocks`): every function takes the
 model's dense tables and an optional `Blocks`; with one, every per-token vector holds
@@ -29,6 +36,7 @@ This module knows nothing about fitting schedules, files or tokenizers; `hmm.py`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -36,8 +44,8 @@ import torch.nn.functional as F
 
 from storylab.hmm_blocks import Blocks, dense_from_blocks
 
-BYTES_PER_FLOAT = 4
-BUFFERS_PER_TOKEN = 3  # alpha, emissions/right factors, beta/marginals: (tokens, K) float32 each ((tokens, k) blocked)
+BUFFERS_PER_TOKEN = 3  # alpha, emissions/right factors, beta/marginals: (tokens, K) each ((tokens, k) blocked)
+KEEP_MB = 256  # packed batches kept between passes: repacking measured at 2% of a dense E-step at K=100, 11% at K=16
 
 
 @dataclass
@@ -85,44 +93,101 @@ class Workspace:
         return buffer[:needed].view(n_rows, n_cols)
 
 
-def default_batch_tokens(n_states: int, device: torch.device, memory_budget_mb: float | None = None, blocks: Blocks | None = None) -> int:
+def default_batch_tokens(n_states: int, device: torch.device, memory_budget_mb: float | None = None, blocks: Blocks | None = None,
+                         dtype: torch.dtype = torch.float32) -> int:
     """Tokens per batch so the E-step buffers fit a memory budget (1 GB on CPU, 4 GB on CUDA).
 
     Bigger batches mean more sequences per time step, so fewer, larger matmuls; 1 GB keeps
     a 5M-token fit at 256 states under 2 GB in all. A blocked model's buffers hold its
-    k live states per token, not all K.
+    k live states per token, not all K; a float64 model's hold half as many tokens.
     """
     if memory_budget_mb is None:
         memory_budget_mb = 4096 if device.type == "cuda" else 1024
-    per_token = BUFFERS_PER_TOKEN * BYTES_PER_FLOAT * (n_states if blocks is None else blocks.size)
+    bytes_per_value = torch.empty(0, dtype=dtype).element_size()
+    per_token = BUFFERS_PER_TOKEN * bytes_per_value * (n_states if blocks is None else blocks.size)
     return max(1024, int(memory_budget_mb * 2**20 // per_token))
 
 
-def make_batches(sequences: list[np.ndarray], batch_tokens: int, device: torch.device) -> list[Batch]:
-    """Sort by length and cut into about equal batches of at most `batch_tokens` tokens.
+def length_order(lengths: np.ndarray) -> np.ndarray:
+    """Sequence positions longest first (ties in the given order): the order batches are cut in."""
+    return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+
+
+def plan_batches(lengths: np.ndarray, batch_tokens: int) -> list[np.ndarray]:
+    """The positions of each batch's sequences: sorted by length, cut into about equal batches of at
+    most `batch_tokens` tokens.
 
     A sequence longer than the budget gets a batch of its own (its memory is then
-    `length * K * 12` bytes, whatever the budget).
+    `length * K * 12` bytes, whatever the budget). The plan holds 8 bytes per sequence.
     """
-    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-    order = np.argsort(-lengths, kind="stable")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = length_order(lengths)
+    total_tokens = int(lengths.sum())
     # about equal shares rather than full batches plus a small remainder: a batch of few
     # sequences costs as many steps as a full one
-    share = -(-int(lengths.sum()) // -(-int(lengths.sum()) // batch_tokens))
-    batches, first = [], 0
+    share = -(-total_tokens // -(-total_tokens // batch_tokens)) if total_tokens else batch_tokens
+    sorted_lengths = lengths[order]
+    plan, first = [], 0
     while first < len(order):
         last = first + 1
-        total = int(lengths[order[first]])
-        while last < len(order) and total < share and total + lengths[order[last]] <= batch_tokens:
-            total += int(lengths[order[last]])
+        total = int(sorted_lengths[first])
+        while last < len(order) and total < share and total + sorted_lengths[last] <= batch_tokens:
+            total += int(sorted_lengths[last])
             last += 1
-        index = order[first:last]
-        batches.append(_pack([sequences[i] for i in index], lengths[index], index, device))
+        plan.append(order[first:last])
         first = last
-    return batches
+    return plan
 
 
-def _pack(seqs: list[np.ndarray], lengths: np.ndarray, index: np.ndarray, device: torch.device) -> Batch:
+def make_batches(sequences: list[np.ndarray], batch_tokens: int, device: torch.device) -> list[Batch]:
+    """All batches of a list of sequences, packed at once (for small inputs; a fit uses `Batches`)."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    return [pack([sequences[i] for i in index], lengths[index], index, device) for index in plan_batches(lengths, batch_tokens)]
+
+
+class Batches:
+    """The packed batches of `source` (a `TokenSequences`), re-iterable: one pass per EM iteration.
+
+    The plan is made once; each batch is packed from the source when a pass reaches it,
+    and kept for the next pass while the batches kept so far stay under `keep_mb` (with
+    their block indices). A small fit is then packed once, as if held in a list; a corpus
+    larger than that is re-read batch by batch from its memory map on every pass, so a
+    pass holds one batch, never the corpus.
+    """
+
+    def __init__(self, source, batch_tokens: int, device: torch.device, keep_mb: float | None = None):
+        self.source, self.device = source, device
+        self.plan = plan_batches(source.lengths, batch_tokens)
+        self.n_tokens = int(np.asarray(source.lengths).sum())
+        self.keep_bytes = (KEEP_MB if keep_mb is None else keep_mb) * 2**20
+        self._kept: list[Batch | None] = [None] * len(self.plan)
+        self._kept_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for i, index in enumerate(self.plan):
+            batch = self._kept[i]
+            if batch is None:
+                batch = pack(self.source.take(index), np.asarray(self.source.lengths)[index], index, self.device)
+            yield batch
+            if self._kept[i] is None:  # measured after its use, so with the block index a pass built on it
+                size = batch_bytes(batch)
+                if self._kept_bytes + size <= self.keep_bytes:
+                    self._kept[i], self._kept_bytes = batch, self._kept_bytes + size
+
+
+def batch_bytes(batch: Batch) -> int:
+    """Bytes held by a packed batch and the indices cached on it."""
+    tensors = [batch.tokens, batch.row_of_token]
+    for cached in batch.cache.values():  # a blocked model's BlockIndex
+        tensors += [value for value in vars(cached).values() if isinstance(value, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def pack(seqs: list[np.ndarray], lengths: np.ndarray, index: np.ndarray, device: torch.device) -> Batch:
+    """One batch of sequences sorted by length, longest first, packed time-major."""
     n_steps = int(lengths[0])
     padded = np.full((len(seqs), n_steps), -1, dtype=np.int64)
     for row, seq in enumerate(seqs):
@@ -154,11 +219,11 @@ def forward(batch: Batch, start: torch.Tensor, trans: torch.Tensor, emit_t: torc
     """
     index = blocks.index(batch) if blocks is not None else None
     emit_live = blocks.local_emissions(emit_t) if blocks is not None else emit_t
-    n_live = emit_live.shape[1]
-    emissions = workspace.get("emissions", batch.n_tokens, n_live)
+    n_live, dtype = emit_live.shape[1], emit_live.dtype
+    emissions = workspace.get("emissions", batch.n_tokens, n_live, dtype)
     torch.index_select(emit_live, 0, batch.tokens, out=emissions)
-    alpha = workspace.get("alpha", batch.n_tokens, n_live)
-    norms = workspace.get("norms", batch.n_tokens, 1)
+    alpha = workspace.get("alpha", batch.n_tokens, n_live, dtype)
+    norms = workspace.get("norms", batch.n_tokens, 1, dtype)
     first = batch.step(0)
     first_start = blocks.local_start(start, index.groups[first]) if blocks is not None else start
     torch.mul(emissions[first], first_start, out=alpha[first])
@@ -209,7 +274,7 @@ def backward(batch: Batch, alpha, emissions, norms, trans: torch.Tensor, workspa
     over many block pairs.
     """
     right = emissions.div_(norms)
-    beta = workspace.get("beta", batch.n_tokens, alpha.shape[1])
+    beta = workspace.get("beta", batch.n_tokens, alpha.shape[1], alpha.dtype)
     if blocks is None:
         trans_t = trans.T.contiguous()
         dense_counts = pair_counts[0] if pair_counts is not None else None
@@ -245,12 +310,12 @@ def add_block_pair_counts(pair_counts: torch.Tensor, index, alpha: torch.Tensor,
     for first in range(0, n_chunks, per_group):
         last = min(n_chunks, first + per_group)
         group = last - first
-        before = workspace.get("pair_prev", group * rows, k)
-        after = workspace.get("pair_now", group * rows, k)
+        before = workspace.get("pair_prev", group * rows, k, alpha.dtype)
+        after = workspace.get("pair_now", group * rows, k, alpha.dtype)
         torch.index_select(alpha, 0, index.chunk_prev[first:last].reshape(-1), out=before)
         torch.index_select(right, 0, index.chunk_now[first:last].reshape(-1), out=after)
         before = before.view(group, rows, k).mul_(index.chunk_weight[first:last])
-        products = workspace.get("pair_products", group * k, k).view(group, k, k)  # reused: fresh pages cost more than the bmm
+        products = workspace.get("pair_products", group * k, k, alpha.dtype).view(group, k, k)  # reused: fresh pages cost more than the bmm
         torch.bmm(before.transpose(1, 2), after.view(group, rows, k), out=products)
         pair_counts.index_add_(0, index.chunk_pair[first:last], products)
 
@@ -259,10 +324,11 @@ def add_block_pair_counts(pair_counts: torch.Tensor, index, alpha: torch.Tensor,
 class SufficientStats:
     """Expected counts accumulated over batches.
 
-    start (K,) float64; pairs (P, k, k) float32, Σ alpha_t^T right_{t+1} per block pair
-    (P = 1, k = K for a dense model), multiplied by `trans` only in the M-step (the same
-    for every batch, so once is enough, and float32 keeps a K=16,384 table at 1 GB);
-    emit (V, k) float64, each token's expected count under each live state of its block.
+    start (K,) float64; pairs (P, k, k) in the model's dtype, Σ alpha_t^T right_{t+1} per
+    block pair (P = 1, k = K for a dense model), multiplied by `trans` only in the M-step
+    (the same for every batch, so once is enough, and float32 keeps a K=16,384 table at
+    1 GB); emit (V, k) float64, each token's expected count under each live state of its
+    block. Several processes' statistics are summed by `storylab.hmm_distributed`.
     """
 
     start: torch.Tensor
@@ -272,11 +338,12 @@ class SufficientStats:
     n_tokens: int = 0
 
     @classmethod
-    def zeros(cls, n_states: int, vocab_size: int, device: torch.device, blocks: Blocks | None = None) -> "SufficientStats":
+    def zeros(cls, n_states: int, vocab_size: int, device: torch.device, blocks: Blocks | None = None,
+              dtype: torch.dtype = torch.float32) -> "SufficientStats":
         n_pairs, k = (1, n_states) if blocks is None else (blocks.n_blocks**2, blocks.size)
         return cls(
             start=torch.zeros(n_states, dtype=torch.float64, device=device),
-            pairs=torch.zeros(n_pairs, k, k, dtype=torch.float32, device=device),
+            pairs=torch.zeros(n_pairs, k, k, dtype=dtype, device=device),
             emit=torch.zeros(vocab_size, k, dtype=torch.float64, device=device),
         )
 
@@ -307,7 +374,7 @@ def emission_counts(batch: Batch, marginals: torch.Tensor, vocab_size: int) -> t
     n_tokens = batch.n_tokens
     positions = torch.arange(n_tokens, device=marginals.device)
     one_hot = torch.sparse_coo_tensor(
-        torch.stack([batch.tokens, positions]), torch.ones(n_tokens, device=marginals.device),
+        torch.stack([batch.tokens, positions]), torch.ones(n_tokens, dtype=marginals.dtype, device=marginals.device),
         (vocab_size, n_tokens), check_invariants=False,
     )
     return torch.sparse.mm(one_hot, marginals)
@@ -342,8 +409,8 @@ def _transition_m_step(pairs: torch.Tensor, old_trans: torch.Tensor, smoothing: 
     """New transitions from pairs ⊙ trans + smoothing, normalised by row; consumes `pairs`.
 
     Works in place in the block-ordered `pairs` (a float64 K×K alone would be 2 GB at
-    K=16,384): the products are float32 (as exact as the float32 result), row sums are
-    float32 within a block and float64 across blocks. A blocked model's new table in
+    K=16,384): the products are in the model's dtype (as exact as its result), row sums are
+    float32 within a block and float64 across blocks (float64 throughout for a float64 model). A blocked model's new table in
     block order is handed to `blocks` for the next E-step.
     """
     n_states = old_trans.shape[0]
@@ -352,8 +419,8 @@ def _transition_m_step(pairs: torch.Tensor, old_trans: torch.Tensor, smoothing: 
     counts = pairs.view(n_blocks, n_blocks, k, k).mul_(old)  # [g, h, i, j]: from state i of block g to state j of block h
     # float64 sums of float32 partial sums: a float64 sum over a float32 tensor converts every element (10x slower)
     totals = counts.sum(dim=3).double().sum(dim=1) + smoothing * n_states  # (M, k): one per source state
-    # times a float32 reciprocal: dividing a float32 tensor by a float64 one in place is 30x slower
-    counts.add_(smoothing).mul_((1 / totals).float().view(n_blocks, 1, k, 1))
+    # times a reciprocal of the table's dtype: dividing a float32 tensor by a float64 one in place is 30x slower
+    counts.add_(smoothing).mul_((1 / totals).to(counts.dtype).view(n_blocks, 1, k, 1))
     unvisited = totals == 0
     if unvisited.any():  # keep an unvisited state's old row
         counts.copy_(torch.where(unvisited.view(n_blocks, 1, k, 1), old, counts))

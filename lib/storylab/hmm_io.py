@@ -1,7 +1,8 @@
 """Files and peer-library conversions for `CategoricalHMM`: one safetensors file, and pomegranate.
 
 A saved HMM is a folder holding one file, `hmm.safetensors`: the tables (start, trans,
-emit as float32 probabilities, plus `token_blocks` as int64 for a blocked model) and, in
+emit as probabilities in the model's dtype, float32 or float64, plus `token_blocks` as
+int64 for a blocked model) and, in
 the safetensors header's `metadata`, the format name and a JSON document with the sizes,
 settings, fit history and iteration. One file is one atomic rename, so a checkpoint
 killed at any moment is either the previous iteration's or the new one, whole: tables
@@ -33,13 +34,25 @@ WEIGHTS_FILE = "hmm.safetensors"
 LEGACY_META_FILE = "hmm.json"
 FORMAT = "storylab.CategoricalHMM/2"
 LEGACY_FORMAT = "storylab.CategoricalHMM/1"
-TABLE_DTYPES = {"start": torch.float32, "trans": torch.float32, "emit": torch.float32, "token_blocks": torch.int64}
+PROBABILITY_TABLES = ("start", "trans", "emit")
+PROBABILITY_DTYPES = {"float32": torch.float32, "float64": torch.float64}  # a model's `dtype`: its tables and E-step
+
+
+def probability_dtype(name: str, where: str = "dtype") -> torch.dtype:
+    """The torch dtype of a model's `dtype` setting, or a one-line ValueError."""
+    if name not in PROBABILITY_DTYPES:
+        raise ValueError(f"{where}: expected one of {tuple(PROBABILITY_DTYPES)}, got {name!r}")
+    return PROBABILITY_DTYPES[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def save_params(folder: Path, tables: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write `tables` and `meta` into `folder/hmm.safetensors`, renamed into place in one step."""
     folder = Path(folder)
-    tensors = {name: t.detach().to("cpu", TABLE_DTYPES[name]).contiguous() for name, t in tables.items()}
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tables.items()}
     header = {"format": FORMAT, "meta": json.dumps(meta)}
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata=header)
@@ -68,9 +81,11 @@ def load_params(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], 
         raise ValueError(f"path: {weights} is truncated or corrupted, expected a whole safetensors file written by CategoricalHMM.save ({error})") from error
     legacy = header.get("format") != FORMAT
     meta = _legacy_meta(folder, weights) if legacy else _header_meta(weights, header)
-    for name, dtype in TABLE_DTYPES.items():
+    expected = probability_dtype(meta.get("dtype", "float32"), f"path: {weights} header's dtype")
+    for name in PROBABILITY_TABLES + ("token_blocks",):
+        dtype = torch.int64 if name == "token_blocks" else expected
         if name in tensors and tensors[name].dtype != dtype:
-            raise ValueError(f"path: {weights} holds {name} as {str(tensors[name].dtype).removeprefix('torch.')}, expected {str(dtype).removeprefix('torch.')}")
+            raise ValueError(f"path: {weights} holds {name} as {dtype_name(tensors[name].dtype)}, expected {dtype_name(dtype)}")
     check_params(tensors.get("start"), tensors.get("trans"), tensors.get("emit"), where=f"path: {weights}")
     n_states, vocab_size = tensors["emit"].shape
     if (meta.get("n_states"), meta.get("vocab_size")) != (n_states, vocab_size):

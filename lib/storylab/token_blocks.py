@@ -21,6 +21,10 @@ Two methods:
 Both are deterministic for a seed, and every block gets at least one token (tokens never
 seen in training are spread over the blocks with the fewest tokens). Nothing here
 depends on which token is the end-of-text token: it gets a block like any other.
+
+The training sequences are a list of arrays or any `storylab.token_sequences.TokenSequences`
+(a memory-mapped encoded split), read a group of sequences at a time: the counts are
+integer tables, so the result does not depend on how the data was grouped.
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ import numpy as np
 import torch
 
 from storylab.checks import check_int
+from storylab.token_sequences import SequenceList, sequence_groups
 
 METHODS = ("context", "random")
 CONTEXT_FEATURES = 256  # the most frequent tokens, as left and right context features
 KMEANS_ITERATIONS = 50
 
 
-def assign_token_blocks(seqs: list[np.ndarray], vocab_size: int, n_blocks: int, method: str = "context", seed: int = 0) -> np.ndarray:
+def assign_token_blocks(seqs, vocab_size: int, n_blocks: int, method: str = "context", seed: int = 0) -> np.ndarray:
     """(V,) int64 block ids in [0, n_blocks), every block non-empty."""
     vocab_size = check_int("vocab_size", vocab_size, minimum=1)
     n_blocks = check_int("emission_blocks", n_blocks, minimum=1)
@@ -45,10 +50,23 @@ def assign_token_blocks(seqs: list[np.ndarray], vocab_size: int, n_blocks: int, 
         raise ValueError(f"emission_blocks: {n_blocks} blocks need at least as many tokens, vocab_size is {vocab_size}")
     if method not in METHODS:
         raise ValueError(f"token_block_method: expected one of {METHODS}, got {method!r}")
-    counts = np.bincount(np.concatenate(seqs), minlength=vocab_size).astype(np.float64)
+    counts = token_counts(seqs, vocab_size).astype(np.float64)
     if method == "random":
         return frequency_balanced_blocks(counts, n_blocks, seed)
     return context_blocks(seqs, counts, n_blocks, seed)
+
+
+def _groups(seqs):
+    """Lists of sequences covering `seqs` in order (a list, or a `TokenSequences` read a group at a time)."""
+    return sequence_groups(seqs if hasattr(seqs, "take") else SequenceList(list(seqs)))
+
+
+def token_counts(seqs, vocab_size: int) -> np.ndarray:
+    """(V,) int64: how often each token occurs in `seqs`."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for group in _groups(seqs):
+        counts += np.bincount(np.concatenate(group), minlength=vocab_size)
+    return counts
 
 
 def frequency_balanced_blocks(counts: np.ndarray, n_blocks: int, seed: int = 0) -> np.ndarray:
@@ -67,7 +85,7 @@ def frequency_balanced_blocks(counts: np.ndarray, n_blocks: int, seed: int = 0) 
     return blocks
 
 
-def context_features(seqs: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
+def context_features(seqs, counts: np.ndarray) -> np.ndarray:
     """(V, 2F+4) float32: sqrt of each token's left and right neighbour distributions (zero rows for unseen tokens)."""
     vocab_size = len(counts)
     n_features = min(vocab_size, CONTEXT_FEATURES)
@@ -75,22 +93,26 @@ def context_features(seqs: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
     feature_of = np.full(vocab_size, n_features, dtype=np.int64)  # every other token: one "rare" bucket
     feature_of[frequent] = np.arange(n_features)
     boundary, width = n_features + 1, n_features + 2
-    tokens = np.concatenate(seqs)
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    is_first = np.zeros(len(tokens), dtype=bool)
-    is_first[np.concatenate([[0], np.cumsum(lengths)[:-1]])] = True
-    is_last = np.roll(is_first, -1)
-    left = np.where(is_first, boundary, feature_of[np.roll(tokens, 1)])
-    right = np.where(is_last, boundary, feature_of[np.roll(tokens, -1)])
+    tables = np.zeros((2, vocab_size * width), dtype=np.int64)
+    for group in _groups(seqs):
+        tokens = np.concatenate(group)
+        lengths = np.fromiter(map(len, group), dtype=np.int64, count=len(group))
+        is_first = np.zeros(len(tokens), dtype=bool)
+        is_first[np.concatenate([[0], np.cumsum(lengths)[:-1]])] = True
+        is_last = np.roll(is_first, -1)  # the group ends a sequence, so wrapping around is harmless
+        left = np.where(is_first, boundary, feature_of[np.roll(tokens, 1)])
+        right = np.where(is_last, boundary, feature_of[np.roll(tokens, -1)])
+        for side, context in ((0, left), (1, right)):
+            tables[side] += np.bincount(tokens * width + context, minlength=vocab_size * width)
     features = np.zeros((vocab_size, 2 * width), dtype=np.float64)
-    for side, context in ((0, left), (1, right)):
-        table = np.bincount(tokens * width + context, minlength=vocab_size * width).reshape(vocab_size, width)
+    for side in (0, 1):
+        table = tables[side].reshape(vocab_size, width)
         totals = table.sum(axis=1, keepdims=True)
         features[:, side * width : (side + 1) * width] = np.sqrt(table / np.maximum(totals, 1) / 2)
     return features.astype(np.float32)
 
 
-def context_blocks(seqs: list[np.ndarray], counts: np.ndarray, n_blocks: int, seed: int = 0) -> np.ndarray:
+def context_blocks(seqs, counts: np.ndarray, n_blocks: int, seed: int = 0) -> np.ndarray:
     """Frequency-weighted k-means of the context features; unseen tokens fill the smallest blocks."""
     seen = np.flatnonzero(counts > 0)
     blocks = np.full(len(counts), -1, dtype=np.int64)

@@ -33,12 +33,14 @@ import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from storylab.cache import cached_dir, write_json_atomic
+from storylab.cache import atomic_path, cached_dir, write_json_atomic
 from storylab.checks import check_int
 from storylab.corpora import Corpus, load_corpus
 from storylab.corpora.arrow import text_batches
+from storylab.memory_maps import release_pages
 from storylab.npy_writer import NpyWriter
 from storylab.progress import progress_bar
+from storylab.split_chunks import SplitChunks
 
 EOT = "<|endoftext|>"
 UNK = "<unk>"
@@ -290,6 +292,8 @@ class EncodedSplit:
 
     `unk_id` is the tokenizer's `<unk>` id (None if it has none): `storylab.lm.score`
     counts `<unk>` tokens with it, since bits/char over `<unk>` is not comparable.
+    `stream_path` is where the cached split keeps its stream (`stream()`); None for a
+    split made in memory.
     """
 
     ids: np.ndarray
@@ -297,6 +301,7 @@ class EncodedSplit:
     n_chars: int
     eot_id: int
     unk_id: int | None = None
+    stream_path: Path | None = None
 
     @property
     def n_stories(self) -> int:
@@ -310,35 +315,46 @@ class EncodedSplit:
     def story(self, index: int) -> np.ndarray:
         return np.asarray(self.ids[self.offsets[index] : self.offsets[index + 1]])
 
+    def chunks(self, max_len: int | None = None, mode: str = "split", append_eot: bool = True) -> SplitChunks:
+        """The stories as model sequences, read lazily from the memory map (`storylab.split_chunks`):
+        each ends in end-of-text; one longer than `max_len` tokens is cut into chunks (`mode="split"`)
+        or keeps only its first `max_len` tokens (`"truncate"`). What `CategoricalHMM.fit` reads a
+        batch at a time."""
+        return SplitChunks(self.ids, self.offsets, self.eot_id, append_eot, max_len, mode)
+
     def sequences(self, append_eot: bool = True, max_len: int | None = None, mode: str = "split") -> list[np.ndarray]:
-        """One array per story (ending in end-of-text); stories longer than `max_len` tokens are
-        cut into chunks (`mode="split"`) or keep only their first `max_len` tokens (`"truncate"`)."""
-        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
-            raise ValueError(f"max_len: expected a positive integer or None, got {max_len!r}")
-        if mode not in ("split", "truncate"):
-            raise ValueError(f"mode: expected 'split' or 'truncate', got {mode!r}")
-        ids = np.asarray(self.ids).astype(np.int64)
-        out = []
-        for i in range(self.n_stories):
-            seq = ids[self.offsets[i] : self.offsets[i + 1]]
-            if append_eot:
-                seq = np.append(seq, self.eot_id)
-            if max_len is None:
-                out.append(seq)
-            elif mode == "truncate":
-                out.append(seq[:max_len])
-            else:
-                out.extend(seq[j : j + max_len] for j in range(0, len(seq), max_len))
-        return out
+        """`chunks(max_len, mode, append_eot)` as a list of int64 arrays, all in memory (for small splits)."""
+        return list(self.chunks(max_len, mode, append_eot))
 
     def stream(self) -> np.ndarray:
-        """All stories, each followed by end-of-text, as one flat int64 array (for transformer windows)."""
-        ids = np.asarray(self.ids).astype(np.int64)
-        out = np.empty(len(ids) + self.n_stories, dtype=np.int64)
-        positions = np.arange(len(ids)) + np.repeat(np.arange(self.n_stories), np.diff(self.offsets))
-        out[positions] = ids
-        out[self.offsets[1:] + np.arange(self.n_stories)] = self.eot_id
-        return out
+        """All stories, each followed by end-of-text, as one flat array in the ids' dtype (for transformer windows).
+
+        A cached split's stream is the file `stream_path` (written by the encoder, or here once,
+        atomically, for a cache written before streams were), memory-mapped: 2 bytes a token
+        on disk and nothing in memory until windows are read.
+        """
+        if self.stream_path is None:
+            return with_end_of_text(np.asarray(self.ids), np.diff(self.offsets), self.eot_id)
+        if not self.stream_path.exists():
+            write_stream(self.stream_path, self.ids, self.offsets, self.eot_id)
+        return np.load(self.stream_path, mmap_mode="r")
+
+
+STREAM_STORIES = 65536  # stories per chunk when a stream is written from the ids
+
+
+def with_end_of_text(ids: np.ndarray, story_lengths: np.ndarray, eot_id: int) -> np.ndarray:
+    """Consecutive stories' `ids` with `eot_id` after each (of `story_lengths` tokens), in the ids' dtype."""
+    return np.insert(ids, np.cumsum(story_lengths), np.asarray(eot_id, dtype=ids.dtype))
+
+
+def write_stream(path: Path, ids: np.ndarray, offsets: np.ndarray, eot_id: int) -> None:
+    """Write the stream of a split's `ids` and story `offsets` to `path`, a chunk of stories at a time, atomically."""
+    with atomic_path(path) as tmp, NpyWriter(tmp, ids.dtype) as stream:
+        for first in range(0, len(offsets) - 1, STREAM_STORIES):
+            bounds = offsets[first : first + STREAM_STORIES + 1]
+            stream.append(with_end_of_text(np.asarray(ids[bounds[0] : bounds[-1]]), np.diff(bounds), eot_id))
+            release_pages(ids)
 
 
 @dataclass
@@ -390,6 +406,7 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict, progr
             n_chars=meta[name]["n_chars"],
             eot_id=tokenizer.eos_token_id,
             unk_id=tokenizer.unk_token_id,
+            stream_path=folder / f"{name}_stream.npy",
         )
 
     return EncodedCorpus(tokenizer, load_split("train"), load_split("validation"), meta, folder)
@@ -397,16 +414,20 @@ def encode_corpus(corpus: str | dict | Corpus, tokenizer_spec: str | dict, progr
 
 def _encode_split(tokenizer: PreTrainedTokenizerFast, corpus: Corpus, split: str, folder: Path, dtype,
                   progress: bool, batch_size: int) -> dict[str, Any]:
-    """Encode one split batch by batch into `<split>_ids.npy` and `<split>_offsets.npy`; its sizes and speed."""
+    """Encode one split batch by batch into `<split>_ids.npy`, `<split>_offsets.npy` and `<split>_stream.npy`
+    (the ids with end-of-text after each story: what a transformer trains on); its sizes and speed."""
     n_stories, n_tokens, n_chars = len(corpus.dataset[split]), 0, 0
     bar = progress_bar(total=n_stories, desc=f"encode {split}", unit="story", disable=not progress, mininterval=1.0)
     started = time.perf_counter()
-    with NpyWriter(folder / f"{split}_ids.npy", dtype) as ids, NpyWriter(folder / f"{split}_offsets.npy", np.int64) as offsets:
+    with (NpyWriter(folder / f"{split}_ids.npy", dtype) as ids, NpyWriter(folder / f"{split}_offsets.npy", np.int64) as offsets,
+          NpyWriter(folder / f"{split}_stream.npy", dtype) as stream):
         offsets.append([0])
         for texts in corpus.text_batches(split, batch_size):
             encoded = encode_texts(tokenizer, texts, batch_size)
             lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-            ids.append(np.fromiter(chain.from_iterable(encoded), dtype=dtype, count=int(lengths.sum())))
+            batch_ids = np.fromiter(chain.from_iterable(encoded), dtype=dtype, count=int(lengths.sum()))
+            ids.append(batch_ids)
+            stream.append(with_end_of_text(batch_ids, lengths, tokenizer.eos_token_id))
             offsets.append(n_tokens + np.cumsum(lengths))
             n_tokens += int(lengths.sum())
             n_chars += sum(map(len, texts))

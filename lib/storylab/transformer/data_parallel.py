@@ -27,18 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from storylab.distributed import DistributedContext, init_distributed
-
-
-def resolve_context(distributed: bool | DistributedContext, device) -> DistributedContext | None:
-    """The process group to train in: None for a plain single process."""
-    if isinstance(distributed, DistributedContext):
-        return distributed
-    if distributed is True:
-        return init_distributed(device)
-    if distributed is False or distributed is None:
-        return None
-    raise ValueError(f"distributed: expected True, False or a DistributedContext, got {distributed!r}")
+from storylab.distributed import DistributedContext
 
 
 def check_batch_split(batch_size: int, world_size: int) -> None:
@@ -81,9 +70,3 @@ def rank_zero_decides(flag: bool, context: DistributedContext | None) -> bool:
     decision = torch.tensor([int(flag)], device=context.device)
     dist.broadcast(decision, src=0)
     return bool(decision.item())
-
-
-def barrier(context: DistributedContext | None) -> None:
-    if context is not None and context.active:
-        on_gpu = context.device.type == "cuda"  # NCCL wants to know the device, or it guesses and warns
-        dist.barrier(device_ids=[context.device.index] if on_gpu else None)

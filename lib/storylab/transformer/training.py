@@ -45,7 +45,7 @@ import yaml
 
 from storylab.cache import atomic_dir, write_json_atomic, write_text_atomic
 from storylab.devices import resolve_device
-from storylab.distributed import DistributedContext, close_distributed
+from storylab.distributed import DistributedContext, barrier, close_distributed, resolve_context
 from storylab.lm import LanguageModel
 from storylab.metrics import LN2, peak_rss_mb
 from storylab.progress import progress_bar
@@ -53,8 +53,7 @@ from storylab.transformer.architectures import build_model, is_recurrent, wrap_l
 from storylab.transformer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from storylab.transformer.config import ModelConfig, TrainConfig
 from storylab.transformer.data import check_stream, train_batch
-from storylab.transformer.data_parallel import (barrier, check_batch_split, mean_over_ranks, rank_share,
-                                                rank_zero_decides, resolve_context, wrap_model)
+from storylab.transformer.data_parallel import check_batch_split, mean_over_ranks, rank_share, rank_zero_decides, wrap_model
 from storylab.transformer.masked import mask_windows, masked_evaluate, step_rng, with_mask_token
 from storylab.transformer.moe import moe_aux_loss, moe_expert_load
 from storylab.transformer.output_rules import check_rule_fits, make_output_rule

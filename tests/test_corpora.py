@@ -2,11 +2,13 @@
 
 import math
 from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, Value
 
 from storylab.corpora import corpus_spec, held_out_addition_pairs, load_corpus, normalize_spec
 from storylab.corpora.addition import permute_pair_indices
@@ -112,7 +114,31 @@ def test_jsonl_json_parquet_and_saved_folder(tmp_path):
         corpus = load_corpus({"source": "file", "path": str(tmp_path / name), "validation": 5})
         assert corpus.texts("train") == STORIES[:35] and corpus.texts("validation") == STORIES[35:]
     saved = load_corpus(str(tmp_path / "saved"))  # a bare path works as a spec
-    assert saved.texts("validation") == STORIES[30:]
+    assert saved.texts("train") == STORIES[:30] and saved.texts("validation") == STORIES[30:]
+
+
+def test_text_column_is_renamed_and_made_text(tmp_path):
+    frame = pd.DataFrame({"story": STORIES, "id": range(len(STORIES))})
+    frame.to_json(tmp_path / "s.jsonl", orient="records", lines=True)
+    corpus = load_corpus({"source": "file", "path": str(tmp_path / "s.jsonl"), "text_column": "story", "validation": 5})
+    assert corpus.texts("train") == STORIES[:35] and corpus.texts("validation") == STORIES[35:]
+    DatasetDict({"train": Dataset.from_dict({"n": list(range(20))})}).save_to_disk(str(tmp_path / "numbers"))
+    numbers = load_corpus({"source": "file", "path": str(tmp_path / "numbers"), "text_column": "n", "validation": 4})
+    assert numbers.texts("train") == [str(i) for i in range(16)] and numbers.texts("validation") == ["16", "17", "18", "19"]
+    assert numbers.dataset["train"].features["text"] == Value("string")
+    with pytest.raises(ValueError, match=r"^corpus: the data has no 'story' column \(columns: \['n'\]\); set text_column$"):
+        load_corpus({"source": "file", "path": str(tmp_path / "numbers"), "text_column": "story"})
+
+
+def test_a_text_file_corpus_writes_nothing_outside_its_cache_folder(tmp_path, fresh_outputs, monkeypatch):
+    (tmp_path / "s.txt").write_text("\n<|endoftext|>\n".join(STORIES))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    corpus = load_corpus({"source": "file", "path": str(tmp_path / "s.txt"), "validation": 5})
+    assert corpus.texts("validation") == STORIES[35:]
+    assert list((tmp_path / "cwd").iterdir()) == [] and [p.name for p in fresh_outputs.iterdir()] == ["cache"]
+    assert all(Path(f["filename"]).is_relative_to(fresh_outputs.resolve() / "cache" / "corpus")
+               for f in corpus.dataset["train"].cache_files)
 
 
 def test_rows_and_vocab_filter():
@@ -182,6 +208,68 @@ def test_bad_specs_are_one_line_errors(spec, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """`datasets.load_dataset` answering from a dict of DatasetDicts, with the hub unreachable."""
+    import socket
+
+    import datasets
+
+    calls, hub = [], {}
+
+    def load_dataset(name, config=None):
+        calls.append((name, config, datasets.config.HF_HUB_OFFLINE))
+        if isinstance(hub[name], Exception):
+            raise hub[name]
+        return hub[name]
+
+    def unreachable(*args, **kwargs):
+        raise OSError("no route")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    return SimpleNamespace(calls=calls, datasets=hub)
+
+
+def test_hub_corpus_takes_the_named_config_splits_and_column(fake_hub, fresh_outputs):
+    import datasets
+
+    fake_hub.datasets["me/tales"] = DatasetDict({
+        "train": Dataset.from_dict({"id": [0, 1], "story": ["not", "this"]}),
+        "full": Dataset.from_dict({"id": list(range(30)), "story": STORIES[:30]}),
+        "test": Dataset.from_dict({"id": list(range(10)), "story": STORIES[30:]}),
+    })
+    offline_before = datasets.config.HF_HUB_OFFLINE
+    corpus = load_corpus({"source": "hub", "name": "me/tales", "config": "small", "split": "full", "validation": "test",
+                          "text_column": "story"})
+    assert corpus.texts("train") == STORIES[:30] and corpus.texts("validation") == STORIES[30:]
+    assert fake_hub.calls == [("me/tales", "small", True)]  # offline while the hub is unreachable: fail fast
+    assert datasets.config.HF_HUB_OFFLINE == offline_before
+    # a split name the data lacks: its "train" split, or else its first; no validation split: the last 5%
+    fake_hub.datasets["me/one"] = DatasetDict({"all": Dataset.from_dict({"text": STORIES})})
+    one = load_corpus({"source": "hub", "name": "me/one", "split": "nope"})
+    assert one.texts("train") == STORIES[:38] and one.texts("validation") == STORIES[38:]
+    fake_hub.datasets["me/two"] = DatasetDict({"extra": Dataset.from_dict({"text": ["x"] * 5}),
+                                               "train": Dataset.from_dict({"text": STORIES})})
+    two = load_corpus({"source": "hub", "name": "me/two", "split": "nope", "validation": 4})
+    assert two.texts("train") == STORIES[:36] and two.texts("validation") == STORIES[36:]
+
+
+@pytest.mark.parametrize("error, shown", [
+    (ConnectionError("first line\nsecond line"), "ConnectionError: first line"),
+    (RuntimeError(), "RuntimeError: no message"),
+    (ValueError("x" * 300), "ValueError: " + "x" * 160),
+])
+def test_hub_failures_are_one_line_errors_saying_what_to_do(fake_hub, fresh_outputs, error, shown):
+    fake_hub.datasets["me/gone"] = error
+    with pytest.raises(ValueError) as raised:
+        load_corpus("hub:me/gone")
+    assert str(raised.value) == (
+        f"corpus: could not load 'me/gone' from the Hugging Face hub ({shown}); the hub is unreachable or the dataset "
+        "is unknown. Download it where there is network (datasets.load_dataset('me/gone').save_to_disk('DIR')) and use "
+        "corpus={'source': 'file', 'path': 'DIR'}")
+
+
 def test_hub_offline_is_a_clear_error(isolated_outputs):
     with pytest.raises(ValueError, match="hub is unreachable") as error:
         load_corpus("hub:roneneldan/TinyStories")
@@ -216,5 +304,6 @@ def test_unreadable_files_are_one_line_errors_naming_the_file(tmp_path, isolated
 
 def test_a_folder_that_is_not_a_dataset_is_named(tmp_path):
     (tmp_path / "notes").mkdir()
-    with pytest.raises(ValueError, match=r"notes' is not a dataset; expected a folder written by"):
+    with pytest.raises(ValueError, match=r"notes' is not a dataset; expected a folder written by "
+                                         r"Dataset.save_to_disk or DatasetDict.save_to_disk$"):
         load_corpus({"source": "file", "path": str(tmp_path / "notes")})

@@ -62,6 +62,27 @@ def test_addition_floor_by_brute_force_on_a_tiny_range():
         len(train) * math.log2(len(trained)) / sum(map(len, train)), rel=1e-12)
 
 
+def test_addition_operands_start_at_min_operand_and_every_sum_is_right():
+    spec = {"source": "addition", "n_problems": 400, "validation": 100, "min_operand": 3, "max_operand": 14, "seed": 1}
+    corpus = load_corpus(spec)
+    pairs = {split: [tuple(map(int, t.split(" = ")[0].split(" + "))) for t in corpus.texts(split)] for split in ("train", "validation")}
+    for split in ("train", "validation"):
+        for text, (a, b) in zip(corpus.texts(split), pairs[split]):
+            assert 3 <= a <= 14 and 3 <= b <= 14 and text == f"{a} + {b} = {a + b};"
+    assert min(a for a, _ in pairs["train"]) == 3 and max(b for _, b in pairs["train"]) == 14  # the whole range is used
+    assert corpus.meta["operand_pairs"] == {"train": 144 - 14, "validation": 14}  # 10% of 12 * 12 pairs held out
+
+
+def test_addition_corpora_are_the_same_on_every_machine_and_version():
+    """The cache key is the spec: these pin the pair permutation, the seeded draws and the text."""
+    corpus = load_corpus({"source": "addition", "n_problems": 4, "validation": 3, "min_operand": 3, "max_operand": 14, "seed": 1})
+    assert corpus.texts("train") == ["7 + 8 = 15;", "11 + 7 = 18;", "10 + 14 = 24;", "10 + 11 = 21;"]
+    assert corpus.texts("validation") == ["11 + 4 = 15;", "11 + 5 = 16;", "9 + 3 = 12;"]
+    assert permute_pair_indices(np.arange(4), 4, seed=0).tolist() == [3, 1, 2, 0]
+    assert permute_pair_indices(np.arange(12), 16, seed=0).tolist() == [1, 9, 6, 10, 15, 0, 14, 3, 5, 12, 4, 8]
+    assert permute_pair_indices(np.arange(6), 10000, seed=0).tolist() == [4753, 2859, 4223, 3218, 7604, 5181]
+
+
 @pytest.mark.parametrize("n_pairs", [2, 9, 100, 1000, 4097])
 def test_pair_permutation_is_a_seeded_bijection(n_pairs):
     image = permute_pair_indices(np.arange(n_pairs), n_pairs, seed=7)

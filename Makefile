@@ -14,7 +14,7 @@ CHROMIUM ?= /usr/bin/chromium
 # build on an ordinary Linux machine (where the plain pin resolves to a CUDA build).
 TORCH_INDEX ?=
 
-.PHONY: run test lab sweep report board bench install browser clean-outputs
+.PHONY: run test lab sweep report board bench install browser clean-outputs mutate
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
@@ -60,6 +60,23 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/hmm_em.py
 	$(PY) benchmarks/train_throughput.py
+
+# Mutation testing of the core numerical modules (mutmut, configured in pyproject.toml):
+# not part of `make test`, it takes hours on 2 cores. mutmut works in mutants/ (git-ignored)
+# and keeps its verdicts there, so a second call runs only what is new or changed.
+# MUTANTS picks some: make mutate MUTANTS='storylab.metrics.*'. Ends with the per-module
+# table (tests/mutation_summary.py); `.venv/bin/mutmut show NAME` prints one mutant's diff.
+MUTANTS ?=
+MUTATE_STAMP := $(VENV)/.installed-mutate
+
+$(MUTATE_STAMP): requirements-mutate.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-mutate.txt
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	@test -L src || { test ! -e src && ln -s lib src; } || { echo "error: make mutate needs src -> lib (mutmut names modules after src/), but src exists"; exit 1; }
+	nice -n 19 $(VENV)/bin/mutmut run --max-children $(JOBS) $(MUTANTS)
+	$(PY) tests/mutation_summary.py
 
 clean-outputs:
 	rm -rf outputs/runs outputs/cache outputs/sweeps outputs/assets outputs/index.html outputs/interactive outputs/checkpoints

@@ -2,11 +2,13 @@
 
 import math
 from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, Value
 
 from storylab.corpora import Corpus, corpus_spec, held_out_addition_pairs, load_corpus, normalize_spec
 from storylab.corpora.addition import permute_pair_indices
@@ -62,6 +64,27 @@ def test_addition_floor_by_brute_force_on_a_tiny_range():
         len(train) * math.log2(len(trained)) / sum(map(len, train)), rel=1e-12)
 
 
+def test_addition_operands_start_at_min_operand_and_every_sum_is_right():
+    spec = {"source": "addition", "n_problems": 400, "validation": 100, "min_operand": 3, "max_operand": 14, "seed": 1}
+    corpus = load_corpus(spec)
+    pairs = {split: [tuple(map(int, t.split(" = ")[0].split(" + "))) for t in corpus.texts(split)] for split in ("train", "validation")}
+    for split in ("train", "validation"):
+        for text, (a, b) in zip(corpus.texts(split), pairs[split]):
+            assert 3 <= a <= 14 and 3 <= b <= 14 and text == f"{a} + {b} = {a + b};"
+    assert min(a for a, _ in pairs["train"]) == 3 and max(b for _, b in pairs["train"]) == 14  # the whole range is used
+    assert corpus.meta["operand_pairs"] == {"train": 144 - 14, "validation": 14}  # 10% of 12 * 12 pairs held out
+
+
+def test_addition_corpora_are_the_same_on_every_machine_and_version():
+    """The cache key is the spec: these pin the pair permutation, the seeded draws and the text."""
+    corpus = load_corpus({"source": "addition", "n_problems": 4, "validation": 3, "min_operand": 3, "max_operand": 14, "seed": 1})
+    assert corpus.texts("train") == ["7 + 8 = 15;", "11 + 7 = 18;", "10 + 14 = 24;", "10 + 11 = 21;"]
+    assert corpus.texts("validation") == ["11 + 4 = 15;", "11 + 5 = 16;", "9 + 3 = 12;"]
+    assert permute_pair_indices(np.arange(4), 4, seed=0).tolist() == [3, 1, 2, 0]
+    assert permute_pair_indices(np.arange(12), 16, seed=0).tolist() == [1, 9, 6, 10, 15, 0, 14, 3, 5, 12, 4, 8]
+    assert permute_pair_indices(np.arange(6), 10000, seed=0).tolist() == [4753, 2859, 4223, 3218, 7604, 5181]
+
+
 @pytest.mark.parametrize("n_pairs", [2, 9, 100, 1000, 4097])
 def test_pair_permutation_is_a_seeded_bijection(n_pairs):
     image = permute_pair_indices(np.arange(n_pairs), n_pairs, seed=7)
@@ -114,7 +137,31 @@ def test_jsonl_json_parquet_and_saved_folder(tmp_path):
         corpus = load_corpus({"source": "file", "path": str(tmp_path / name), "validation": 5})
         assert corpus.texts("train") == STORIES[:35] and corpus.texts("validation") == STORIES[35:]
     saved = load_corpus(str(tmp_path / "saved"))  # a bare path works as a spec
-    assert saved.texts("validation") == STORIES[30:]
+    assert saved.texts("train") == STORIES[:30] and saved.texts("validation") == STORIES[30:]
+
+
+def test_text_column_is_renamed_and_made_text(tmp_path):
+    frame = pd.DataFrame({"story": STORIES, "id": range(len(STORIES))})
+    frame.to_json(tmp_path / "s.jsonl", orient="records", lines=True)
+    corpus = load_corpus({"source": "file", "path": str(tmp_path / "s.jsonl"), "text_column": "story", "validation": 5})
+    assert corpus.texts("train") == STORIES[:35] and corpus.texts("validation") == STORIES[35:]
+    DatasetDict({"train": Dataset.from_dict({"n": list(range(20))})}).save_to_disk(str(tmp_path / "numbers"))
+    numbers = load_corpus({"source": "file", "path": str(tmp_path / "numbers"), "text_column": "n", "validation": 4})
+    assert numbers.texts("train") == [str(i) for i in range(16)] and numbers.texts("validation") == ["16", "17", "18", "19"]
+    assert numbers.dataset["train"].features["text"] == Value("string")
+    with pytest.raises(ValueError, match=r"^corpus: the data has no 'story' column \(columns: \['n'\]\); set text_column$"):
+        load_corpus({"source": "file", "path": str(tmp_path / "numbers"), "text_column": "story"})
+
+
+def test_a_text_file_corpus_writes_nothing_outside_its_cache_folder(tmp_path, fresh_outputs, monkeypatch):
+    (tmp_path / "s.txt").write_text("\n<|endoftext|>\n".join(STORIES))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    corpus = load_corpus({"source": "file", "path": str(tmp_path / "s.txt"), "validation": 5})
+    assert corpus.texts("validation") == STORIES[35:]
+    assert list((tmp_path / "cwd").iterdir()) == [] and [p.name for p in fresh_outputs.iterdir()] == ["cache"]
+    assert all(Path(f["filename"]).is_relative_to(fresh_outputs.resolve() / "cache" / "corpus")
+               for f in corpus.dataset["train"].cache_files)
 
 
 def test_rows_and_vocab_filter():
@@ -190,6 +237,68 @@ def test_bad_specs_are_one_line_errors(spec, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """`datasets.load_dataset` answering from a dict of DatasetDicts, with the hub unreachable."""
+    import socket
+
+    import datasets
+
+    calls, hub = [], {}
+
+    def load_dataset(name, config=None):
+        calls.append((name, config, datasets.config.HF_HUB_OFFLINE))
+        if isinstance(hub[name], Exception):
+            raise hub[name]
+        return hub[name]
+
+    def unreachable(*args, **kwargs):
+        raise OSError("no route")
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    return SimpleNamespace(calls=calls, datasets=hub)
+
+
+def test_hub_corpus_takes_the_named_config_splits_and_column(fake_hub, fresh_outputs):
+    import datasets
+
+    fake_hub.datasets["me/tales"] = DatasetDict({
+        "train": Dataset.from_dict({"id": [0, 1], "story": ["not", "this"]}),
+        "full": Dataset.from_dict({"id": list(range(30)), "story": STORIES[:30]}),
+        "test": Dataset.from_dict({"id": list(range(10)), "story": STORIES[30:]}),
+    })
+    offline_before = datasets.config.HF_HUB_OFFLINE
+    corpus = load_corpus({"source": "hub", "name": "me/tales", "config": "small", "split": "full", "validation": "test",
+                          "text_column": "story"})
+    assert corpus.texts("train") == STORIES[:30] and corpus.texts("validation") == STORIES[30:]
+    assert fake_hub.calls == [("me/tales", "small", True)]  # offline while the hub is unreachable: fail fast
+    assert datasets.config.HF_HUB_OFFLINE == offline_before
+    # a split name the data lacks: its "train" split, or else its first; no validation split: the last 5%
+    fake_hub.datasets["me/one"] = DatasetDict({"all": Dataset.from_dict({"text": STORIES})})
+    one = load_corpus({"source": "hub", "name": "me/one", "split": "nope"})
+    assert one.texts("train") == STORIES[:38] and one.texts("validation") == STORIES[38:]
+    fake_hub.datasets["me/two"] = DatasetDict({"extra": Dataset.from_dict({"text": ["x"] * 5}),
+                                               "train": Dataset.from_dict({"text": STORIES})})
+    two = load_corpus({"source": "hub", "name": "me/two", "split": "nope", "validation": 4})
+    assert two.texts("train") == STORIES[:36] and two.texts("validation") == STORIES[36:]
+
+
+@pytest.mark.parametrize("error, shown", [
+    (ConnectionError("first line\nsecond line"), "ConnectionError: first line"),
+    (RuntimeError(), "RuntimeError: no message"),
+    (ValueError("x" * 300), "ValueError: " + "x" * 160),
+])
+def test_hub_failures_are_one_line_errors_saying_what_to_do(fake_hub, fresh_outputs, error, shown):
+    fake_hub.datasets["me/gone"] = error
+    with pytest.raises(ValueError) as raised:
+        load_corpus("hub:me/gone")
+    assert str(raised.value) == (
+        f"corpus: could not load 'me/gone' from the Hugging Face hub ({shown}); the hub is unreachable or the dataset "
+        "is unknown. Download it where there is network (datasets.load_dataset('me/gone').save_to_disk('DIR')) and use "
+        "corpus={'source': 'file', 'path': 'DIR'}")
+
+
 def test_hub_offline_is_a_clear_error(isolated_outputs):
     with pytest.raises(ValueError, match="hub is unreachable") as error:
         load_corpus("hub:roneneldan/TinyStories")
@@ -224,5 +333,6 @@ def test_unreadable_files_are_one_line_errors_naming_the_file(tmp_path, isolated
 
 def test_a_folder_that_is_not_a_dataset_is_named(tmp_path):
     (tmp_path / "notes").mkdir()
-    with pytest.raises(ValueError, match=r"notes' is not a dataset; expected a folder written by"):
+    with pytest.raises(ValueError, match=r"notes' is not a dataset; expected a folder written by "
+                                         r"Dataset.save_to_disk or DatasetDict.save_to_disk$"):
         load_corpus({"source": "file", "path": str(tmp_path / "notes")})

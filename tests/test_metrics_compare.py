@@ -3,6 +3,7 @@
 import json
 import math
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from storylab.cache import atomic_dir, cached_dir
 from storylab.compare import model_table, validation_key
 from storylab.lm import Score
-from storylab.metrics import bits_per_char, model_record, nats_per_token, save_metrics, validation_summary
+from storylab.metrics import (bits_per_char, model_record, nats_per_token, peak_rss_mb, read_metrics, save_metrics,
+                              validation_summary)
 from storylab.runs import find_runs, latest_run, resolve_run
 
 
@@ -153,3 +155,55 @@ def test_diagnostics_join_the_latest_06_figures_onto_each_model():
     assert list(joined["model"]) == ["HMM K=8"] and joined.loc[0, "pair_accuracy"] == 0.6
     assert joined.loc[0, "pair_accuracy/pronoun"] == 0.7 and "label" not in joined
     assert diagnostics_table(table, runs=[]).empty
+
+
+def test_validation_summary_names_the_unk_share_and_keeps_every_key():
+    clean = validation_summary(100 * math.log(2), 50, 100, 0.75)
+    assert clean["val_bits_per_char_note"] is None and clean["floor_bits_per_char"] == 0.75
+    assert clean["val_unk_rate"] == 0.0 and clean["val_nats_per_token"] == pytest.approx(100 * math.log(2) / 50)
+    with_unk = validation_summary(100 * math.log(2), 8, 100, 0.75, n_unk=2)
+    assert with_unk["val_bits_per_char"] is None and with_unk["gap_to_floor_bits_per_char"] is None
+    assert with_unk["val_unk_rate"] == 0.25 and with_unk["floor_bits_per_char"] == 0.75
+    assert with_unk["val_bits_per_char_note"] == ("not comparable: 2 of 8 validation tokens (25.00%) are <unk>, "
+                                                  "each standing for text the tokenizer cannot spell")
+
+
+def test_model_record_is_the_row_05_compare_reads():
+    record = model_record(fake_model("bigram", "bigram (counts)"), Score(200 * math.log(2), 80, 100, floor_bits_per_char=1.5),
+                          tokenizer="bpe:512", corpus={"source": "stories"}, elapsed_s=2, seed=3)
+    assert {key: record[key] for key in ("family", "model", "tokenizer", "vocab_size", "corpus", "params", "train_tokens",
+                                          "train_flops", "elapsed_s", "seed")} == {
+        "family": "bigram", "model": "bigram (counts)", "tokenizer": "bpe:512", "vocab_size": 512,
+        "corpus": {"source": "stories"}, "params": 10, "train_tokens": 100, "train_flops": 1e3, "elapsed_s": 2.0, "seed": 3}
+    assert record["val_bits_per_char"] == pytest.approx(2.0) and record["gap_to_floor_bits_per_char"] == pytest.approx(0.5)
+    assert record["val_tokens"] == 80 and record["val_chars"] == 100
+    assert record["peak_rss_mb"] == pytest.approx(peak_rss_mb(), rel=0.5)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc for the reference figure")
+def test_peak_rss_mb_is_the_kernels_high_water_mark_in_mib():
+    before = peak_rss_mb()
+    status = Path("/proc/self/status").read_text()
+    high_water_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    assert before <= high_water_kib / 1024 <= peak_rss_mb() + 1  # the peak only grows between the two reads
+
+
+@pytest.mark.parametrize("platform, ru_maxrss", [("linux", 3 * 2**10), ("darwin", 3 * 2**20)])  # KiB on Linux, bytes on macOS
+def test_peak_rss_mb_reads_the_platforms_unit(monkeypatch, platform, ru_maxrss):
+    import storylab.metrics as metrics
+
+    monkeypatch.setattr(metrics, "sys", SimpleNamespace(platform=platform))
+    monkeypatch.setattr(metrics.resource, "getrusage", lambda who: SimpleNamespace(ru_maxrss=ru_maxrss))
+    assert peak_rss_mb() == 3.0
+
+
+def test_save_metrics_merges_into_metrics_json(tmp_path, monkeypatch):
+    assert read_metrics(tmp_path) == {}
+    save_metrics({"a": 1, "b": 2}, tmp_path)
+    save_metrics({"b": 3, "c": [4]}, tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"a": 1, "b": 3, "c": [4]}
+    assert read_metrics(tmp_path) == {"a": 1, "b": 3, "c": [4]}
+    run = tmp_path / "run"
+    monkeypatch.setenv("STORYLAB_RUN_DIR", str(run))
+    save_metrics({"d": 5})  # no folder: the run being executed
+    assert read_metrics(run) == {"d": 5}

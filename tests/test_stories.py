@@ -77,6 +77,17 @@ def test_stories_corpus_floor_is_the_exact_entropy_of_its_validation_texts():
     assert len(corpus.texts("train")) == 12
 
 
+def test_stories_streams_keep_validation_apart_from_every_training_set():
+    """Growing the training set never changes the validation set, and no seed's validation
+    stories are another seed's training stories (a seed sweep never trains on a validation set)."""
+    corpora = {seed: load_corpus({"source": "stories", "n_stories": 4, "validation": 3, "seed": seed}) for seed in (0, 1, 2)}
+    bigger = load_corpus({"source": "stories", "n_stories": 6, "validation": 3, "seed": 1})
+    assert bigger.texts("validation") == corpora[1].texts("validation")
+    assert bigger.texts("train")[:4] == corpora[1].texts("train")
+    streams = {tuple(corpus.texts(split)[:3]) for corpus in corpora.values() for split in ("train", "validation")}
+    assert len(streams) == 6
+
+
 def test_a_text_no_story_can_print_is_rejected(samples):
     text = samples[0].text
     with pytest.raises(ValueError, match="parse"):

@@ -29,6 +29,7 @@ from storylab.transformer import (
     to_bridge,
     train,
 )
+from storylab.transformer.data import check_stream, train_batch
 from training_fixtures import TEXTS, quick_config, streams, tokenizer  # noqa: F401 (shared fixtures)
 
 TINY = ModelConfig(n_layers=1, d_model=16, n_heads=2, d_mlp=32, n_ctx=8)
@@ -223,6 +224,30 @@ def test_bad_streams_fail_before_anything_is_written(tmp_path, tokenizer, stream
     with pytest.raises(ValueError, match="^vocab_size"):
         train(TINY, quick_config(), train_stream, val_stream, tmp_path / "x", vocab_size=50, tokenizer=tokenizer)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("stream, message", [
+    (np.zeros((2, 4), dtype=np.int64), "expected a 1-D array of integer token ids, got shape (2, 4) int64"),
+    (np.zeros(4, dtype=np.float32), "expected a 1-D array of integer token ids, got shape (4,) float32"),
+    (np.arange(3), "expected at least 4 tokens, got 3"),
+    (np.array([0, 1, 5, 2]), "token ids must lie in [0, 5) (vocab_size), found [0, 5]"),
+    (np.array([0, -1, 2, 3]), "token ids must lie in [0, 5) (vocab_size), found [-1, 3]"),
+])
+def test_bad_token_streams_are_one_line_errors(stream, message):
+    with pytest.raises(ValueError) as error:
+        check_stream("train_stream", stream, vocab_size=5, min_len=4)
+    assert str(error.value) == f"train_stream: {message}"
+    edge = check_stream("train_stream", np.array([0, 4, 4, 1]), vocab_size=5, min_len=4)  # just long enough, top id
+    assert edge.tolist() == [0, 4, 4, 1]
+
+
+def test_training_windows_are_n_ctx_plus_one_tokens_from_any_start_reproducible_per_step():
+    whole = train_batch(np.arange(6), n_ctx=5, batch_size=3, seed=0, step=0)  # one window fits: the whole stream
+    assert whole.dtype == torch.int64 and whole.tolist() == [list(range(6))] * 3
+    windows = [train_batch(np.arange(8), 5, 4, seed=1, step=step) for step in range(30)]
+    assert {tuple(row) for batch in windows for row in batch.tolist()} == {tuple(range(s, s + 6)) for s in range(3)}
+    assert torch.equal(train_batch(np.arange(100), 4, 8, 3, 7), train_batch(np.arange(100), 4, 8, 3, 7))
+    assert not torch.equal(train_batch(np.arange(100), 4, 8, 3, 7), train_batch(np.arange(100), 4, 8, 3, 8))
 
 
 # --- TransformerLens bridge ---------------------------------------------------------------

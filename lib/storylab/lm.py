@@ -59,7 +59,7 @@ EOT = _EndOfText()
 
 
 @runtime_checkable
-class LanguageModel(Protocol):
+class LanguageModel(Protocol):  # pragma: no mutate block (stubs only; mutmut's trampolines would add members)
     """What every storylab model family provides (see the module docstring)."""
 
     vocab_size: int

@@ -110,6 +110,7 @@ def file_source(spec: dict[str, Any], scratch: Path) -> tuple[DatasetDict, dict]
     else:
         batches = story_batches(path, spec["separator"], spec.get("text_column") or "text")
         loaded = write_texts(scratch / "stories.arrow", batches)
+        spec = {**spec, "text_column": "text"}  # streamed from `text_column` into `text` already
     return _dataset_from_loaded(loaded, spec), {}
 
 

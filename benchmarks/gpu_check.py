@@ -140,6 +140,32 @@ def distributed_checks(folder: Path) -> list[bool]:
                   f"largest train-loss difference {gap:.1e} over {len(rows)} steps")]
 
 
+def _em_worker(rank: int, world: int, port: int, folder: str, backend: str) -> None:
+    from storylab.distributed import close_distributed, init_distributed
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), STORYLAB_DIST_BACKEND=backend)
+    context = init_distributed("cuda")
+    hmm = CategoricalHMM(64, V, seed=0, device=context.device, dtype="float64")
+    hmm.fit(sequences(400), n_iter=3, tol=0, progress=False, distributed=context)
+    if rank == 0:
+        hmm.save(folder)
+    close_distributed(context)
+
+
+def distributed_em_checks(folder: Path) -> list[bool]:
+    """float64 tables, so summing the statistics in another order moves nothing that matters."""
+    backend = "nccl" if torch.cuda.device_count() >= 2 else "gloo"
+    single = CategoricalHMM(64, V, seed=0, device="cuda", dtype="float64")
+    single.fit(sequences(400), n_iter=3, tol=0, progress=False)
+    mp.start_processes(_em_worker, args=(2, _free_port(), str(folder / "em"), backend), nprocs=2, join=True,
+                       start_method="spawn")
+    two = CategoricalHMM.load(folder / "em", device="cuda")
+    gap = max(float((getattr(single, n) - getattr(two, n)).abs().max()) for n in ("start", "trans", "emit"))
+    return [check(f"EM on CUDA, 2 processes ({backend}) equal 1 process (float64)", gap < 1e-9 and len(two.history) == 3,
+                  f"largest parameter difference {gap:.1e} after {len(two.history)} iterations")]
+
+
 def main() -> int:
     if not torch.cuda.is_available():
         print("no CUDA device here: nothing to check")
@@ -147,7 +173,7 @@ def main() -> int:
     print(f"{torch.cuda.get_device_name()} , torch {torch.__version__}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        results = hmm_checks() + training_checks(folder) + distributed_checks(folder)
+        results = hmm_checks() + training_checks(folder) + distributed_checks(folder) + distributed_em_checks(folder)
     print(f"{sum(results)} of {len(results)} checks passed")
     return 0 if all(results) else 1
 

@@ -129,7 +129,7 @@ def test_hmm_notebook_killed_mid_fit_resumes_from_its_checkpoint(fresh_outputs):
 
     # enough iterations that the kill lands mid-fit on a fast machine too (checked below), few
     # enough that the resumed fit ends in seconds
-    STATES, ITERATIONS = 20, 400
+    STATES, ITERATIONS = 20, 120
     args = [sys.executable, "-m", "storylab", "run", "02_hmm", "-p", "corpus={source: stories, n_stories: 60, validation: 10}",
             "-p", "tokenizer=char", "-p", f"n_states={STATES}", "-p", f"n_iter={ITERATIONS}", "-p", "tol=0", "-p", "kn_orders=[]",
             "-p", "neural_bigram_steps=2", "-p", "max_new_tokens=2", "--name", "resumed"]

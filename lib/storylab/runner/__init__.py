@@ -19,25 +19,11 @@ each imported on first use: every notebook's first cell (`storylab.notebook`) im
 parameter checks from here and must not pay for papermill, nbconvert and plotly.
 """
 
-from importlib import import_module
+from storylab.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "execute": ["RunResult", "run_notebook"],
     "params": ["ParameterError", "notebook_parameters", "parse_cli_overrides", "resolve_notebook",
                "validate_parameters"],
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'storylab.runner' has no attribute {name!r}")
-    value = getattr(import_module(f"storylab.runner.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -24,7 +24,7 @@ Modules, each importing only the ones listed before it:
   (restricted-output loss and sampling), `bridge_options` (how each opens in TransformerLens)
 """
 
-from importlib import import_module
+from storylab.lazy_exports import lazy_exports
 
 # name → the module that defines it. Each is imported on first use: a caller that needs only
 # `ModelConfig` (the runner's parameter checks) pays neither for TransformerLens nor for the
@@ -48,18 +48,4 @@ _EXPORTS = {
     "scoring": ["evaluate"],
     "training": ["TrainResult", "train"],
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'storylab.transformer' has no attribute {name!r}")
-    value = getattr(import_module(f"storylab.transformer.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -81,6 +81,19 @@ def test_one_malformed_file_makes_one_run_unreadable_and_everything_else_renders
         resolve_run("broken", "02_hmm")
 
 
+def test_the_dashboard_shows_why_a_run_has_no_bits_per_char(fresh_outputs):
+    """Text with <unk> has no comparable bits/char: the index shows the reason and the <unk> rate, not a number."""
+    model = SimpleNamespace(family="bigram", label="bigram", vocab_size=30, n_params=10, train_tokens=100, train_flops=1e3)
+    record = model_record(model, Score(80.0, n_tokens=50, n_chars=100, floor_bits_per_char=None, n_unk=5),
+                          tokenizer="word:30", corpus=STORIES, elapsed_s=1.0)
+    assert record["val_bits_per_char"] is None and record["val_unk_rate"] == pytest.approx(0.1)
+    _run(fresh_outputs, "02_hmm", "words", metrics={**record, "models": [record]})
+    _run(fresh_outputs, "02_hmm", "chars", metrics={"models": [_record("hmm", 1.5)], "val_bits_per_char": 1.5})
+    page = write_index().read_text()
+    assert "n/a: " + record["val_bits_per_char_note"].split("<unk>")[0] in page.replace("&lt;unk&gt;", "<unk>")
+    assert ">0.1</td>" in page and ">1.5</td>" in page  # the <unk> rate; the other run's number
+
+
 def test_model_table_tells_runs_of_the_same_name_apart(fresh_outputs):
     """Two runs named `main` (of 02 and 03) and a third run: three runs, not two."""
     _run(fresh_outputs, "02_hmm", "main", metrics={"models": [_record("hmm", 1.5), _record("bigram", 2.5)]})

@@ -33,11 +33,17 @@ def index_rows(runs: list[Run], states: dict[str, SweepState | str] | None = Non
         rows.append({
             "notebook": run.notebook, "name": run.name, "status": run.state, "ended": run.ended,
             "elapsed_s": run.status.get("elapsed_s"), "parameters": run.status.get("overrides") or {},
-            "metrics": metrics, "error": run.error, "died": bool(run.status.get("died")),
+            "metrics": metrics, "bits_note": _bits_note(run), "error": run.error, "died": bool(run.status.get("died")),
             "sweeps": members.get((run.notebook, run.name), []),
             "report": relative_href(run.folder / "report.html", outputs_dir()),
         })
     return rows
+
+
+def _bits_note(run: Run) -> str | None:
+    """Why a run has no bits/char (text with `<unk>`: not comparable), shown in its place."""
+    note = run.metrics.get("val_bits_per_char_note")
+    return note if isinstance(note, str) and not isinstance(run.metrics.get("val_bits_per_char"), (int, float)) else None
 
 
 def sweep_links(states: dict[str, SweepState | str] | None = None,
@@ -78,11 +84,17 @@ def _options(values: list[str]) -> str:
     return "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>' for v in sorted(set(values)))
 
 
+def _metric_cell(r: dict[str, Any], name: str) -> str:
+    if name == "val_bits_per_char" and r["bits_note"]:
+        return f'<span class="note">n/a: {html.escape(r["bits_note"])}</span>'
+    return cell(r["metrics"].get(name, ""))
+
+
 def _run_row(r: dict[str, Any], metric_names: list[str]) -> str:
     params = "<br>".join(f"{html.escape(k)}={cell(v)}" for k, v in r["parameters"].items())
     cells = [html.escape(r["notebook"]), link(r["report"], r["name"]), status_cell(r["status"], r["error"]),
              html.escape(" ".join(r["sweeps"])), html.escape(r["ended"]), cell(r["elapsed_s"]), params,
-             *(cell(r["metrics"].get(m, "")) for m in metric_names)]
+             *(_metric_cell(r, m) for m in metric_names)]
     sort_keys = [r["notebook"], r["name"], r["status"], " ".join(r["sweeps"]), r["ended"], r["elapsed_s"] or 0, "",
                  *(r["metrics"].get(m, "") for m in metric_names)]
     tds = "".join(f'<td data-sort="{html.escape(str(k))}">{c}</td>' for c, k in zip(cells, sort_keys))
@@ -98,7 +110,8 @@ def write_index(known: dict[str, Standing] | None = None) -> Path:
     in_progress, _ = check_runs_in_progress()
     states = all_states()
     rows = index_rows(sorted(find_runs(), key=lambda r: r.ended, reverse=True), states)
-    metric_names = [k for k in KEY_METRICS if any(k in r["metrics"] for r in rows)]
+    metric_names = [k for k in KEY_METRICS if any(k in r["metrics"] or (k == "val_bits_per_char" and r["bits_note"])
+                                                   for r in rows)]
     header = ["notebook", "run", "status", "sweep", "ended", "elapsed_s", "parameters", *metric_names]
     ths = "".join(f'<th onclick="sortBy({i})">{html.escape(h)}</th>' for i, h in enumerate(header))
     progress_table = ""

@@ -20,7 +20,7 @@ from storylab.paths import outputs_dir
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 # The metrics tables show first, in this order (the dashboard, sweep summaries).
-KEY_METRICS = ["val_bits_per_char", "gap_to_floor_bits_per_char", "floor_bits_per_char", "val_nats_per_token",
+KEY_METRICS = ["val_bits_per_char", "val_unk_rate", "gap_to_floor_bits_per_char", "floor_bits_per_char", "val_nats_per_token",
                "n_states", "vocab_size", "params", "train_tokens", "em_tokens_per_s", "train_tokens_per_s",
                "elapsed_s", "peak_rss_mb"]
 

@@ -187,3 +187,33 @@ def test_dashboard_shows_a_running_run_and_a_run_that_died(browser, fresh_output
     finally:
         page.close()
     print(f"dashboard screenshot: {screenshot}")
+
+
+def test_make_browser_stops_with_one_line_when_chromium_is_missing_and_cannot_be_installed(tmp_path):
+    """`make test` provisions chromium (target `browser`); where packages cannot be installed
+    (no apt-get here: PATH holds only make and id) it stops at once, naming the command to run."""
+    import shutil
+    import subprocess
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("make", "id"):
+        (tools / tool).symlink_to(shutil.which(tool))
+    project = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["make", "-s", "-C", str(project), "browser", f"CHROMIUM={tmp_path / 'no-chromium'}"],
+                          capture_output=True, text=True, env={"PATH": str(tools)}, timeout=60)
+    assert done.returncode != 0
+    assert done.stdout.strip().splitlines() == [
+        f"error: the browser tests need {tmp_path / 'no-chromium'}; install it with: sudo apt-get install -y chromium"]
+
+
+def test_make_browser_is_quiet_when_chromium_is_there(tmp_path):
+    import subprocess
+
+    present = tmp_path / "chromium"
+    present.write_text("#!/bin/sh\n")
+    present.chmod(0o755)
+    project = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["make", "-s", "-C", str(project), "browser", f"CHROMIUM={present}"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == ""

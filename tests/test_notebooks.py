@@ -33,6 +33,19 @@ def test_smoke_run_finishes_with_metrics_and_report(smoke_runs, stem):
     assert status["status"] == "finished", status.get("error")
     assert json.loads((result.folder / "metrics.json").read_text())
     assert (result.folder / "report.html").stat().st_size > 10_000
+    # progress bars are one final line per loop in a headless run, never tqdm's widget fallback
+    outputs = json.dumps(json.loads((result.folder / "notebook.ipynb").read_text())["cells"])
+    assert "IProgress not found" not in outputs and "TqdmWarning" not in outputs
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_every_notebook_checks_its_parameters_in_the_cell_after_them(stem):
+    """Lab, plain papermill and `storylab run` give the same one-line error: the first cell after
+    the parameters calls `storylab.notebook.begin`, which checks them against their annotations."""
+    cells = nbformat.read(str(NOTEBOOKS_DIR / f"{stem}.ipynb"), as_version=4).cells
+    code = [c for c in cells if c.cell_type == "code"]
+    at = next(i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", []))
+    assert "begin(" in code[at + 1].source and "storylab.notebook" in code[at + 1].source
 
 
 @pytest.mark.slow

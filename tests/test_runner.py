@@ -491,6 +491,14 @@ def test_shipped_pipelines_load_and_every_step_validates():
     assert {s.notebook.stem for s in main} >= {"01_tokenizers", "02_hmm", "03_transformer", "04_interpretability",
                                                "05_compare"}
     assert all(s.name for s in main)
+    from storylab.runner.notebook_checks import effective_parameters
+
+    steps = {(s.notebook.stem, s.name): s for s in main}
+    hmm, transformer = (effective_parameters(steps[(nb, "main")].notebook, steps[(nb, "main")].params)
+                        for nb in ("02_hmm", "03_transformer"))
+    assert all(hmm[k] == transformer[k] for k in ("corpus", "rows", "tokenizer"))  # 05 compares like with like
+    story_04 = steps[("04_interpretability", "main")].params
+    assert story_04["model_run"] == "main" and story_04["hmm_run"] == "main"  # 04 opens the story transformer
     smoke = load_pipeline(PARAMS_DIR / "smoke.yaml", force=True)
     assert len(smoke) >= 5
 

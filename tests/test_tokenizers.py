@@ -23,10 +23,10 @@ from storylab.tokenizers import (
     show_tokens,
     token_frequencies,
     tokenizer_dir,
+    tokenizer_label,
     train_tokenizer,
     vocab_size_note,
 )
-from storylab.metrics import tokenizer_label
 from storylab.npy_writer import NpyWriter
 
 TRAIN = [

@@ -24,9 +24,9 @@ from typing import Any, Callable, Sequence
 from storylab.cache import spec_hash
 from storylab.corpora import Corpus, corpus_spec, load_corpus
 from storylab.lm import LanguageModel, score
-from storylab.metrics import LN2, model_record, peak_rss_mb, tokenizer_label
+from storylab.metrics import LN2, model_record, peak_rss_mb
 from storylab.paths import checkpoint_dir
-from storylab.tokenizers import EncodedCorpus, EncodedSplit, encode_corpus, normalize_tokenizer_spec
+from storylab.tokenizers import EncodedCorpus, EncodedSplit, encode_corpus, normalize_tokenizer_spec, tokenizer_label
 
 BASELINE_FAMILIES = ("unigram", "bigram", "neural bigram", "kneser-ney")  # what fit_baselines fits, in its order
 

@@ -100,21 +100,3 @@ def model_record(model, score, *, tokenizer: str, corpus: dict[str, Any], elapse
         **score.to_metrics(),
         **extra,
     }
-
-
-def tokenizer_label(spec: str | dict[str, Any], tokenizer: Any = None) -> str:
-    """"bpe:512" for {"kind": "bpe", "vocab_size": 512}; "byte" for {"kind": "byte"}.
-
-    Given the trained `tokenizer`, the number is the vocabulary it really has: "bpe:3091" for a
-    `bpe:100000000` whose corpus ran out of merges, so a label never claims more than was trained
-    (record `tokenizer_label(spec)` beside it for what was asked).
-    """
-    if tokenizer is not None:
-        from storylab.tokenizers import normalize_tokenizer_spec, trained_vocab_size  # heavy: only when needed
-
-        spec = normalize_tokenizer_spec(spec)
-        if "vocab_size" in spec:
-            spec = {**spec, "vocab_size": trained_vocab_size(spec, tokenizer)}
-    if isinstance(spec, str):
-        return spec
-    return spec["kind"] + (f":{spec['vocab_size']}" if "vocab_size" in spec else "")

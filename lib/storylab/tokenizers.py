@@ -165,6 +165,22 @@ def trained_vocab_size(spec: str | dict, tokenizer: PreTrainedTokenizerFast) -> 
     return len(tokenizer) - (2 if spec["kind"] == "word" else 0)  # word:N counts words, not EOT and <unk>
 
 
+def tokenizer_label(spec: str | dict[str, Any], tokenizer: Any = None) -> str:
+    """"bpe:512" for {"kind": "bpe", "vocab_size": 512}; "byte" for {"kind": "byte"}.
+
+    Given the trained `tokenizer`, the number is the vocabulary it really has: "bpe:3091" for a
+    `bpe:100000000` whose corpus ran out of merges, so a label never claims more than was trained
+    (record `tokenizer_label(spec)` beside it for what was asked).
+    """
+    if tokenizer is not None:
+        spec = normalize_tokenizer_spec(spec)
+        if "vocab_size" in spec:
+            spec = {**spec, "vocab_size": trained_vocab_size(spec, tokenizer)}
+    if isinstance(spec, str):
+        return spec
+    return spec["kind"] + (f":{spec['vocab_size']}" if "vocab_size" in spec else "")
+
+
 def vocab_size_note(spec: str | dict, tokenizer: PreTrainedTokenizerFast) -> str | None:
     """One line when the trained vocabulary is not the size asked for (else None)."""
     spec = normalize_tokenizer_spec(spec)

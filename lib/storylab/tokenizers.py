@@ -190,7 +190,7 @@ def vocab_size_note(spec: str | dict, tokenizer: PreTrainedTokenizerFast) -> str
     if trained == asked:
         return None
     if trained < asked:
-        why = (f"the training text has no more words" if kind == "word" else
+        why = ("the training text has no more words" if kind == "word" else
                f"the training text has no more pairs seen at least min_frequency={spec['min_frequency']} times")
     else:
         why = "the characters of the training text alone need more"

@@ -126,3 +126,59 @@ def test_discounts_stay_positive_where_the_estimate_goes_below_zero():
     # one singleton, one pair and a hundred triples: Chen & Goodman's D2 estimate is 2 - 3·(1/3)·100 < 0
     discounts = _discounts(np.array([1, 2] + [3] * 100 + [4], dtype=np.float64))
     assert discounts[0] == 0 and discounts[2] == MIN_DISCOUNT and (discounts[1:] > 0).all()
+
+
+def _fitted(order=3, seed=0):
+    rng = np.random.default_rng(seed)
+    seqs = [np.append(rng.integers(1, 6, size=n), 0) for n in rng.integers(3, 15, size=40)]
+    return KneserNey(vocab_size=6, eot_id=0, order=order).fit(seqs)
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_next_token_probs_read_the_last_order_minus_one_tokens_of_prefixes_of_any_length(order):
+    """p(x | prefix) is the model's own probability of x after that prefix in a story, for prefixes
+    shorter than, as long as and longer than the context (padded with end-of-text at the start)."""
+    model = _fitted(order)
+    story = np.array([3, 1, 4, 1, 5, 2, 3, 4, 5, 1], dtype=np.int64)
+    nats = model.token_nats([story])[0]
+    for length in range(len(story)):
+        probs = model.next_token_probs(story[:length])
+        assert probs[story[length]] == pytest.approx(np.exp(-nats[length]), rel=1e-12), length
+
+
+def test_discounts_fall_back_to_plain_values_where_counts_of_counts_are_missing():
+    from storylab.kneser_ney import _discounts
+
+    assert _discounts(np.array([2, 2, 3])).tolist() == [0.0, 0.5, 1.0, 1.5]  # no singletons: no estimate
+    d = _discounts(np.array([1, 1, 1, 1, 2, 2, 4]))  # no n-gram seen exactly three times: D3+ is 1.5
+    y = 4 / (4 + 2 * 2)
+    assert d.tolist() == pytest.approx([0.0, 1 - 2 * y * 2 / 4, 2 - 3 * y * 0 / 2, 1.5])
+
+
+def test_arguments_and_misuse_are_one_line_errors_naming_what_is_wrong():
+    assert KneserNey(vocab_size=1, eot_id=0, order=2).train_tokens == 0  # a one-token vocabulary is allowed
+    with pytest.raises(ValueError, match=r"^vocab_size"):
+        KneserNey(vocab_size=0, eot_id=0)
+    with pytest.raises(ValueError, match=r"^eot_id"):
+        KneserNey(vocab_size=6, eot_id=6)
+    with pytest.raises(ValueError, match=r"^model: fit the KneserNey model before asking for probabilities"):
+        KneserNey(vocab_size=6, eot_id=0).next_token_probs([1])
+    with pytest.raises(ValueError, match=r"^sequences"):
+        _fitted().token_nats([np.array([1, 9])])
+
+
+def test_generate_greedy_top_k_and_its_default_seed():
+    model = _fitted(order=3, seed=1)
+    prefix = [3, 1]
+    greedy = model.generate(prefix, 8, greedy=True, stop_id=None)
+    context, expected = list(prefix), []
+    for _ in range(8):
+        expected.append(int(np.argmax(model.next_token_probs(context))))
+        context.append(expected[-1])
+    assert list(greedy) == expected
+    context = list(prefix)
+    for token in model.generate(prefix, 8, top_k=1, seed=5, stop_id=None):  # top-1 sampling draws a most likely token
+        probs = model.next_token_probs(context)
+        assert probs[token] == probs.max()
+        context.append(int(token))
+    assert list(model.generate(prefix, 8, stop_id=None)) == list(model.generate(prefix, 8, seed=0, stop_id=None))

@@ -1,9 +1,10 @@
 """The views of a fitted HMM that notebook 02 shows."""
 
 import numpy as np
+import pytest
 
 from storylab.hmm import CategoricalHMM
-from storylab.hmm_views import state_table, transition_order
+from storylab.hmm_views import state_table, transition_order, transition_view
 
 
 class Letters:
@@ -38,3 +39,18 @@ def test_state_table_lists_states_by_occupancy_with_their_top_tokens():
 def test_transition_order_keeps_blocks_together():
     order = list(transition_order(two_block_hmm()))
     assert sorted(order) == [0, 1, 2, 3] and abs(order.index(0) - order.index(1)) == 1 and abs(order.index(2) - order.index(3)) == 1
+
+
+def test_transition_view_pools_large_models_into_groups_whose_rows_sum_to_one():
+    from storylab.hmm import CategoricalHMM
+
+    hmm = CategoricalHMM(10, 4, seed=0, device="cpu")
+    full, labels, _ = transition_view(hmm)
+    order = transition_order(hmm)
+    assert np.array_equal(labels, order) and np.allclose(full, hmm.trans.numpy()[np.ix_(order, order)])
+    pooled, starts, what = transition_view(hmm, max_states=4)  # groups of 3, 3, 3 and 1 states
+    trans = hmm.trans.double().numpy()
+    assert starts.tolist() == [0, 3, 6, 9] and pooled.shape == (4, 4) and "groups of 3" in what
+    assert pooled[1, 2] == pytest.approx(trans[3:6, 6:9].sum(axis=1).mean())
+    assert pooled[3, 0] == pytest.approx(trans[9, 0:3].sum())
+    assert np.allclose(pooled.sum(axis=1), 1.0)

@@ -3,6 +3,7 @@
     occupancy = hmm.occupancy(exp.validation)                # CategoricalHMM's own, batched
     state_table(hmm, tokenizer, occupancy, top_tokens=8)   # one row per state, most used first
     order = transition_order(hmm)                            # groups of states that hand over to each other
+    matrix, labels, what = transition_view(hmm)              # what 02 draws: at most 1,024 x 1,024 cells
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from storylab.interp.embeddings import token_order
 
 
 MAX_CLUSTERED_STATES = 1024  # average linkage is O(K³): beyond this, states keep their (block) order
+MAX_SHOWN_STATES = 1024  # a heatmap of K² cells: 16,384 states would be 268M numbers in the report
 
 
 def state_table(hmm, tokenizer, occupancy: np.ndarray, top_tokens: int = 8) -> pd.DataFrame:
@@ -32,3 +34,22 @@ def transition_order(hmm) -> np.ndarray:
     if hmm.n_states > MAX_CLUSTERED_STATES:
         return np.arange(hmm.n_states)
     return token_order(hmm.trans.detach().cpu(), order="cluster")
+
+
+def transition_view(hmm, max_states: int = MAX_SHOWN_STATES) -> tuple[np.ndarray, np.ndarray, str]:
+    """`(matrix, labels, what)`: the transition matrix as 02 draws it.
+
+    Up to `max_states` states: p(to | from) in `transition_order`, labels the state ids. Past
+    it, consecutive states are pooled into at most `max_states` groups (a blocked model's
+    blocks are consecutive states): p(to a state of group j | from a state of group i), the
+    mean over i's states of their mass on j's states, so every row still sums to 1; labels
+    are each group's first state."""
+    if hmm.n_states <= max_states:
+        order = transition_order(hmm)
+        return hmm.trans.detach().cpu().numpy()[np.ix_(order, order)], order, "p(to | from), clustered order"
+    size = -(-hmm.n_states // max_states)  # ceil: states per group
+    starts = np.arange(0, hmm.n_states, size)
+    trans = hmm.trans.detach().cpu().double().numpy()
+    to_groups = np.add.reduceat(trans, starts, axis=1)
+    pooled = np.add.reduceat(to_groups, starts, axis=0) / np.diff(np.append(starts, hmm.n_states))[:, None]
+    return pooled, starts, f"groups of {size} consecutive states: mean mass from a group's states to another group"

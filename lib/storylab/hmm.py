@@ -460,9 +460,11 @@ class CategoricalHMM:
         with torch.no_grad():
             for batch in engine.make_batches(seqs, batch_tokens or self._default_batch_tokens(), self.device):
                 gamma = engine.smoothed_marginals(batch, self._start, self._trans, emit_t, workspace, self._blocks)
-                if self._blocks is not None:
-                    gamma = self._blocks.to_global(gamma, self._blocks.index(batch).groups)
-                totals += gamma.sum(dim=0, dtype=torch.float64)
+                if self._blocks is not None:  # each token's k live states added into its block's rows, never (T, K)
+                    totals.view(self._blocks.n_blocks, -1).index_add_(0, self._blocks.index(batch).groups,
+                                                                     gamma.to(torch.float64))
+                else:
+                    totals += gamma.sum(dim=0, dtype=torch.float64)
         return (totals / totals.sum()).cpu().numpy()
 
     def _all_states(self, batch: engine.Batch, values: torch.Tensor) -> np.ndarray:

@@ -101,3 +101,32 @@ def test_bad_arguments_are_clear_errors():
         BigramModel(5, EOT).fit(STORIES).generate("hello", 3)
     with pytest.raises(ValueError, match="stop_id"):
         BigramModel(5, EOT).fit(STORIES).generate([1], 3, stop_id=5)
+
+
+BAD_ARGUMENTS = {  # argument: (a value refused, a boundary value accepted)
+    "vocab_size": (0, 1),
+    "eot_id": (3, 2),  # with vocab_size 3
+    "k": (-0.5, 0.0),
+    "steps": (-1, 0),
+    "seed": (-1, 0),
+    "lr": (0.0, 1e-3),
+    "weight_decay": (-1.0, 0.0),
+    "batch_size": (0, 1),
+}
+ARGUMENTS_OF = {UnigramModel: ("vocab_size", "eot_id", "k"), BigramModel: ("vocab_size", "eot_id", "k"),
+                NeuralBigram: ("vocab_size", "eot_id", "steps", "seed", "lr", "weight_decay", "batch_size")}
+
+
+@pytest.mark.parametrize("family, name", [(f, n) for f, names in ARGUMENTS_OF.items() for n in names])
+def test_each_argument_is_checked_by_name_at_its_boundary(family, name):
+    base = {"vocab_size": 3, "eot_id": 0} | ({"device": "cpu"} if family is NeuralBigram else {})
+    refused, accepted = BAD_ARGUMENTS[name]
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        family(**{**base, name: refused})
+    family(**{**base, name: accepted})
+
+
+@pytest.mark.parametrize("family", [UnigramModel, BigramModel, NeuralBigram])
+def test_a_new_model_has_seen_no_tokens(family):
+    model = family(vocab_size=3, eot_id=0, **({"device": "cpu"} if family is NeuralBigram else {}))
+    assert model.train_tokens == 0

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from storylab import hmm_engine as engine
 from storylab.hmm import CategoricalHMM
+from storylab.token_sequences import as_token_source
 
 
 def random_hmm(n_states=3, vocab_size=4, seed=0, concentration=1.0):
@@ -127,6 +129,7 @@ def test_zero_probability_sequence_gives_minus_infinity():
 
 
 # ----------------------------------------------------------------------------- EM
+@pytest.mark.filterwarnings("error")  # e.g. torch resizing an `out=` buffer of the wrong shape
 @pytest.mark.parametrize("smoothing", [0.0, 0.7])
 def test_one_em_step_equals_numpy_reference(smoothing):
     # 10 short sequences: pseudo-counts of 0.7 move every table far beyond the tolerance,
@@ -135,6 +138,47 @@ def test_one_em_step_equals_numpy_reference(smoothing):
     seqs = varied_sequences(hmm, n=10, max_length=25, seed=2)
     expected = reference_em_step(hmm, seqs, smoothing)
     hmm.fit(seqs, n_iter=1, progress=False, smoothing=smoothing)
+    for name, got, want in zip(("start", "trans", "emit"), params64(hmm), expected):
+        assert np.allclose(got, want, atol=2e-6), name
+
+
+@pytest.mark.filterwarnings("error")  # e.g. torch resizing an `out=` buffer of the wrong shape
+def test_a_float64_em_step_equals_numpy_reference_to_float64_precision():
+    # every table and count of a float64 model is float64: a float32 one anywhere costs ~1e-7
+    hmm = CategoricalHMM(3, 5, seed=4, device="cpu", dtype="float64")
+    seqs = varied_sequences(random_hmm(n_states=3, vocab_size=5, seed=4), n=10, max_length=25, seed=2)
+    expected = reference_em_step(hmm, seqs, smoothing=0.7)
+    hmm.fit(seqs, n_iter=1, progress=False, smoothing=0.7, batch_tokens=60)
+    for name, table, want in zip(("start", "trans", "emit"), (hmm.start, hmm.trans, hmm.emit), expected):
+        assert table.dtype == torch.float64, name
+        assert np.allclose(table.numpy(), want, rtol=0, atol=1e-13), name
+
+
+def test_an_em_step_keeps_an_unvisited_state_and_normalises_a_rarely_visited_one():
+    # one sequence (start counts total exactly 1); state 2 expects well under one visit;
+    # state 3 is unreachable, so without smoothing its rows have no counts and keep their values
+    start = [0.7, 0.25, 0.05, 0.0]
+    trans = [[0.6, 0.35, 0.05, 0.0], [0.3, 0.65, 0.05, 0.0], [0.4, 0.4, 0.2, 0.0], [0.1, 0.2, 0.3, 0.4]]
+    emit = [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.3, 0.4, 0.3], [0.6, 0.2, 0.2]]
+    hmm = CategoricalHMM.from_params(start, trans, emit, device="cpu")
+    seqs = [np.array([0, 2, 1])]
+    gamma = hmm.posteriors(seqs[0])
+    assert 0 < gamma[:, 2].sum() < 1 and gamma[:, 3].sum() == 0
+    with np.errstate(invalid="ignore"):  # the reference divides state 3's empty rows by zero
+        expected = reference_em_step(hmm, seqs)
+    hmm.fit(seqs, n_iter=1, progress=False)
+    got_start, got_trans, got_emit = params64(hmm)
+    assert np.allclose(got_start, expected[0], atol=2e-7)
+    assert np.allclose(got_trans[:3], expected[1][:3], atol=2e-7) and np.allclose(got_emit[:3], expected[2][:3], atol=2e-7)
+    assert np.array_equal(got_trans[3], np.float32(trans[3])) and np.array_equal(got_emit[3], np.float32(emit[3]))
+
+
+def test_one_em_step_on_a_single_sequence_equals_numpy_reference():
+    # one sequence: its start counts total 1 (a hair below it in float32 for this model here)
+    hmm = random_hmm(n_states=3, vocab_size=5, seed=1)
+    seqs = [np.array([0, 2, 1, 3])]
+    expected = reference_em_step(hmm, seqs)
+    hmm.fit(seqs, n_iter=1, progress=False)
     for name, got, want in zip(("start", "trans", "emit"), params64(hmm), expected):
         assert np.allclose(got, want, atol=2e-6), name
 
@@ -185,15 +229,16 @@ def test_each_history_row_scores_the_parameters_before_its_step():
     seqs = varied_sequences(truth, n=20, max_length=30, seed=0)
     train, val = seqs[:15], seqs[15:]
     unbroken = random_hmm(n_states=3, vocab_size=5, seed=9)
-    history = unbroken.fit(train, n_iter=3, tol=0.0, val=val, progress=False)
+    history = unbroken.fit(train, n_iter=3, tol=0.0, val=val, progress=False, batch_tokens=40)  # several batches
     stepped = random_hmm(n_states=3, vocab_size=5, seed=9)
     before = []
     for _ in range(3):  # the same fit one step at a time, scoring each step's starting parameters
-        before.append((stepped.log_likelihood(train).sum(), stepped.log_likelihood(val).sum()))
-        stepped.fit(train, n_iter=1, tol=0.0, val=val, progress=False)
+        before.append((stepped.log_likelihood(train, batch_tokens=40).sum(), stepped.log_likelihood(val).sum()))
+        stepped.fit(train, n_iter=1, tol=0.0, val=val, progress=False, batch_tokens=40)
     for row, (train_ll, val_ll) in zip(history, before):
         assert row["train_log_likelihood"] == pytest.approx(train_ll, rel=1e-9)
         assert row["val_log_likelihood"] == pytest.approx(val_ll, rel=1e-9)
+        assert row["train_nats_per_token"] == pytest.approx(-train_ll / sum(map(len, train)), rel=1e-9)
     assert history[-1]["val_log_likelihood"] != pytest.approx(unbroken.log_likelihood(val).sum(), rel=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(tables(unbroken), tables(stepped)))
 
@@ -417,6 +462,7 @@ CategoricalHMM(16, 200, seed=0, device="cpu").fit(seqs, n_iter=8, tol=0.0, progr
 """
 
 
+@pytest.mark.slow  # its child processes import the installed library, not a mutation run's copy
 def test_fit_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path):
     # a real process killed at the worst moment: just after the 5th checkpoint's weights
     # are in place (with the old two-file checkpoint, before its history was)
@@ -500,3 +546,103 @@ def test_from_pomegranate_pads_a_narrow_emission_table():
     assert hmm.emit.shape == (2, 10) and float(hmm.emit[:, 2:].sum()) == 0.0
     with pytest.raises(ValueError, match="vocab_size"):
         CategoricalHMM.from_pomegranate(narrow, vocab_size=1)
+
+
+# ----------------------------------------------------------------------------- engine bookkeeping
+# batch plans, packed batches kept between passes, buffers, memory budgets (storylab.hmm_engine)
+CPU = torch.device("cpu")
+
+
+def plan(lengths, batch_tokens):
+    return [list(map(int, index)) for index in engine.plan_batches(np.asarray(lengths), batch_tokens)]
+
+
+@pytest.mark.parametrize(
+    ("lengths", "batch_tokens", "expected"),
+    [
+        # 20 tokens need 2 batches: about equal shares of 10, not 12 + 8
+        ([2] * 10, 12, [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]),
+        # 21 tokens, shares of 11: ties keep their given order
+        ([1] * 21, 12, [list(range(11)), list(range(11, 21))]),
+        # a batch may fill its budget exactly
+        ([5, 5], 10, [[0, 1]]),
+        # longest first; the longest (over budget) gets a batch of its own
+        ([3, 15, 2, 2], 10, [[1], [0, 2, 3]]),
+        ([3, 9, 4, 4, 4, 4], 10, [[1], [2, 3], [4, 5], [0]]),
+        ([], 10, []),
+    ],
+)
+def test_batch_plans_are_longest_first_in_about_equal_shares(lengths, batch_tokens, expected):
+    assert plan(lengths, batch_tokens) == expected
+
+
+def test_length_order_keeps_ties_in_the_given_order():
+    lengths = np.arange(17) % 3  # long enough for NumPy's default sort to reorder ties
+    assert list(engine.length_order(lengths)) == [2, 5, 8, 11, 14, 1, 4, 7, 10, 13, 16, 0, 3, 6, 9, 12, 15]
+
+
+def test_workspace_reuses_a_buffer_while_it_is_big_enough_and_of_the_same_dtype():
+    workspace = engine.Workspace(CPU)
+    first = workspace.get("a", 2, 3)
+    assert first.shape == (2, 3) and first.dtype == torch.float32
+    assert workspace.get("a", 3, 2).data_ptr() == first.data_ptr()  # as many values: the same memory
+    assert workspace.get("a", 1, 4).data_ptr() == first.data_ptr()  # fewer
+    assert workspace.get("b", 2, 3).data_ptr() != first.data_ptr()  # another name, another buffer
+    wider = workspace.get("a", 2, 4)
+    assert wider.shape == (2, 4) and wider.data_ptr() != first.data_ptr()
+    as_float64 = workspace.get("a", 1, 2, torch.float64)
+    assert as_float64.dtype == torch.float64
+
+
+def test_default_batch_budget_counts_three_buffers_per_token():
+    assert engine.default_batch_tokens(100, CPU) == 2**30 // (3 * 4 * 100)
+    assert engine.default_batch_tokens(100, CPU, dtype=torch.float64) == 2**30 // (3 * 8 * 100)
+    assert engine.default_batch_tokens(100, torch.device("cuda")) == 4 * 2**30 // (3 * 4 * 100)  # no CUDA needed: the budget only
+    assert engine.default_batch_tokens(100, CPU, memory_budget_mb=3) == 3 * 2**20 // (3 * 4 * 100)
+    assert engine.default_batch_tokens(10**6, CPU) == 1024  # never fewer tokens than this
+    blocked = CategoricalHMM(12, 10, seed=0, device="cpu", emission_blocks=3, token_blocks=np.arange(10) % 3)
+    assert engine.default_batch_tokens(12, CPU, blocks=blocked._blocks) == 2**30 // (3 * 4 * 4)  # k = 4 live states
+
+
+def test_batches_are_kept_between_passes_while_they_fit_the_budget():
+    source = as_token_source([np.arange(n) % 5 for n in (9, 8, 7, 6, 5, 4)], 5, "sequences")
+    sizes = [engine.batch_bytes(batch) for batch in engine.Batches(source, 10, CPU, keep_mb=0)]
+    assert len(sizes) == 5 and sizes[0] == 2 * 8 * 9  # tokens and their rows, int64 each
+
+    def kept_after_one_pass(keep_bytes):
+        batches = engine.Batches(source, 10, CPU, keep_mb=keep_bytes / 2**20)
+        first = list(batches)
+        return [a is b for a, b in zip(first, batches)]
+
+    assert kept_after_one_pass(0) == [False] * 5
+    assert kept_after_one_pass(sizes[0] + sizes[1]) == [True, True, False, False, False]  # exactly full
+    assert kept_after_one_pass(sizes[0] + sizes[1] - 1) == [True, False, True, False, False]  # the next that still fits
+    assert all(kept_after_one_pass(sum(sizes)))
+
+
+def test_batch_bytes_count_the_block_index_cached_on_the_batch():
+    hmm = CategoricalHMM(12, 10, seed=0, device="cpu", emission_blocks=3, token_blocks=np.arange(10) % 3)
+    (batch,) = engine.make_batches([np.arange(7) % 10, np.arange(4)], 100, CPU)
+    assert engine.batch_bytes(batch) == 2 * 8 * 11
+    index = hmm._blocks.index(batch)
+    cached = sum(t.numel() * t.element_size() for t in vars(index).values() if isinstance(t, torch.Tensor))
+    assert cached > 0 and engine.batch_bytes(batch) == 2 * 8 * 11 + cached
+
+
+def test_stats_of_several_batches_add_up():
+    hmm = CategoricalHMM(3, 5, seed=0, device="cpu")
+    seqs = [np.arange(n) % 5 for n in (6, 5, 4, 3)]
+    emit_t, workspace = hmm.emit.T.contiguous(), engine.Workspace(CPU)
+    whole = engine.SufficientStats.zeros(3, 5, CPU)
+    for batch in engine.make_batches(seqs, 100, CPU):
+        engine.accumulate_batch(whole, batch, hmm.start, hmm.trans, emit_t, workspace)
+    parts = engine.SufficientStats.zeros(3, 5, CPU)
+    batches = engine.make_batches(seqs, 6, CPU)
+    assert len(batches) == 4
+    for batch in batches:
+        engine.accumulate_batch(parts, batch, hmm.start, hmm.trans, emit_t, workspace)
+    assert parts.n_tokens == whole.n_tokens == 18
+    assert parts.log_likelihood == pytest.approx(whole.log_likelihood, rel=1e-6)
+    assert parts.log_likelihood == pytest.approx(hmm.log_likelihood(seqs).sum(), rel=1e-6)
+    for name in ("start", "pairs", "emit"):
+        assert torch.allclose(getattr(parts, name).double(), getattr(whole, name).double(), atol=1e-5), name

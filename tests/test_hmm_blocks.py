@@ -7,6 +7,7 @@ import pytest
 import torch
 from test_hmm import brute_force_joint, fit_bytes, params64, reference_em_step, varied_sequences
 
+from storylab import hmm_engine as engine
 from storylab.hmm import CategoricalHMM
 from storylab.token_blocks import assign_token_blocks
 
@@ -87,6 +88,30 @@ def test_one_blocked_em_step_equals_the_dense_expansion_and_numpy(smoothing):
         for name, got, want in zip(("start", "trans", "emit"), params64(hmm), params64(dense)):
             assert np.allclose(got, want, atol=1e-6), name
         assert hmm.history[0]["train_log_likelihood"] == pytest.approx(dense.history[0]["train_log_likelihood"], rel=1e-6)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_float64_blocked_em_step_equals_numpy_to_float64_precision():
+    hmm = blocked_hmm(dtype="float64")
+    seqs = corpus()
+    allowed = (np.arange(12) // 4)[:, None] == TOKEN_BLOCKS[None, :]
+    expected = reference_em_step(hmm, seqs, 0.3, emit_allowed=allowed)
+    hmm.fit(seqs, n_iter=1, progress=False, smoothing=0.3, batch_tokens=200)
+    for name, table, want in zip(("start", "trans", "emit"), (hmm.start, hmm.trans, hmm.emit), expected):
+        assert table.dtype == torch.float64, name
+        assert np.allclose(table.numpy(), want, rtol=0, atol=1e-13), name
+
+
+@pytest.mark.filterwarnings("error")  # e.g. torch resizing an `out=` buffer of the wrong shape
+def test_pair_counts_gathered_in_groups_of_any_size_give_the_same_step(monkeypatch):
+    # a tiny group budget puts every 32-row chunk of block pairs in a group of its own
+    seqs = corpus()
+    whole, grouped = blocked_hmm(), blocked_hmm()
+    whole.fit(seqs, n_iter=1, progress=False, smoothing=0.1)
+    monkeypatch.setattr(engine, "PAIR_GROUP_VALUES", 1)
+    grouped.fit(seqs, n_iter=1, progress=False, smoothing=0.1)
+    for name, a, b in zip(("start", "trans", "emit"), params64(whole), params64(grouped)):
+        assert np.allclose(a, b, atol=1e-7), name
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the same code runs there with device='auto')")

@@ -241,6 +241,13 @@ def test_bad_token_streams_are_one_line_errors(stream, message):
     assert edge.tolist() == [0, 4, 4, 1]
 
 
+def test_a_token_stream_may_be_any_integer_sequence_and_an_array_is_never_copied():
+    assert check_stream("s", [3, 0, 2], vocab_size=4, min_len=3).tolist() == [3, 0, 2]
+    assert check_stream("s", np.array([], dtype=np.int32), vocab_size=1, min_len=0).tolist() == []  # nothing to range-check
+    stream = np.array([1, 2], dtype=np.uint16)
+    assert check_stream("s", stream, vocab_size=3, min_len=2) is stream
+
+
 def test_training_windows_are_n_ctx_plus_one_tokens_from_any_start_reproducible_per_step():
     whole = train_batch(np.arange(6), n_ctx=5, batch_size=3, seed=0, step=0)  # one window fits: the whole stream
     assert whole.dtype == torch.int64 and whole.tolist() == [list(range(6))] * 3

@@ -45,15 +45,12 @@ def varied_sequences(hmm, n=12, max_length=20, seed=0):
     return [tokens[i, :length] for i, length in enumerate(lengths)]
 
 
-def reference_em_step(hmm, seqs, smoothing=0.0, emit_allowed=None):
-    """A plain NumPy Baum-Welch step (unscaled, float64) for short sequences.
-
-    Textbook forward-backward, written independently of the engine; `smoothing` is added
-    as a pseudo-count to every entry of all three tables before normalising (to the
-    emissions only where `emit_allowed` (K, V) is True, if given).
-    """
+def reference_counts(hmm, seqs):
+    """Expected start, transition and emission counts and the total log-likelihood, by a plain
+    NumPy forward-backward (unscaled, float64) for short sequences, written independently of the engine."""
     start, trans, emit = params64(hmm)
     start_counts, trans_counts, emit_counts = np.zeros_like(start), np.zeros_like(trans), np.zeros_like(emit)
+    log_likelihood = 0.0
     for x in seqs:
         T = len(x)
         alpha, beta = np.zeros((T, hmm.n_states)), np.ones((T, hmm.n_states))
@@ -63,12 +60,21 @@ def reference_em_step(hmm, seqs, smoothing=0.0, emit_allowed=None):
         for t in range(T - 2, -1, -1):
             beta[t] = trans @ (emit[:, x[t + 1]] * beta[t + 1])
         likelihood = alpha[-1].sum()
+        log_likelihood += np.log(likelihood)
         gamma = alpha * beta / likelihood
         start_counts += gamma[0]
         for t in range(T - 1):
             trans_counts += np.outer(alpha[t], emit[:, x[t + 1]] * beta[t + 1]) * trans / likelihood
         for t in range(T):
             emit_counts[:, x[t]] += gamma[t]
+    return start_counts, trans_counts, emit_counts, log_likelihood
+
+
+def reference_em_step(hmm, seqs, smoothing=0.0, emit_allowed=None):
+    """A plain NumPy Baum-Welch step from `reference_counts`: `smoothing` is added as a pseudo-count to
+    every entry of all three tables before normalising (to the emissions only where `emit_allowed`
+    (K, V) is True, if given)."""
+    start_counts, trans_counts, emit_counts, _ = reference_counts(hmm, seqs)
     normalise = lambda c: c / c.sum(axis=-1, keepdims=True)  # noqa: E731
     emit_pseudo = smoothing if emit_allowed is None else smoothing * np.asarray(emit_allowed, dtype=np.float64)
     return normalise(start_counts + smoothing), normalise(trans_counts + smoothing), normalise(emit_counts + emit_pseudo)
@@ -152,6 +158,28 @@ def test_a_float64_em_step_equals_numpy_reference_to_float64_precision():
     for name, table, want in zip(("start", "trans", "emit"), (hmm.start, hmm.trans, hmm.emit), expected):
         assert table.dtype == torch.float64, name
         assert np.allclose(table.numpy(), want, rtol=0, atol=1e-13), name
+
+
+def test_expected_counts_are_the_e_step_statistics_and_leave_the_model_alone():
+    hmm = random_hmm(n_states=3, vocab_size=5, seed=4)
+    seqs = varied_sequences(hmm, n=10, max_length=25, seed=2)
+    before = [t.clone() for t in tables(hmm)]
+    start_counts, trans_counts, emit_counts, log_likelihood = reference_counts(hmm, seqs)
+    stats = hmm.expected_counts(seqs, batch_tokens=60)  # several batches
+    assert np.allclose(stats.start.numpy(), start_counts, atol=1e-5)
+    assert np.allclose((stats.pairs[0] * hmm.trans).numpy(), trans_counts, atol=1e-5)  # pairs are counts before `* trans`
+    assert np.allclose(stats.emit.numpy().T, emit_counts, atol=1e-5)
+    assert stats.log_likelihood == pytest.approx(log_likelihood, rel=1e-6)
+    assert stats.n_tokens == sum(map(len, seqs))
+    assert all(torch.equal(a, b) for a, b in zip(before, tables(hmm))) and hmm.history == []
+
+
+def test_repr_names_the_sizes_and_only_the_settings_that_differ_from_the_defaults():
+    assert repr(random_hmm(n_states=3, vocab_size=5)) == "CategoricalHMM(n_states=3, vocab_size=5, device='cpu', iterations=0)"
+    blocked = CategoricalHMM(4, 6, device="cpu", emission_blocks=2, dtype="float64")
+    blocked.fit([np.arange(6)], n_iter=2, tol=0.0, progress=False)
+    assert repr(blocked) == ("CategoricalHMM(n_states=4, vocab_size=6, emission_blocks=2, dtype='float64', device='cpu', "
+                             "iterations=2)")
 
 
 def test_an_em_step_keeps_an_unvisited_state_and_normalises_a_rarely_visited_one():

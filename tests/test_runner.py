@@ -511,3 +511,176 @@ def test_every_notebooks_defaults_pass_its_own_checks(stem):
     values = effective_parameters(NOTEBOOKS_DIR / f"{stem}.ipynb", {})
     assert values.keys() == notebook_parameters(NOTEBOOKS_DIR / f"{stem}.ipynb").keys()
     assert stem in CHECKS  # every notebook has value checks
+
+
+# --- the parameters cell, notebook names and value checks, in-process (storylab.runner.params) --
+
+def _raw_notebook(folder, cells, name="raw.ipynb"):
+    """A notebook written as plain JSON, as a hand-edited file may be (the runner does not go through nbformat)."""
+    path = folder / name
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def _parameters_notebook(folder, source, name="cell.ipynb"):
+    return _raw_notebook(folder, [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": source}], name)
+
+
+def _error(call, *args):
+    with pytest.raises(ParameterError) as error:
+        call(*args)
+    return str(error.value)
+
+
+@pytest.fixture
+def notebooks_dir(tmp_path, monkeypatch):
+    """A notebooks folder of four empty notebooks, two of them sharing the prefix 02_hmm;
+    the current directory is elsewhere, so a bare file name does not name a file there."""
+    from storylab.runner import params
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for stem in ("01_tokenizers", "02_hmm", "02_hmm_big", "03_transformer"):
+        (folder / f"{stem}.ipynb").write_text("{}")
+    monkeypatch.setattr(params, "NOTEBOOKS_DIR", folder)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    return folder
+
+
+def test_notebook_names_resolve_by_exact_stem_prefix_or_file_name(notebooks_dir):
+    from storylab.runner.params import resolve_notebook
+
+    assert resolve_notebook("01") == notebooks_dir / "01_tokenizers.ipynb"   # a prefix matching one notebook
+    assert resolve_notebook("02_hmm") == notebooks_dir / "02_hmm.ipynb"     # exact, though 02_hmm_big shares it
+    assert resolve_notebook("02_hmm_b") == notebooks_dir / "02_hmm_big.ipynb"
+    # not a file in the current directory: the name, .ipynb dropped, is looked up among the notebooks
+    assert resolve_notebook("02_hmm.ipynb") == notebooks_dir / "02_hmm.ipynb"
+    mine = notebooks_dir.parent / "elsewhere" / "mine.ipynb"
+    mine.write_text("{}")
+    assert resolve_notebook("mine.ipynb") == mine  # an existing .ipynb file is itself
+    expected = "expected one of: 01_tokenizers, 02_hmm, 02_hmm_big, 03_transformer"
+    assert _error(resolve_notebook, "09_nothing") == f"notebook '09_nothing' not found; {expected}"
+    assert _error(resolve_notebook, "02") == f"notebook '02' not found; {expected}"  # two notebooks match
+    assert _error(resolve_notebook, 2) == "notebook 2: expected a notebook name or path (e.g. 02_hmm), got a int"
+
+
+def test_an_empty_notebook_name_matches_nothing_even_with_one_notebook(notebooks_dir):
+    from storylab.runner.params import resolve_notebook
+
+    for other in ("01_tokenizers", "02_hmm_big", "03_transformer"):
+        (notebooks_dir / f"{other}.ipynb").unlink()
+    assert _error(resolve_notebook, "") == "notebook '' not found; expected one of: 02_hmm"
+
+
+def test_unreadable_notebooks_are_one_line_errors_naming_the_file(tmp_path):
+    from storylab.runner.params import notebook_parameters, read_notebook_json
+
+    path = tmp_path / "x.ipynb"
+    assert _error(read_notebook_json, path) == f"notebook {str(path)!r}: no such file"
+    path.write_text("{not json")
+    message = _error(read_notebook_json, path)
+    assert message.startswith(f"notebook {str(path)!r}: not valid JSON (")
+    assert message.endswith("); expected a Jupyter notebook (.ipynb JSON)")
+    for content in ("[1, 2]", '{"metadata": {}}', '{"cells": {}}'):  # valid JSON, not a notebook
+        path.write_text(content)
+        assert _error(read_notebook_json, path) == (f"notebook {str(path)!r}: expected a Jupyter notebook "
+                                                    "(a JSON object with 'cells')")
+    untagged = _raw_notebook(tmp_path, [{"cell_type": "code", "metadata": {}, "source": "rows = 1"}])
+    assert _error(notebook_parameters, untagged) == f"notebook {str(untagged)!r} has no cell tagged 'parameters'"
+
+
+def test_the_parameters_cell_is_the_tagged_code_cell(tmp_path):
+    from storylab.runner.params import notebook_parameters, parameters_source
+
+    path = _raw_notebook(tmp_path, [
+        {"cell_type": "code", "metadata": {}, "source": ["import os\n"]},                 # code, not tagged
+        {"cell_type": "markdown", "metadata": {"tags": ["parameters"]}, "source": "# x"},  # tagged, not code
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": ["rows = 1\n", "lr = 0.1\n"]}])
+    assert parameters_source(path) == "rows = 1\nlr = 0.1\n"  # a list of lines is joined
+    # nbformat also allows the source as one string; a cell with no source is an empty one
+    assert parameters_source(_parameters_notebook(tmp_path, "rows = 2\n", "string.ipynb")) == "rows = 2\n"
+    nosource = _raw_notebook(tmp_path, [{"cell_type": "code", "metadata": {"tags": ["parameters"]}}], "empty.ipynb")
+    assert parameters_source(nosource) == "" and notebook_parameters(nosource) == {}
+
+
+def test_parameters_keep_their_names_comments_and_annotated_types(tmp_path):
+    from storylab.runner.params import notebook_parameters
+
+    declared = notebook_parameters(_parameters_notebook(tmp_path, (
+        "from typing import Literal\n"
+        "rows = 3\n"
+        "lr: float = 0.5          #X-axis scale\n"       # a comment whose text starts right after '#'
+        "sizes: list[int] = [1]   # a list\n"
+        "only: Literal['one'] = 'one'\n"
+        "either: Literal[1, 2] | None = 1\n")))
+    assert [p.name for p in declared.values()] == ["rows", "lr", "sizes", "only", "either"]
+    assert declared["rows"].comment == "" and declared["lr"].comment == "X-axis scale"
+    assert declared["lr"].types == (float, int) and declared["lr"].type_label() == "float | int"
+    assert validate_parameters(declared, {"lr": 1}) == {"lr": 1}  # an int where a float is expected
+    assert declared["sizes"].types == (list,) and declared["sizes"].choices is None
+    assert declared["only"].choices == ("one",) and declared["only"].type_label() == '"one"'
+    assert declared["either"].types == (int, type(None)) and declared["either"].choices == (1, 2)
+
+
+def test_parameter_without_a_type_is_shown_as_any(toy_notebook):
+    assert notebook_parameters(toy_notebook)["anything"].type_label() == "any"  # `storylab params` prints it
+
+
+UNSUPPORTED = "; expected int, float, str, bool, list, dict, None, Literal[...] or a union of them"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("rows = len([])", "parameter 'rows' (line 1) is not a plain literal"),
+    ("p: Path = 1", "parameter 'p': unsupported annotation 'Path'" + UNSUPPORTED),
+    ("p: int | Path = 1", "parameter 'p': unsupported annotation 'Path'" + UNSUPPORTED),
+    ("p: Path | int = 1", "parameter 'p': unsupported annotation 'Path'" + UNSUPPORTED),
+    ("p: 'int' = 1", "parameter 'p': unsupported annotation \"'int'\"" + UNSUPPORTED),  # a string annotation
+    ("p: Literal[x] = 1", "parameter 'p': Literal[...] must list plain values, got 'Literal[x]'"),
+])
+def test_a_bad_parameters_cell_is_a_one_line_error_naming_the_notebook(tmp_path, line, message):
+    path = _parameters_notebook(tmp_path, line, "bad.ipynb")
+    assert _error(notebook_parameters, path) == f"notebook bad.ipynb: {message}"
+
+
+def test_a_parameters_cell_that_is_not_python_names_the_line(tmp_path):
+    message = _error(notebook_parameters, _parameters_notebook(tmp_path, "rows = 1\nx = (", "bad.ipynb"))
+    assert message.startswith("notebook bad.ipynb: the parameters cell is not valid Python (line 2: ")  # then Python's words
+
+
+def test_cli_values_split_at_the_first_equals_sign_and_words_stay_strings():
+    from storylab.runner.params import parse_value
+
+    assert parse_cli_overrides(["title=a=b"]) == {"title": "a=b"}
+    assert parse_value("1.5e3") == 1500.0  # YAML 1.1 reads it as a string
+    assert parse_value("1e5") == 100000.0
+    assert parse_value("inf") == "inf" and parse_value("nan") == "nan"  # words, though float() reads them
+
+
+def test_validation_errors_are_whole_one_line_messages():
+    from storylab.runner.params import Parameter
+
+    declared = {"lrate": Parameter("lrate", 0.1, (float, int), ""), "rows": Parameter("rows", 1, (int,), "")}
+    assert _error(validate_parameters, declared, {"lr": 1}) == "notebook: unknown parameter 'lr'; did you mean 'lrate'?"
+    assert _error(validate_parameters, declared, {"zzz": 1}) == "notebook: unknown parameter 'zzz'; expected one of: lrate, rows"
+    assert _error(validate_parameters, declared, {"rows": "x"}) == "notebook: parameter 'rows' expects int, got 'x' (str)"
+    # a value is shown whole up to 80 characters, else its first 77 and "..."
+    assert _error(validate_parameters, declared, {"rows": "a" * 78}) == (
+        f"notebook: parameter 'rows' expects int, got '{'a' * 78}' (str)")
+    assert _error(validate_parameters, declared, {"rows": "a" * 79}) == (
+        f"notebook: parameter 'rows' expects int, got '{'a' * 76}... (str)")
+
+
+def test_parameter_files_must_hold_a_mapping(tmp_path):
+    from storylab.runner.params import load_params_file
+
+    path = tmp_path / "values.yaml"
+    path.write_text("- 1\n- 2\n")
+    where = f"-f {str(path)!r}"
+    assert _error(load_params_file, path) == f"{where}: expected a mapping of parameter names to values, got a YAML list"
+    path.write_text("")
+    assert load_params_file(path) == {}  # an empty file sets nothing
+    path.unlink()
+    path.mkdir()
+    assert _error(load_params_file, path) == (f"{where}: is a directory; expected a YAML file holding a mapping of "
+                                              "parameter names to values")

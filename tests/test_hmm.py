@@ -576,6 +576,167 @@ def test_from_pomegranate_pads_a_narrow_emission_table():
         CategoricalHMM.from_pomegranate(narrow, vocab_size=1)
 
 
+# ----------------------------------------------------------------------------- unigram init, inference, generation, files, resume
+def test_unigram_init_scales_add_one_counts_by_noise_in_half_to_one_and_a_half():
+    # fit(n_iter=0) stops after the init; every emission is (count + 1) x u with u drawn
+    # uniformly in [0.5, 1.5] (±50%), so a row's u recovered up to its scale spans a
+    # factor of about 3 (not more), with its median about twice its minimum
+    counts = np.concatenate([np.arange(1, 51), np.zeros(50, dtype=np.int64)])  # tokens 50..99 never occur
+    hmm = CategoricalHMM(4, 100, seed=2, init="unigram", device="cpu")
+    hmm.fit([np.repeat(np.arange(100), counts)], n_iter=0, progress=False)
+    emit = params64(hmm)[2]
+    assert (emit > 0).all()
+    u = emit / (counts + 1)
+    spread, median = u.max(axis=1) / u.min(axis=1), np.median(u, axis=1) / u.min(axis=1)
+    assert ((spread > 2.7) & (spread <= 3 * (1 + 1e-6))).all(), spread
+    assert ((median > 1.8) & (median < 2.2)).all(), median  # 1/u, say, has its median at 1.5x its minimum
+    assert not np.allclose(emit[0], emit[1], rtol=0.1)  # the noise breaks the symmetry between states
+
+
+def test_inference_errors_name_the_argument_given():
+    hmm = random_hmm(vocab_size=4)
+    for method in (hmm.viterbi, hmm.posteriors, hmm.beliefs):
+        with pytest.raises(ValueError, match=r"^seq: token id 9 in sequence 0 is outside \[0, vocab_size=4\)"):
+            method(np.array([0, 9]))
+    with pytest.raises(ValueError, match=r"^sequences: token id 9 in sequence 1 is outside \[0, vocab_size=4\)"):
+        hmm.occupancy([np.array([0]), np.array([0, 9])])
+    with pytest.raises(ValueError, match=r"^ids: token id 9 in sequence 0 is outside \[0, vocab_size=4\)"):
+        hmm.next_token_probs_all([0, 9])
+
+
+def test_occupancy_is_each_states_share_of_the_posterior_mass():
+    hmm = random_hmm(n_states=3, vocab_size=5, seed=3)
+    seqs = varied_sequences(hmm, n=12, max_length=20, seed=4)
+    mass = sum(hmm.posteriors(s).sum(axis=0) for s in seqs)  # posteriors are checked against brute force above
+    np.testing.assert_allclose(hmm.occupancy(seqs, batch_tokens=30), mass / mass.sum(), rtol=1e-5)  # several batches
+    long = hmm.sample(1, 600, seed=1)[0][0]
+    mass = hmm.posteriors(long).sum(axis=0)
+    # summed in float64: a float32 sum of 600 posteriors is off by ~1e-7
+    np.testing.assert_allclose(hmm.occupancy([long]), mass / mass.sum(), rtol=1e-13)
+
+
+def test_next_token_probs_all_rows_are_normalised_next_token_distributions_of_each_prefix():
+    hmm = random_hmm(n_states=3, vocab_size=5, seed=2)
+    ids = [4, 1, 1, 0]
+    rows = hmm.next_token_probs_all(ids)
+    assert rows.shape == (5, 5) and rows.dtype == np.float64
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0, rtol=0, atol=1e-12)  # float32 tables sum to 1 only to ~1e-7
+    for t in range(len(ids) + 1):
+        np.testing.assert_allclose(rows[t], hmm.next_token_probs(ids[:t]), rtol=1e-6)
+
+
+def test_a_prefix_of_probability_zero_costs_infinite_nats_and_has_no_next_token():
+    emit = np.array([[1.0, 0.0], [1.0, 0.0]])  # token 1 is never emitted
+    hmm = CategoricalHMM.from_params([0.5, 0.5], [[0.5, 0.5], [0.5, 0.5]], emit, device="cpu")
+    nats = hmm.token_nats([np.array([0, 1, 0]), np.array([0, 1])])
+    assert list(nats[0]) == [0.0, np.inf, np.inf] and list(nats[1]) == [0.0, np.inf]  # inf, not the largest float
+    assert list(hmm.log_likelihood([np.array([0, 1, 0]), np.array([0, 1])])) == [-np.inf, -np.inf]
+    message = r"^prefix_ids: has probability 0 under this HMM \(a token no state reachable there emits\)$"
+    with pytest.raises(ValueError, match=message):
+        hmm.next_token_probs([0, 1])
+    with pytest.raises(ValueError, match=message):
+        hmm.next_token_probs_all([0, 1, 0])
+
+
+def test_generate_draws_each_token_from_next_token_probs_of_the_prefix_and_the_tokens_so_far():
+    from storylab.sampling import generate_tokens
+
+    # the oracle re-filters the whole context for every token; generate updates one belief
+    hmm = random_hmm(n_states=3, vocab_size=6, seed=4)
+    for prefix, options in (([], {}), ([1, 2], {"top_k": 2}), ([5], {"temperature": 0.7, "seed": 3})):
+        def predict(new_ids, prefix=prefix):
+            return hmm.next_token_probs([*prefix, *new_ids])
+
+        # defaults as in storylab.lm: temperature 1, seed 0, no top_k
+        expected = generate_tokens(predict, 30, vocab_size=6, eot_id=None, **{"temperature": 1.0, "seed": 0, **options})
+        assert list(hmm.generate(prefix, 30, **options)) == list(expected), (prefix, options)
+    with pytest.raises(ValueError, match=r"^stop_id: expected an integer in \[0, 6\), got 6"):
+        hmm.generate([1], 3, stop_id=6)
+
+
+def test_a_saved_model_keeps_every_setting_and_its_fit_bookkeeping(tmp_path):
+    from storylab import hmm_io
+
+    settings = {"seed": 5, "init": "unigram", "concentration": 0.5, "eot_id": 3, "emission_blocks": 2,
+                "token_block_method": "random", "dtype": "float64"}
+    seqs = varied_sequences(random_hmm(n_states=3, vocab_size=6, seed=1), n=8, max_length=12)
+    hmm = CategoricalHMM(4, 6, device="cpu", **settings)
+    hmm.fit(seqs, n_iter=2, tol=0.0, progress=False, checkpoint=tmp_path / "ckpt")
+    loaded = CategoricalHMM.load(tmp_path / "ckpt", device="cpu")
+    assert {name: getattr(loaded, name) for name in settings} == {**settings, "dtype": torch.float64}
+    assert loaded.train_tokens == sum(map(len, seqs)) > 0 and loaded.train_flops == hmm.train_flops
+    assert hmm_io.load_params(tmp_path / "ckpt")[1]["iteration"] == 2  # the header says how far the fit got
+    loaded.save(tmp_path / "copy")  # a loaded checkpoint saved elsewhere is still one its fit resumes from
+    resumed = CategoricalHMM(4, 6, device="cpu", **settings)
+    resumed.fit(seqs, n_iter=3, tol=0.0, progress=False, checkpoint=tmp_path / "copy")
+    assert [row["iteration"] for row in resumed.history] == [1, 2, 3]
+    assert resumed.history[:2] == hmm.history
+
+
+def test_a_header_with_only_the_sizes_loads_with_default_settings(tmp_path):
+    # files from before the settings were saved; a setting this version refuses is a one-line error
+    uniform = {"start": torch.ones(3) / 3, "trans": torch.ones(3, 3) / 3, "emit": torch.ones(3, 4) / 4}
+    (tmp_path / "old").mkdir()
+    write_tables(tmp_path / "old" / "hmm.safetensors", uniform, {"n_states": 3, "vocab_size": 4})
+    loaded = CategoricalHMM.load(tmp_path / "old", device="cpu")
+    got = (loaded.seed, loaded.init, loaded.concentration, loaded.eot_id, loaded.emission_blocks, loaded.token_block_method, loaded.dtype)
+    assert got == (0, "random", 1.0, None, 1, "context", torch.float32)
+    assert loaded.history == [] and loaded.train_tokens == 0
+    (tmp_path / "bad").mkdir()
+    write_tables(tmp_path / "bad" / "hmm.safetensors", uniform, {"n_states": 3, "vocab_size": 4, "init": "kmeans"})
+    message = r"bad/hmm.safetensors has settings this version cannot use: init: expected one of \('random', 'unigram'\), got 'kmeans'$"
+    with pytest.raises(ValueError, match=message):
+        CategoricalHMM.load(tmp_path / "bad")
+
+
+def rewrite_checkpoint(folder, drop=(), **tensors):
+    """Rewrite a saved model's file without the header keys `drop` and with the given tables."""
+    from storylab import hmm_io
+
+    saved, meta, _ = hmm_io.load_params(folder)
+    write_tables(folder / "hmm.safetensors", {**saved, **tensors}, {k: v for k, v in meta.items() if k not in drop})
+
+
+def test_a_checkpoint_the_fit_cannot_continue_is_refused_naming_what_differs(tmp_path):
+    import re
+
+    seqs = varied_sequences(random_hmm(n_states=3, vocab_size=4, seed=2), n=5, max_length=10)
+    folder, folder64 = tmp_path / "ckpt", tmp_path / "ckpt64"
+    CategoricalHMM(4, 4, seed=0, device="cpu").fit(seqs, n_iter=1, progress=False, checkpoint=folder)
+    CategoricalHMM(4, 4, seed=0, device="cpu", dtype="float64").fit(seqs, n_iter=1, progress=False, checkpoint=folder64)
+    where = re.escape(f"checkpoint: {folder}")
+
+    def refused(message, *args, checkpoint=folder, data=seqs, smoothing=0.0, **kwargs):
+        with pytest.raises(ValueError, match=message):
+            CategoricalHMM(*args, seed=0, device="cpu", **kwargs).fit(data, n_iter=2, smoothing=smoothing, progress=False, checkpoint=checkpoint)
+
+    refused(rf"^{where} holds 4 states x 4 tokens, this model is 2 x 4$", 2, 4)
+    n_tokens = sum(map(len, seqs))
+    refused(rf"^{where} was written for other training data \({{'n_sequences': 5, 'n_tokens': {n_tokens}, 'sha256': '[0-9a-f]{{16}}'}}, "
+            rf"now {{'n_sequences': 4, 'n_tokens': {n_tokens - len(seqs[4])}, ", 4, 4, data=seqs[:4])
+    refused(rf"^{where} " + re.escape("was written by a fit with other settings ({'smoothing': 0.0}, now {'smoothing': 0.5}); smoothing must match"),
+            4, 4, smoothing=0.5)
+    refused(rf"^{where} holds float32 tables, this model computes in float64$", 4, 4, dtype="float64")
+    refused(rf"^{re.escape(f'checkpoint: {folder64}')} holds float64 tables, this model computes in float32$", 4, 4, checkpoint=folder64)
+    # a header from before dtype and emission_blocks were saved: a float32 dense model's
+    rewrite_checkpoint(folder, drop=("dtype", "emission_blocks"))
+    refused(rf"^{where} holds float32 tables, this model computes in float64$", 4, 4, dtype="float64")
+    refused(rf"^{where} holds a model with emission_blocks=1, this model has 2$", 4, 4, emission_blocks=2)
+    resumed = CategoricalHMM(4, 4, seed=0, device="cpu")
+    assert len(resumed.fit(seqs, n_iter=2, tol=0.0, progress=False, checkpoint=folder)) == 2
+
+
+def test_a_blocked_checkpoint_with_emissions_outside_its_blocks_is_refused(tmp_path):
+    import re
+
+    seqs = varied_sequences(random_hmm(n_states=3, vocab_size=4, seed=2), n=5, max_length=10)
+    CategoricalHMM(4, 4, seed=0, device="cpu", emission_blocks=2).fit(seqs, n_iter=1, progress=False, checkpoint=tmp_path / "ckpt")
+    rewrite_checkpoint(tmp_path / "ckpt", emit=torch.full((4, 4), 0.25))
+    message = re.escape(f"checkpoint: {tmp_path / 'ckpt'}: emit has probability outside the token blocks")
+    with pytest.raises(ValueError, match=f"^{message}"):
+        CategoricalHMM(4, 4, seed=0, device="cpu", emission_blocks=2).fit(seqs, n_iter=2, progress=False, checkpoint=tmp_path / "ckpt")
+
+
 # ----------------------------------------------------------------------------- engine bookkeeping
 # batch plans, packed batches kept between passes, buffers, memory budgets (storylab.hmm_engine)
 CPU = torch.device("cpu")

@@ -181,6 +181,18 @@ def test_a_file_with_emissions_outside_its_blocks_is_refused(tmp_path):
     assert json.loads(header["meta"])["emission_blocks"] == 3
 
 
+def test_token_nats_and_validation_scores_run_the_same_blocked_forward_pass_as_log_likelihood():
+    # 64 states in blocks of 16: the blocked pass sums in another order than a dense one
+    # over the same tables (they differ by ~1e-10), so these agree to float64 rounding
+    # only when every pass uses the blocks
+    hmm = blocked_hmm(n_states=64, vocab_size=40, n_blocks=4, token_blocks=np.arange(40) % 4)
+    seqs = corpus(vocab_size=40, n=10)
+    log_likelihood = hmm.log_likelihood(seqs)
+    np.testing.assert_allclose([-n.sum() for n in hmm.token_nats(seqs)], log_likelihood, rtol=1e-13)
+    history = hmm.fit(seqs[:2], n_iter=1, val=seqs, progress=False)  # validation scored with the tables before the step
+    assert history[0]["val_log_likelihood"] == pytest.approx(log_likelihood.sum(), rel=1e-13)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

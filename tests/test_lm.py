@@ -139,7 +139,7 @@ def test_the_transformers_sliding_window_matches_an_explicit_loop(models, tokeni
     assert wider.stride == N_CTX // 2 and not np.allclose(wider.token_nats([story])[0], expected)
 
 
-@pytest.mark.parametrize("name", ["transformer", "rnn"])
+@pytest.mark.parametrize("name", ["hmm", "transformer", "rnn"])
 def test_next_token_probs_all_rows_are_the_next_token_probs_of_each_prefix(models, tokenizer, name):
     model = models[name]
     story = encode_texts(tokenizer, [VALIDATION[1]])[0][:20]  # end-of-text + 20 tokens: past the n_ctx of 8

@@ -534,8 +534,9 @@ class CategoricalHMM:
             for batch in batches:
                 norms = engine.forward(batch, self._start, self._trans, emit_t, workspace, self._blocks)[2]
                 nats = (-norms[:, 0].double().log()).cpu().numpy()
-                # after a zero normaliser the recursion is 0/0: the rest of that sequence is impossible too
-                nats = np.nan_to_num(nats, nan=np.inf)
+                # a zero normaliser costs -ln 0 = inf (kept: nan_to_num would make it the largest float), and
+                # after it the recursion is 0/0: the rest of that sequence is impossible too
+                nats = np.nan_to_num(nats, nan=np.inf, posinf=np.inf)
                 step_starts = np.asarray(batch.offsets[:-1])
                 for row, index in enumerate(batch.index):  # packed time-major: (row, t) sits at offsets[t] + row
                     result[index] = nats[step_starts[: data.lengths[index]] + row]

@@ -243,8 +243,9 @@ def forward(batch: Batch, start: torch.Tensor, trans: torch.Tensor, emit_t: torc
         alpha_now.div_(norms_now)
     log_likelihood = torch.zeros(batch.n_sequences, dtype=torch.float64, device=norms.device)
     log_likelihood.index_add_(0, batch.row_of_token, norms[:, 0].double().log())
-    # 0/0 after a zero normaliser makes the rest of that sequence NaN; its probability is 0
-    return alpha, emissions, norms, torch.nan_to_num(log_likelihood, nan=-np.inf)
+    # 0/0 after a zero normaliser makes the rest of that sequence NaN; its probability is 0 (and -inf stays
+    # -inf when the zero normaliser is the last token's: nan_to_num would make it the lowest float)
+    return alpha, emissions, norms, torch.nan_to_num(log_likelihood, nan=-np.inf, neginf=-np.inf)
 
 
 def _block_step(blocks: Blocks, index, workspace: Workspace, rows: torch.Tensor):

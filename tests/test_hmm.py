@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from storylab import hmm as hmm_module
 from storylab import hmm_engine as engine
 from storylab.hmm import CategoricalHMM
 from storylab.token_sequences import as_token_source
@@ -180,6 +182,37 @@ def test_repr_names_the_sizes_and_only_the_settings_that_differ_from_the_default
     blocked.fit([np.arange(6)], n_iter=2, tol=0.0, progress=False)
     assert repr(blocked) == ("CategoricalHMM(n_states=4, vocab_size=6, emission_blocks=2, dtype='float64', device='cpu', "
                              "iterations=2)")
+
+
+def test_the_random_init_draws_dirichlet_rows_from_the_seed_in_order_whatever_the_chunking(monkeypatch):
+    # start, then the K transition rows, then the K emission rows, one Dirichlet(concentration) stream
+    rng = np.random.default_rng(7)
+    expected = rng.dirichlet(np.full(3, 0.5), size=1)[0], rng.dirichlet(np.full(3, 0.5), size=3), rng.dirichlet(np.full(5, 0.5), size=3)
+    whole = CategoricalHMM(3, 5, seed=7, device="cpu", concentration=0.5)
+    monkeypatch.setattr(hmm_module, "ROWS_BYTES", 8 * 5 * 2)  # two rows per chunk: the same draws
+    chunked = CategoricalHMM(3, 5, seed=7, device="cpu", concentration=0.5)
+    for name, want, got, again in zip(("start", "trans", "emit"), expected, params64(whole), params64(chunked)):
+        assert np.allclose(got, want, rtol=0, atol=1e-7) and np.array_equal(got, again), name
+    monkeypatch.undo()
+    assert all(torch.equal(a, b) for a, b in zip(tables(CategoricalHMM(3, 5, device="cpu")),
+                                                 tables(CategoricalHMM(3, 5, seed=0, device="cpu", concentration=1.0))))
+    # a tiny concentration draws exact zeros, which EM could never move: every entry is lifted above 0
+    sparse = CategoricalHMM(4, 50, seed=0, device="cpu", concentration=1e-3)
+    assert all((table > 0).all() for table in tables(sparse))
+    assert CategoricalHMM(3, 5, device="cpu", eot_id=4).eot_id == 4
+
+
+def test_sampling_a_deterministic_hmm_gives_its_one_path_and_bad_sizes_are_named():
+    # one start state, a cycle 0 -> 2 -> 1 -> 0, each state emitting one token of its own
+    hmm = CategoricalHMM.from_params([1.0, 0, 0], [[0, 0, 1.0], [1.0, 0, 0], [0, 1.0, 0]], [[0, 0, 0, 1.0], [0, 1.0, 0, 0], [1.0, 0, 0, 0]],
+                                     device="cpu")
+    tokens, states = hmm.sample(2, 5, seed=3)
+    assert states.tolist() == [[0, 2, 1, 0, 2]] * 2 and tokens.tolist() == [[3, 0, 1, 3, 0]] * 2
+    assert hmm.sample(1, 1)[0].shape == (1, 1)
+    for args, message in [((0, 5), "n: expected an integer >= 1, got 0"), ((2, 0), "length: expected an integer >= 1, got 0"),
+                          ((2, 5, -1), "seed: expected an integer >= 0, got -1")]:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            hmm.sample(*args)
 
 
 def test_an_em_step_keeps_an_unvisited_state_and_normalises_a_rarely_visited_one():

@@ -189,6 +189,7 @@ def test_token_nats_and_validation_scores_run_the_same_blocked_forward_pass_as_l
     seqs = corpus(vocab_size=40, n=10)
     log_likelihood = hmm.log_likelihood(seqs)
     np.testing.assert_allclose([-n.sum() for n in hmm.token_nats(seqs)], log_likelihood, rtol=1e-13)
+    assert hmm.expected_counts(seqs).log_likelihood == pytest.approx(log_likelihood.sum(), rel=1e-13)  # the E-step's pass
     history = hmm.fit(seqs[:2], n_iter=1, val=seqs, progress=False)  # validation scored with the tables before the step
     assert history[0]["val_log_likelihood"] == pytest.approx(log_likelihood.sum(), rel=1e-13)
 

@@ -15,6 +15,7 @@ from storylab import hmm as hmm_module
 from storylab import hmm_engine as engine
 from storylab.hmm import CategoricalHMM
 from storylab.token_sequences import as_token_source
+from storylab.tracking import Tracker
 
 
 def random_hmm(n_states=3, vocab_size=4, seed=0, concentration=1.0):
@@ -768,6 +769,202 @@ def test_a_blocked_checkpoint_with_emissions_outside_its_blocks_is_refused(tmp_p
     message = re.escape(f"checkpoint: {tmp_path / 'ckpt'}: emit has probability outside the token blocks")
     with pytest.raises(ValueError, match=f"^{message}"):
         CategoricalHMM(4, 4, seed=0, device="cpu", emission_blocks=2).fit(seqs, n_iter=2, progress=False, checkpoint=tmp_path / "ckpt")
+
+
+# ----------------------------------------------------------------------------- fit settings, convergence, progress, tracking
+def one_state_hmm():
+    # one state: the first EM step sets the emissions to the token frequencies, and no later step moves them
+    return CategoricalHMM.from_params([1.0], [[1.0]], [[0.5, 0.5]], device="cpu")
+
+
+ONE_STATE_DATA = [np.array([0, 0, 0, 1])]
+UNIFORM_NATS = np.log(2)  # per token, under the uniform emissions the fit starts from
+FREQUENCY_NATS = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))  # under the frequencies (3/4, 1/4) after one step
+
+
+def test_a_default_fit_stops_once_the_relative_improvement_per_token_falls_below_1e_4():
+    history = one_state_hmm().fit(ONE_STATE_DATA, progress=False)
+    assert [row["iteration"] for row in history] == [1, 2, 3]
+    assert [row["train_nats_per_token"] for row in history] == pytest.approx([UNIFORM_NATS, FREQUENCY_NATS, FREQUENCY_NATS], rel=1e-6)
+    # improvement relative to the previous nats per token (here below 1, so dividing by anything else shows)
+    assert history[0]["relative_improvement"] is None
+    assert history[1]["relative_improvement"] == pytest.approx((UNIFORM_NATS - FREQUENCY_NATS) / UNIFORM_NATS, rel=1e-5)
+    assert history[2]["relative_improvement"] == 0.0  # the same tables score the same bits
+    assert [row["converged"] for row in history] == [False, False, True] and all(type(row["converged"]) is bool for row in history)
+    assert set(history[0]) == {"iteration", "train_log_likelihood", "train_nats_per_token", "elapsed_s", "tokens_per_s",
+                               "relative_improvement", "converged"}
+
+
+def test_a_default_fit_runs_50_iterations_and_tol_0_stops_only_on_a_decrease():
+    history = one_state_hmm().fit(ONE_STATE_DATA, tol=0.0, progress=False)
+    assert len(history) == 50  # an improvement of exactly 0 is not below tol=0
+    assert not any(row["converged"] for row in history)
+
+
+def test_a_converged_fit_is_not_continued_but_a_row_without_the_flag_does_not_stop_it(tmp_path):
+    from storylab import hmm_io
+
+    hmm = one_state_hmm()
+    hmm.fit(ONE_STATE_DATA, progress=False)
+    assert len(hmm.fit(ONE_STATE_DATA, n_iter=5, progress=False)) == 3
+    # a history from a file whose rows carry no convergence flag (hand-made or foreign) counts as not converged
+    hmm.save(tmp_path / "model")
+    tensors, meta, _ = hmm_io.load_params(tmp_path / "model")
+    rows = [{k: v for k, v in row.items() if k not in ("converged", "relative_improvement")} for row in meta["history"]]
+    write_tables(tmp_path / "model" / "hmm.safetensors", tensors, {**meta, "history": rows})
+    loaded = CategoricalHMM.load(tmp_path / "model", device="cpu")
+    assert len(loaded.fit(ONE_STATE_DATA, n_iter=1, progress=False)) == 4
+
+
+def test_bad_fit_arguments_are_one_line_errors_naming_the_argument():
+    hmm = random_hmm(vocab_size=4)
+    seqs = [np.array([0, 1, 2])]
+    cases = [
+        ({"n_iter": -1}, r"^n_iter: expected an integer >= 0, got -1$"),
+        ({"tol": -0.5}, r"^tol: expected a number >= 0, got -0.5$"),
+        ({"smoothing": -1}, r"^smoothing: expected a number >= 0, got -1$"),
+        ({"batch_tokens": 0}, r"^batch_tokens: expected an integer >= 1, got 0$"),
+        ({"batch_tokens": 2.5}, r"^batch_tokens: expected an integer >= 1, got 2.5$"),
+        ({"val": [np.array([0, 7])]}, r"^val: token id 7 in sequence 0 is outside \[0, vocab_size=4\)$"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            hmm.fit(seqs, progress=False, **kwargs)
+    with pytest.raises(ValueError, match=r"^sequences: token id 7 in sequence 1 is outside \[0, vocab_size=4\)$"):
+        hmm.fit([np.array([0]), np.array([7])], progress=False)
+    assert hmm.history == []
+
+
+def test_fit_packs_at_most_batch_tokens_tokens_into_each_e_step_batch(monkeypatch):
+    sizes = []
+    accumulate = engine.accumulate_batch
+
+    def recording(stats, batch, *args, **kwargs):
+        sizes.append(batch.n_tokens)
+        return accumulate(stats, batch, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "accumulate_batch", recording)
+    seqs = [np.array([0, 1, 2, 3, 0])] * 6
+    random_hmm().fit(seqs, n_iter=1, progress=False, batch_tokens=10)
+    assert sizes == [10, 10, 10]
+    sizes.clear()
+    random_hmm().fit(seqs, n_iter=1, progress=False, batch_tokens=1)  # the smallest budget: one sequence a batch
+    assert sizes == [5] * 6
+
+
+def test_the_iteration_time_is_the_e_and_m_step_without_the_validation_scoring(monkeypatch):
+    import types
+
+    import storylab.hmm as hmm_module
+
+    # read at the step's start, around the validation scoring, and at the M-step's end
+    clock = iter([100.0, 101.0, 104.0, 111.0])
+    monkeypatch.setattr(hmm_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    seqs = [np.array([0, 1, 2]), np.array([3, 0])]
+    (row,) = random_hmm().fit(seqs, n_iter=1, val=seqs, progress=False)
+    assert row["elapsed_s"] == 8.0  # 11 s in all, less the 3 s of validation
+    assert row["tokens_per_s"] == 5 / 8.0
+
+
+def test_distributed_true_without_a_launcher_is_a_plain_fit_and_false_ignores_the_launchers_variables(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    seqs = varied_sequences(random_hmm(seed=1), n=6, max_length=10)
+    plain, joined = random_hmm(seed=2), random_hmm(seed=2)
+    plain.fit(seqs, n_iter=2, tol=0.0, progress=False)
+    joined.fit(seqs, n_iter=2, tol=0.0, progress=False, distributed=True)
+    assert fit_bytes(joined) == fit_bytes(plain)
+    # under a launcher that did not finish its set-up, only a fit asked to be distributed reads its variables
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"^distributed: WORLD_SIZE > 1 but RANK, MASTER_ADDR, MASTER_PORT not set"):
+        random_hmm().fit(seqs, n_iter=1, progress=False, distributed=True)
+    assert len(random_hmm().fit(seqs, n_iter=1, progress=False)) == 1
+
+
+def final_bar_line(total_done, total, nats):
+    """The one line a headless (STORYLAB_HEADLESS) EM bar prints when it closes."""
+    import re
+
+    rate = r"(\?|[0-9.]+)iter/s|[0-9.]+s/iter"
+    return rf"\rEM: +\d+%\|[^|]*\| {total_done}/{total} \[[0-9:]+<[0-9:?]+, ({rate}), train_nats_per_token={re.escape(f'{nats:.4f}')}\]\n"
+
+
+def test_fit_shows_one_em_bar_by_default_and_none_with_progress_false(monkeypatch, capsys):
+    import re
+
+    monkeypatch.setenv("STORYLAB_HEADLESS", "1")  # the bar prints nothing until it closes, then one line
+    history = one_state_hmm().fit(ONE_STATE_DATA)
+    assert re.fullmatch(final_bar_line(3, 50, history[-1]["train_nats_per_token"]), capsys.readouterr().err)
+    one_state_hmm().fit(ONE_STATE_DATA, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+class RecordingTracker(Tracker):
+    """A tracker that keeps what it is given to log (writing nothing)."""
+
+    def __init__(self):
+        super().__init__(None)
+        self.logged = []
+
+    def log(self, step, scalars):
+        self.logged.append((step, dict(scalars)))
+
+
+def test_a_resumed_fit_replays_its_rows_to_the_tracker_and_its_bar_counts_from_the_checkpoint(tmp_path, monkeypatch, capsys):
+    import re
+
+    seqs = varied_sequences(random_hmm(seed=1), n=6, max_length=10)
+    random_hmm(seed=3).fit(seqs, n_iter=2, tol=0.0, val=seqs[:2], progress=False, checkpoint=tmp_path / "ckpt")
+    stale = tmp_path / "ckpt" / ".tmp-hmm.safetensors-0123abcd"  # what a fit killed inside a save leaves
+    stale.write_bytes(b"half a file")
+    monkeypatch.setenv("STORYLAB_HEADLESS", "1")
+    tracker = RecordingTracker()
+    history = random_hmm(seed=3).fit(seqs, n_iter=3, tol=0.0, val=seqs[:2], checkpoint=tmp_path / "ckpt", tracker=tracker)
+    assert len(history) == 3 and not stale.exists()
+    assert tracker.logged == [(row["iteration"], {"em/train_nats_per_token": row["train_nats_per_token"],
+                                                  "em/val_nats_per_token": row["val_nats_per_token"],
+                                                  "em/tokens_per_s": row["tokens_per_s"], "em/iteration_s": row["elapsed_s"]})
+                              for row in history]
+    # the bar starts at the checkpoint's 2 iterations and ends at 3 of 3, redrawn once, when it closes
+    assert re.fullmatch(final_bar_line(3, 3, history[-1]["train_nats_per_token"]), capsys.readouterr().err)
+
+
+def test_the_data_fingerprint_is_the_sizes_and_a_hash_of_each_length_then_its_ids():
+    import hashlib
+
+    from storylab.hmm import data_fingerprint
+
+    seqs = [np.array([3, 1, 4], dtype=np.int32), np.array([1]), np.array([5, 9])]
+    record = np.array([3, 3, 1, 4, 1, 1, 2, 5, 9], dtype=np.int64)
+    expected = {"n_sequences": 3, "n_tokens": 6, "sha256": hashlib.sha256(record.tobytes()).hexdigest()[:16]}
+    assert data_fingerprint(seqs) == expected
+    assert data_fingerprint(as_token_source(seqs, 10)) == expected
+
+
+def test_sample_defaults_to_seed_0_and_needs_at_least_one_token():
+    hmm = random_hmm(n_states=3, vocab_size=4, seed=1)
+    tokens, states = hmm.sample(3, 6)
+    assert np.array_equal(tokens, hmm.sample(3, 6, seed=0)[0]) and np.array_equal(states, hmm.sample(3, 6, seed=0)[1])
+    assert not np.array_equal(tokens, hmm.sample(3, 6, seed=1)[0])
+    with pytest.raises(ValueError, match=r"^n: expected an integer >= 1, got 0$"):
+        hmm.sample(0, 6)
+    with pytest.raises(ValueError, match=r"^length: expected an integer >= 1, got 0$"):
+        hmm.sample(3, 0)
+
+
+def test_from_params_takes_tensors_of_any_float_dtype_or_lists_of_row_tensors_and_keeps_its_settings():
+    from storylab.devices import resolve_device
+
+    start, trans, emit = [0.25, 0.75], [[0.5, 0.5], [0.25, 0.75]], [[0.5, 0.25, 0.25], [0.0, 0.5, 0.5]]  # exact in binary
+    plain = CategoricalHMM.from_params(start, trans, emit)
+    assert (plain.device, plain.eot_id, plain.dtype) == (resolve_device("auto"), None, torch.float32)
+    mixed = CategoricalHMM.from_params(torch.tensor(start, dtype=torch.bfloat16), np.array(trans), [torch.tensor(row) for row in emit],
+                                       device="cpu", eot_id=2, dtype="float64")
+    assert (mixed.eot_id, mixed.dtype) == (2, torch.float64)
+    for got, want in zip(tables(mixed), (start, trans, emit)):
+        assert got.dtype == torch.float64 and np.array_equal(got.numpy(), np.array(want))
+    back = CategoricalHMM.from_pomegranate(mixed.to_pomegranate(), vocab_size=3)
+    assert back.device == resolve_device("auto") and np.allclose(params64(back)[2], emit)
 
 
 # ----------------------------------------------------------------------------- engine bookkeeping

@@ -139,6 +139,18 @@ def test_emissions_outside_the_blocks_stay_exactly_zero_through_em():
     assert lls[-1] > lls[0]
 
 
+def test_a_first_fit_deals_the_tokens_into_blocks_by_the_models_method_and_seed():
+    seqs = corpus(n=10)
+    expected = assign_token_blocks(seqs, 10, 2, "random", seed=3)
+    assert not np.array_equal(expected, assign_token_blocks(seqs, 10, 2, "random", seed=0))  # the seed matters for this data
+    hmm = CategoricalHMM(4, 10, seed=3, device="cpu", emission_blocks=2, token_block_method="random")
+    hmm.fit(seqs, n_iter=1, progress=False)
+    allowed = (np.arange(4) // 2)[:, None] == expected[None, :]
+    assert np.array_equal(hmm.token_blocks, expected) and (hmm.emit.numpy()[~allowed] == 0).all()
+    given = CategoricalHMM(4, 10, seed=0, device="cpu", emission_blocks=2, token_blocks=expected)
+    assert np.array_equal(given.token_blocks, expected) and (given.emit.numpy()[~allowed] == 0).all()
+
+
 def test_blocks_from_the_data_save_load_and_resume_to_the_same_bytes(tmp_path):
     seqs = corpus(n=30)
     unbroken = CategoricalHMM(12, 10, seed=0, device="cpu", emission_blocks=3)

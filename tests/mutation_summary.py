@@ -30,8 +30,12 @@ SURVIVED = {0}
 NO_TESTS = {5, 33}
 
 
+NOT_EQUIVALENT_HEADING = "## Survivors reached only by the multi-process tests"  # names below it are not judged equivalent
+
+
 def judged_equivalent() -> set[str]:
     text = JUDGED.read_text() if JUDGED.exists() else ""
+    text = text.split(NOT_EQUIVALENT_HEADING)[0]
     return set(re.findall(r"`(storylab\.[\w.ǁ]+__mutmut_\d+)`", text))
 
 

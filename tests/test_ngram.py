@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from storylab.ngram import BigramModel, NeuralBigram, UnigramModel
 
@@ -50,6 +51,7 @@ def test_sizes_follow_the_tables():
     assert (neural.family, neural.label) == ("neural bigram", "neural bigram")
 
 
+@pytest.mark.filterwarnings("error")  # log(0) of an unsmoothed count is a deliberate -inf, not a warning
 def test_smoothing_gives_unseen_tokens_nonzero_probability():
     unseen = [np.array([3, 4, 0])]
     assert np.isneginf(BigramModel(5, EOT, k=0).fit(STORIES).log_likelihood(unseen)[0])
@@ -130,3 +132,52 @@ def test_each_argument_is_checked_by_name_at_its_boundary(family, name):
 def test_a_new_model_has_seen_no_tokens(family):
     model = family(vocab_size=3, eot_id=0, **({"device": "cpu"} if family is NeuralBigram else {}))
     assert model.train_tokens == 0
+
+
+@pytest.mark.parametrize("family", [UnigramModel, BigramModel, NeuralBigram])
+def test_token_ids_out_of_range_are_named_as_sequences(family):
+    model = family(5, EOT, **({"device": "cpu", "steps": 2} if family is NeuralBigram else {}))
+    with pytest.raises(ValueError, match=r"^sequences: token id 7"):
+        model.fit([np.array([1, 7])])
+    with pytest.raises(ValueError, match=r"^sequences: token id 9"):
+        model.fit(STORIES).token_nats([np.array([9])])
+
+
+def test_defaults_and_counts_are_integers():
+    for family in (UnigramModel, BigramModel):
+        assert family(5, EOT).k == 1.0
+        assert family(5, EOT).counts.dtype == np.int64 and family(5, EOT).fit(STORIES).counts.dtype == np.int64
+    neural = NeuralBigram(5, EOT, device="cpu")
+    assert (neural.steps, neural.lr, neural.weight_decay, neural.batch_size, neural.seed) == (300, 0.5, 0.0, None, 0)
+
+
+def test_a_new_neural_bigram_is_uniform_and_its_history_counts_steps_from_one():
+    model = NeuralBigram(5, EOT, steps=2, device="cpu")
+    assert model.history == [] and np.allclose(model.probs, np.full((5, 5), 0.2))
+    model.fit(STORIES)
+    # the first step's loss is at all-zero logits: ln V nats per token, whatever the counts
+    assert model.history[0] == {"step": 1, "train_nats_per_token": pytest.approx(np.log(5))}
+    assert [row["step"] for row in model.history] == [1, 2]
+
+
+def test_neural_bigram_minibatches_follow_its_seed_and_weight_decay_is_applied():
+    def fit(**options):
+        return NeuralBigram(5, EOT, steps=5, device="cpu", **options).fit(STORIES).logits
+
+    assert torch.equal(fit(batch_size=3, seed=3), fit(batch_size=3, seed=3))
+    assert not torch.equal(fit(batch_size=3, seed=3), fit(batch_size=3, seed=4))
+    assert not torch.equal(fit(weight_decay=0.5), fit(weight_decay=0.0))
+
+
+@pytest.mark.parametrize("family", [UnigramModel, BigramModel])
+def test_generate_draws_each_token_from_next_token_probs(family):
+    from storylab.sampling import generate_tokens
+
+    model = family(5, EOT, k=0.5).fit(STORIES)
+    for prefix, options in (([], {}), ([1, 2], {"top_k": 2}), ([2], {"temperature": 0.7, "seed": 3})):
+        def predict(new_ids, prefix=prefix):
+            return model.next_token_probs([*prefix, *new_ids])
+
+        # defaults as in storylab.lm: temperature 1, seed 0, no top_k
+        expected = generate_tokens(predict, 20, vocab_size=5, eot_id=EOT, stop_id=None, **{"temperature": 1.0, "seed": 0, **options})
+        assert list(model.generate(prefix, 20, stop_id=None, **options)) == list(expected), (prefix, options)

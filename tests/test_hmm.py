@@ -177,6 +177,18 @@ def test_expected_counts_are_the_e_step_statistics_and_leave_the_model_alone():
     assert all(torch.equal(a, b) for a, b in zip(before, tables(hmm))) and hmm.history == []
 
 
+def test_expected_counts_name_their_argument_and_read_no_launcher_unless_asked(monkeypatch):
+    hmm = random_hmm(n_states=3, vocab_size=5)
+    with pytest.raises(ValueError, match=r"^sequences: token id 9"):
+        hmm.expected_counts([np.array([1, 9])])
+    monkeypatch.setenv("WORLD_SIZE", "2")  # a launcher that did not finish its set-up
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert hmm.expected_counts([np.array([1, 2])]).n_tokens == 2
+    with pytest.raises(ValueError, match=r"^distributed: WORLD_SIZE > 1"):
+        hmm.expected_counts([np.array([1, 2])], distributed=True)
+
+
 def test_repr_names_the_sizes_and_only_the_settings_that_differ_from_the_defaults():
     assert repr(random_hmm(n_states=3, vocab_size=5)) == "CategoricalHMM(n_states=3, vocab_size=5, device='cpu', iterations=0)"
     blocked = CategoricalHMM(4, 6, device="cpu", emission_blocks=2, dtype="float64")

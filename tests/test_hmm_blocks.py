@@ -90,6 +90,19 @@ def test_one_blocked_em_step_equals_the_dense_expansion_and_numpy(smoothing):
         assert hmm.history[0]["train_log_likelihood"] == pytest.approx(dense.history[0]["train_log_likelihood"], rel=1e-6)
 
 
+def test_a_block_whose_tokens_never_occur_keeps_its_transition_and_emission_rows():
+    # without smoothing the states of block 2 get no counts (none of its tokens occur): their rows stay
+    hmm = blocked_hmm()
+    seqs = [seq[TOKEN_BLOCKS[seq] != 2] for seq in corpus()]
+    seqs = [seq for seq in seqs if len(seq)]
+    old_trans, old_emit = hmm.trans.clone(), hmm.emit.clone()
+    dense = dense_expansion(hmm)
+    hmm.fit(seqs, n_iter=1, progress=False)
+    dense.fit(seqs, n_iter=1, progress=False)
+    assert torch.equal(hmm.trans[8:], old_trans[8:]) and torch.equal(hmm.emit[8:], old_emit[8:])
+    assert np.allclose(params64(hmm)[1][:8], params64(dense)[1][:8], atol=1e-6)
+
+
 @pytest.mark.filterwarnings("error")
 def test_a_float64_blocked_em_step_equals_numpy_to_float64_precision():
     hmm = blocked_hmm(dtype="float64")

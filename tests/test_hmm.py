@@ -228,6 +228,29 @@ def test_sampling_a_deterministic_hmm_gives_its_one_path_and_bad_sizes_are_named
             hmm.sample(*args)
 
 
+def test_constructor_arguments_are_checked_by_name_at_their_bounds_and_defaults_hold(tmp_path):
+    from safetensors import safe_open
+
+    base = {"n_states": 3, "vocab_size": 5, "device": "cpu"}
+    for kwargs, message in [({"n_states": 0}, "n_states: expected an integer >= 1, got 0"),
+                            ({"vocab_size": 0}, "vocab_size: expected an integer >= 1, got 0"),
+                            ({"eot_id": 5}, "eot_id: expected an integer in [0, 5), got 5"),
+                            ({"seed": -1}, "seed: expected an integer >= 0, got -1"),
+                            ({"concentration": 0.0}, "concentration: expected a number > 0, got 0.0"),
+                            ({"n_states": 6, "emission_blocks": 6}, "emission_blocks: 6 blocks need at least one token each, vocab_size is 5")]:
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            CategoricalHMM(**{**base, **kwargs})
+    CategoricalHMM(3, 1, device="cpu")  # one token is enough
+    assert CategoricalHMM(5, 5, device="cpu", emission_blocks=5, token_blocks=np.arange(5)).emission_blocks == 5  # a token per block
+    hmm = CategoricalHMM(3, 5)
+    assert (hmm.seed, hmm.concentration, hmm.dtype, hmm.device.type, hmm.eot_id) == (0, 1.0, torch.float32, "cpu", None)
+    assert CategoricalHMM.from_params([1.0], [[1.0]], [[1.0]], device="cpu").seed == 0  # settings not given take the defaults
+    hmm.save(tmp_path / "unfitted")  # nothing fitted yet: the header says so with nulls
+    with safe_open(str(tmp_path / "unfitted" / "hmm.safetensors"), "np") as file:
+        meta = json.loads(file.metadata()["meta"])
+    assert meta["data_fingerprint"] is None and meta["fit_settings"] is None
+
+
 def test_an_em_step_keeps_an_unvisited_state_and_normalises_a_rarely_visited_one():
     # one sequence (start counts total exactly 1); state 2 expects well under one visit;
     # state 3 is unreachable, so without smoothing its rows have no counts and keep their values

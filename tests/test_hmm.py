@@ -767,8 +767,6 @@ def rewrite_checkpoint(folder, drop=(), **tensors):
 
 
 def test_a_checkpoint_the_fit_cannot_continue_is_refused_naming_what_differs(tmp_path):
-    import re
-
     seqs = varied_sequences(random_hmm(n_states=3, vocab_size=4, seed=2), n=5, max_length=10)
     folder, folder64 = tmp_path / "ckpt", tmp_path / "ckpt64"
     CategoricalHMM(4, 4, seed=0, device="cpu").fit(seqs, n_iter=1, progress=False, checkpoint=folder)
@@ -796,8 +794,6 @@ def test_a_checkpoint_the_fit_cannot_continue_is_refused_naming_what_differs(tmp
 
 
 def test_a_blocked_checkpoint_with_emissions_outside_its_blocks_is_refused(tmp_path):
-    import re
-
     seqs = varied_sequences(random_hmm(n_states=3, vocab_size=4, seed=2), n=5, max_length=10)
     CategoricalHMM(4, 4, seed=0, device="cpu", emission_blocks=2).fit(seqs, n_iter=1, progress=False, checkpoint=tmp_path / "ckpt")
     rewrite_checkpoint(tmp_path / "ckpt", emit=torch.full((4, 4), 0.25))
@@ -890,8 +886,6 @@ def test_fit_packs_at_most_batch_tokens_tokens_into_each_e_step_batch(monkeypatc
 def test_the_iteration_time_is_the_e_and_m_step_without_the_validation_scoring(monkeypatch):
     import types
 
-    import storylab.hmm as hmm_module
-
     # read at the step's start, around the validation scoring, and at the M-step's end
     clock = iter([100.0, 101.0, 104.0, 111.0])
     monkeypatch.setattr(hmm_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
@@ -918,15 +912,11 @@ def test_distributed_true_without_a_launcher_is_a_plain_fit_and_false_ignores_th
 
 def final_bar_line(total_done, total, nats):
     """The one line a headless (STORYLAB_HEADLESS) EM bar prints when it closes."""
-    import re
-
     rate = r"(\?|[0-9.]+)iter/s|[0-9.]+s/iter"
     return rf"\rEM: +\d+%\|[^|]*\| {total_done}/{total} \[[0-9:]+<[0-9:?]+, ({rate}), train_nats_per_token={re.escape(f'{nats:.4f}')}\]\n"
 
 
 def test_fit_shows_one_em_bar_by_default_and_none_with_progress_false(monkeypatch, capsys):
-    import re
-
     monkeypatch.setenv("STORYLAB_HEADLESS", "1")  # the bar prints nothing until it closes, then one line
     history = one_state_hmm().fit(ONE_STATE_DATA)
     assert re.fullmatch(final_bar_line(3, 50, history[-1]["train_nats_per_token"]), capsys.readouterr().err)
@@ -946,8 +936,6 @@ class RecordingTracker(Tracker):
 
 
 def test_a_resumed_fit_replays_its_rows_to_the_tracker_and_its_bar_counts_from_the_checkpoint(tmp_path, monkeypatch, capsys):
-    import re
-
     seqs = varied_sequences(random_hmm(seed=1), n=6, max_length=10)
     random_hmm(seed=3).fit(seqs, n_iter=2, tol=0.0, val=seqs[:2], progress=False, checkpoint=tmp_path / "ckpt")
     stale = tmp_path / "ckpt" / ".tmp-hmm.safetensors-0123abcd"  # what a fit killed inside a save leaves
